@@ -1,0 +1,304 @@
+#include "attachment.hpp"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <net/if.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <system_error>
+
+#include <fmt/format.h>
+
+#include "bpf_handles.hpp"
+#include "maps.hpp"
+#include "skeleton.hpp"
+#include "system.hpp"
+
+namespace portmux {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kPinRoot = "/sys/fs/bpf/portmux";
+constexpr const char* kProgramName = "portmux_xdp";
+constexpr const char* kProgramPin = "xdp_program";
+constexpr const char* kFrontendsPin = "frontends";
+constexpr const char* kCursorsPin = "rr_cursors";
+
+std::string errno_text(int err) {
+    return std::strerror(err < 0 ? -err : err);
+}
+
+const char* mode_name(xdp_attach_mode mode) {
+    switch (mode) {
+    case XDP_MODE_NATIVE:
+        return "native";
+    case XDP_MODE_SKB:
+        return "generic";
+    case XDP_MODE_HW:
+        return "offload";
+    default:
+        return "unknown";
+    }
+}
+
+const char* attachment_name(const xdp_multiprog* multiprog) {
+    return xdp_multiprog__is_legacy(multiprog) ? "legacy (single program)" : "libxdp dispatcher";
+}
+
+XdpMultiprogPtr programs_on(unsigned ifindex) {
+    xdp_multiprog* multiprog = xdp_multiprog__get_from_ifindex(static_cast<int>(ifindex));
+    if (libxdp_get_error(multiprog)) {
+        return nullptr;
+    }
+    return XdpMultiprogPtr(multiprog);
+}
+
+// Our program among those on the interface: by id when known, else by name.
+xdp_program* find_program(const xdp_multiprog* multiprog, std::uint32_t id) {
+    auto matches = [id](const xdp_program* program) {
+        return program && (id ? xdp_program__id(program) == id
+                              : std::strcmp(xdp_program__name(program), kProgramName) == 0);
+    };
+    if (xdp_multiprog__is_legacy(multiprog)) {
+        xdp_program* main = xdp_multiprog__main_prog(multiprog);
+        return matches(main) ? main : nullptr;
+    }
+    for (xdp_program* program = xdp_multiprog__next_prog(nullptr, multiprog); program;
+         program = xdp_multiprog__next_prog(program, multiprog)) {
+        if (matches(program)) {
+            return program;
+        }
+    }
+    return nullptr;
+}
+
+std::string describe_programs(unsigned ifindex) {
+    XdpMultiprogPtr multiprog = programs_on(ifindex);
+    if (!multiprog) {
+        return "none";
+    }
+    if (xdp_multiprog__is_legacy(multiprog.get())) {
+        const xdp_program* main = xdp_multiprog__main_prog(multiprog.get());
+        return main ? fmt::format("{} (id {}, attached without libxdp's dispatcher)",
+                                  xdp_program__name(main), xdp_program__id(main))
+                    : "none";
+    }
+    return fmt::format("a libxdp dispatcher with {} program(s)",
+                       xdp_multiprog__program_count(multiprog.get()));
+}
+
+std::uint32_t pinned_program_id(const fs::path& dir) {
+    UniqueFd fd(bpf_obj_get((dir / kProgramPin).c_str()));
+    if (!fd) {
+        return 0;
+    }
+    bpf_prog_info info{};
+    __u32 length = sizeof info;
+    if (bpf_obj_get_info_by_fd(fd.get(), &info, &length) != 0) {
+        return 0;
+    }
+    return info.id;
+}
+
+void remove_pins(const std::string& iface) {
+    std::error_code ignored;
+    fs::remove_all(pin_directory(iface), ignored);
+    fs::remove(kPinRoot, ignored);  // only succeeds once no interface is left
+}
+
+// The program and the object it came from, closed program first.
+struct LoadedProgram {
+    SkeletonPtr skeleton;
+    XdpProgramPtr program;
+};
+
+int attach_in_mode(unsigned ifindex, xdp_attach_mode mode, LoadedProgram& loaded) {
+    // libxdp loads the object as it attaches it, so each try needs a fresh,
+    // unloaded object.
+    loaded.program.reset();
+    loaded.skeleton = open_skeleton();
+    xdp_program_opts opts{};
+    opts.sz = sizeof opts;
+    opts.obj = loaded.skeleton->obj;
+    opts.prog_name = kProgramName;
+    xdp_program* program = xdp_program__create(&opts);
+    if (long err = libxdp_get_error(program)) {
+        throw std::runtime_error(
+            fmt::format("preparing the XDP program: {}", errno_text(static_cast<int>(err))));
+    }
+    loaded.program.reset(program);
+    return xdp_program__attach(program, static_cast<int>(ifindex), mode, 0);
+}
+
+std::string attach_failure(const std::string& iface, unsigned ifindex, xdp_attach_mode mode,
+                           int err) {
+    if (err == -EOPNOTSUPP && mode == XDP_MODE_NATIVE) {
+        return fmt::format(
+            "the driver of {} does not support native XDP; use --mode generic or --mode auto",
+            iface);
+    }
+    if (err == -EEXIST || err == -EBUSY) {
+        return fmt::format("{} already has an XDP program that libxdp cannot share: {}", iface,
+                           describe_programs(ifindex));
+    }
+    return fmt::format("attaching the XDP program to {} in {} mode failed: {}", iface,
+                       mode_name(mode), errno_text(err));
+}
+
+// Undoes a partial attach unless dismissed.
+class AttachRollback {
+public:
+    AttachRollback(std::string iface, unsigned ifindex, xdp_attach_mode mode)
+        : iface_(std::move(iface)), ifindex_(ifindex), mode_(mode) {}
+    AttachRollback(const AttachRollback&) = delete;
+    AttachRollback& operator=(const AttachRollback&) = delete;
+    ~AttachRollback() {
+        if (program_) {
+            xdp_program__detach(program_, static_cast<int>(ifindex_), mode_, 0);
+            remove_pins(iface_);
+        }
+    }
+    void arm(xdp_program* program) { program_ = program; }
+    void dismiss() { program_ = nullptr; }
+
+private:
+    std::string iface_;
+    unsigned ifindex_;
+    xdp_attach_mode mode_;
+    xdp_program* program_ = nullptr;
+};
+
+void pin(int fd, const fs::path& path) {
+    if (bpf_obj_pin(fd, path.c_str()) != 0) {
+        throw std::runtime_error(fmt::format("pinning {}: {}", path.string(), errno_text(errno)));
+    }
+}
+
+void make_private_directory(const fs::path& dir) {
+    if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+        throw std::runtime_error(
+            fmt::format("creating {}: {}", dir.string(), errno_text(errno)));
+    }
+}
+
+}  // namespace
+
+fs::path pin_directory(const std::string& iface) {
+    return fs::path(kPinRoot) / iface;
+}
+
+AttachOutcome attach(const std::string& iface, const Config& config, AttachMode mode) {
+    require_bpf_privileges("portmux attach");
+    const unsigned ifindex = interface_index(iface);
+    ensure_bpffs();
+    if (fs::exists(pin_directory(iface))) {
+        throw std::runtime_error(fmt::format(
+            "portmux is already attached to {} (pins in {}); detach it first", iface,
+            pin_directory(iface).string()));
+    }
+
+    LoadedProgram loaded;
+    AttachOutcome outcome;
+    xdp_attach_mode xdp_mode = mode == AttachMode::generic ? XDP_MODE_SKB : XDP_MODE_NATIVE;
+    int err = attach_in_mode(ifindex, xdp_mode, loaded);
+    if (err && mode == AttachMode::automatic && err != -EEXIST && err != -EBUSY) {
+        outcome.fallback_note = fmt::format("native XDP failed on {} ({}), fell back to generic",
+                                            iface, errno_text(err));
+        xdp_mode = XDP_MODE_SKB;
+        err = attach_in_mode(ifindex, xdp_mode, loaded);
+    }
+    if (err) {
+        throw std::runtime_error(attach_failure(iface, ifindex, xdp_mode, err));
+    }
+
+    AttachRollback rollback(iface, ifindex, xdp_mode);
+    rollback.arm(loaded.program.get());
+
+    make_private_directory(kPinRoot);
+    const fs::path dir = pin_directory(iface);
+    make_private_directory(dir);
+    pin(xdp_program__fd(loaded.program.get()), dir / kProgramPin);
+    pin(bpf_map__fd(loaded.skeleton->maps.frontends), dir / kFrontendsPin);
+    pin(bpf_map__fd(loaded.skeleton->maps.rr_cursors), dir / kCursorsPin);
+
+    write_config({bpf_map__fd(loaded.skeleton->maps.frontends),
+                  bpf_map__fd(loaded.skeleton->maps.rr_cursors)},
+                 config);
+
+    outcome.mode = mode_name(xdp_mode);
+    outcome.program_id = xdp_program__id(loaded.program.get());
+    XdpMultiprogPtr multiprog = programs_on(ifindex);
+    outcome.attachment = multiprog ? attachment_name(multiprog.get()) : "unknown";
+    rollback.dismiss();
+    return outcome;
+}
+
+void detach(const std::string& iface) {
+    require_bpf_privileges("portmux detach");
+    ensure_bpffs();
+    const fs::path dir = pin_directory(iface);
+    const bool pinned = fs::exists(dir);
+    const unsigned ifindex = if_nametoindex(iface.c_str());
+
+    XdpMultiprogPtr multiprog = ifindex ? programs_on(ifindex) : nullptr;
+    xdp_program* program =
+        multiprog ? find_program(multiprog.get(), pinned ? pinned_program_id(dir) : 0) : nullptr;
+    if (!pinned && !program) {
+        throw NotAttached(ifindex ? fmt::format("portmux is not attached to {}", iface)
+                                  : fmt::format("no such interface: {}", iface));
+    }
+    if (program) {
+        const int err = xdp_program__detach(program, static_cast<int>(ifindex),
+                                            xdp_multiprog__attach_mode(multiprog.get()), 0);
+        if (err) {
+            throw std::runtime_error(
+                fmt::format("detaching the XDP program from {}: {}", iface, errno_text(err)));
+        }
+    }
+    remove_pins(iface);
+}
+
+std::vector<std::string> attached_interfaces() {
+    std::vector<std::string> names;
+    std::error_code err;
+    for (const auto& entry : fs::directory_iterator(kPinRoot, err)) {
+        if (entry.is_directory()) {
+            names.push_back(entry.path().filename().string());
+        }
+    }
+    std::sort(names.begin(), names.end());
+    return names;
+}
+
+std::optional<InterfaceStatus> query_status(const std::string& iface) {
+    const fs::path dir = pin_directory(iface);
+    if (!fs::exists(dir)) {
+        return std::nullopt;
+    }
+    InterfaceStatus status;
+    status.iface = iface;
+    status.program_id = pinned_program_id(dir);
+
+    const unsigned ifindex = if_nametoindex(iface.c_str());
+    if (XdpMultiprogPtr multiprog = ifindex ? programs_on(ifindex) : nullptr) {
+        if (find_program(multiprog.get(), status.program_id)) {
+            status.program_attached = true;
+            status.mode = mode_name(xdp_multiprog__attach_mode(multiprog.get()));
+            status.attachment = attachment_name(multiprog.get());
+        }
+    }
+
+    UniqueFd frontends(bpf_obj_get((dir / kFrontendsPin).c_str()));
+    if (!frontends) {
+        throw std::runtime_error(fmt::format("opening pinned map {}: {}",
+                                             (dir / kFrontendsPin).string(), errno_text(errno)));
+    }
+    status.frontends = read_frontends(frontends.get());
+    return status;
+}
+
+}  // namespace portmux

@@ -1,0 +1,56 @@
+// Attaching the data path to an interface, finding it again, removing it.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "config.hpp"
+
+namespace portmux {
+
+enum class AttachMode { native, generic, automatic };
+
+// Where the maps of one interface are pinned.
+std::filesystem::path pin_directory(const std::string& iface);
+
+struct AttachOutcome {
+    std::string mode;            // "native" or "generic"
+    std::string attachment;      // "libxdp dispatcher" or "legacy (single program)"
+    std::uint32_t program_id = 0;
+    std::string fallback_note;   // set when auto mode fell back to generic
+};
+
+// Validates nothing about `config` (the caller did); loads and attaches the
+// program, pins its maps, writes the config. On any failure the interface
+// and bpffs are left as they were. Throws std::runtime_error.
+AttachOutcome attach(const std::string& iface, const Config& config, AttachMode mode);
+
+// Thrown by detach() when portmux is not attached to the interface.
+class NotAttached : public std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+// Removes the program from the interface (if the interface still exists)
+// and the pins.
+void detach(const std::string& iface);
+
+struct InterfaceStatus {
+    std::string iface;
+    bool program_attached = false;  // false: pins left behind without a program
+    std::string mode;
+    std::string attachment;
+    std::uint32_t program_id = 0;
+    std::vector<Frontend> frontends;
+};
+
+// The interfaces that have portmux pins.
+std::vector<std::string> attached_interfaces();
+
+// Status of one interface; std::nullopt when portmux is not attached there.
+std::optional<InterfaceStatus> query_status(const std::string& iface);
+
+}  // namespace portmux

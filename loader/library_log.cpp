@@ -1,0 +1,60 @@
+#include "library_log.hpp"
+
+#include <bpf/libbpf.h>
+#include <xdp/libxdp.h>
+
+#include <cstdarg>
+#include <cstdio>
+#include <string>
+#include <utility>
+
+namespace portmux {
+namespace {
+
+std::string captured;
+bool echo_everything = false;
+
+int append_message(bool is_debug, const char* format, va_list args) {
+    if (is_debug && !echo_everything) {
+        return 0;
+    }
+    // Verifier logs arrive as one long message: size it first.
+    va_list measure;
+    va_copy(measure, args);
+    const int length = std::vsnprintf(nullptr, 0, format, measure);
+    va_end(measure);
+    if (length < 0) {
+        return length;
+    }
+    std::string message(static_cast<std::size_t>(length) + 1, '\0');
+    std::vsnprintf(message.data(), message.size(), format, args);
+    message.pop_back();
+    if (echo_everything) {
+        std::fputs(message.c_str(), stderr);
+    } else {
+        captured += message;
+    }
+    return length;
+}
+
+int libbpf_message(enum libbpf_print_level level, const char* format, va_list args) {
+    return append_message(level == LIBBPF_DEBUG, format, args);
+}
+
+int libxdp_message(enum libxdp_print_level level, const char* format, va_list args) {
+    return append_message(level == LIBXDP_DEBUG, format, args);
+}
+
+}  // namespace
+
+void capture_library_logs(bool verbose) {
+    echo_everything = verbose;
+    libbpf_set_print(libbpf_message);
+    libxdp_set_print(libxdp_message);
+}
+
+std::string take_library_log() {
+    return std::exchange(captured, std::string());
+}
+
+}  // namespace portmux
