@@ -16,11 +16,39 @@
 #include <linux/types.h>
 
 #define PORTMUX_MAX_BACKENDS 64
-/* Frontend slots: one per (port, protocol) pair a config may name. */
+/* Round-robin order table: backends repeated by weight, drained ones left out. */
+#define PORTMUX_RR_SLOTS 256
+/* Entries of the frontends map: one per (port, protocol) pair. */
 #define PORTMUX_MAX_FRONTENDS 65536
+/* Default size of the per-CPU frontend_state array (the loader may raise it). */
+#define PORTMUX_DEFAULT_STATE_SLOTS 1024
+/* Default size of the flow and reply tables. */
+#define PORTMUX_DEFAULT_FLOW_TABLE_SIZE 65536
 
 #define PORTMUX_PROTO_TCP 6
 #define PORTMUX_PROTO_UDP 17
+
+/* Payload inspection bounds (validation matches and routing tags). */
+#define PORTMUX_MAX_MATCHES 4
+#define PORTMUX_MAX_MATCH_LEN 16
+#define PORTMUX_MAX_TAG_LEN 16
+#define PORTMUX_MAX_PAYLOAD_OFFSET 1500 /* offset + length may not exceed this */
+
+/* portmux_frontend.flags */
+#define PORTMUX_F_FLOW_AFFINITY (1 << 0)   /* UDP: a client sticks to one backend */
+#define PORTMUX_F_VALIDATE (1 << 1)        /* payload rules in .validation */
+#define PORTMUX_F_ROUTE (1 << 2)           /* backend chosen by a payload tag */
+#define PORTMUX_F_ROUTE_UNKNOWN_RR (1 << 3) /* unknown tag: round robin, else drop */
+
+/* Why a packet addressed to a frontend was dropped; indexes drops[]. */
+enum portmux_drop_reason {
+	PORTMUX_DROP_TOO_SHORT = 0,
+	PORTMUX_DROP_TOO_LONG = 1,
+	PORTMUX_DROP_MAGIC_MISMATCH = 2,
+	PORTMUX_DROP_UNKNOWN_TAG = 3,
+	PORTMUX_DROP_NO_BACKEND = 4,
+	PORTMUX_DROP_REASONS = 5,
+};
 
 /* Key of the `frontends` hash map. */
 struct portmux_frontend_key {
@@ -29,17 +57,99 @@ struct portmux_frontend_key {
 	__u8 pad;        /* always zero: part of the hashed key */
 };
 
-/* Value of the `frontends` hash map: the backends of one frontend. */
-struct portmux_backend_set {
+/* Bytes of the payload compared at a fixed offset, under a mask. */
+struct portmux_byte_match {
+	__u16 offset;    /* from the start of the L4 payload */
+	__u8 length;     /* 1..PORTMUX_MAX_MATCH_LEN */
+	__u8 pad;
+	__u8 value[PORTMUX_MAX_MATCH_LEN]; /* already masked */
+	__u8 mask[PORTMUX_MAX_MATCH_LEN];
+};
+
+struct portmux_validation {
+	__u16 min_payload; /* bytes, inclusive */
+	__u16 max_payload; /* bytes, inclusive */
+	__u8 match_count;  /* 0..PORTMUX_MAX_MATCHES */
+	__u8 pad[3];
+	struct portmux_byte_match matches[PORTMUX_MAX_MATCHES];
+};
+
+struct portmux_route_spec {
+	__u16 tag_offset; /* from the start of the UDP payload */
+	__u8 tag_length;  /* 1..PORTMUX_MAX_TAG_LEN */
+	__u8 pad;
+};
+
+/* Value of the `frontends` hash map: everything the data path needs. */
+struct portmux_frontend {
 	/*
-	 * Index into the per-CPU `rr_cursors` array, unique per frontend
-	 * and chosen by the loader, so round robin never writes to this
-	 * shared entry (see docs/design.md).
+	 * Index into the per-CPU `frontend_state` array, unique per frontend
+	 * and chosen by the loader: round robin and counters never write to
+	 * this shared entry (see docs/design.md).
 	 */
-	__u32 cursor_slot;
-	__u16 count;     /* valid entries in ports[], 1..PORTMUX_MAX_BACKENDS */
-	__u16 flags;     /* reserved, zero */
-	__be16 ports[PORTMUX_MAX_BACKENDS];
+	__u32 slot;
+	/* Changes with every config write that changes the backend set, so a
+	 * flow pinned before it re-checks that its backend still exists. */
+	__u32 generation;
+	__u16 flags;          /* PORTMUX_F_* */
+	__u16 backend_count;  /* valid entries in backends[] */
+	__u16 rr_length;      /* valid entries in rr_order[]; 0: no live backend */
+	__u16 flow_idle_seconds; /* UDP flow affinity: idle time before a rebalance */
+	__be16 backends[PORTMUX_MAX_BACKENDS];
+	__u8 rr_order[PORTMUX_RR_SLOTS]; /* indices into backends[] */
+	struct portmux_validation validation;
+	struct portmux_route_spec route;
+};
+
+/* Per-CPU state of one frontend slot: its round-robin cursor and counters. */
+struct portmux_backend_counters {
+	__u64 packets;
+	__u64 bytes;   /* whole frames as received */
+};
+
+struct portmux_frontend_state {
+	__u32 rr_cursor;
+	__u32 pad;
+	__u64 received; /* packets that matched the frontend */
+	__u64 drops[PORTMUX_DROP_REASONS];
+	struct portmux_backend_counters backends[PORTMUX_MAX_BACKENDS];
+};
+
+/*
+ * Key of the `flows` and `replies` LRU maps. In `flows` service_port is
+ * the frontend port (client -> frontend: which backend); in `replies` it
+ * is the backend port (backend -> client: which frontend port to show).
+ */
+struct portmux_flow_key {
+	__be32 client_addr[4]; /* IPv4 in [0], the rest zero */
+	__be16 client_port;
+	__be16 service_port;
+	__u8 protocol;
+	__u8 family;           /* 4 or 6 */
+	__u8 pad[2];
+};
+
+struct portmux_flow {
+	__be16 backend_port;
+	__u16 backend_index;   /* into portmux_frontend.backends[], valid for .generation */
+	__u32 generation;      /* portmux_frontend.generation when last checked */
+	__u64 created_ns;      /* tells a retransmitted SYN from a new connection */
+	__u64 last_seen_ns;    /* UDP flow affinity: idle timeout, refreshed coarsely */
+};
+
+struct portmux_reply {
+	__be16 frontend_port;
+	__u16 pad[3];
+};
+
+/* Key of the `routes` hash map: a frontend and a tag of its route spec. */
+struct portmux_route_key {
+	struct portmux_frontend_key frontend;
+	__u8 tag[PORTMUX_MAX_TAG_LEN]; /* tag_length bytes, zero padded */
+};
+
+struct portmux_route_target {
+	__u32 backend_index;   /* into portmux_frontend.backends[] */
 };
 
 #endif /* PORTMUX_SHARED_H */

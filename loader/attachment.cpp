@@ -16,6 +16,7 @@
 #include "maps.hpp"
 #include "skeleton.hpp"
 #include "system.hpp"
+#include "tc_egress.hpp"
 
 namespace portmux {
 namespace {
@@ -25,8 +26,12 @@ namespace fs = std::filesystem;
 constexpr const char* kPinRoot = "/sys/fs/bpf/portmux";
 constexpr const char* kProgramName = "portmux_xdp";
 constexpr const char* kProgramPin = "xdp_program";
+constexpr const char* kTcProgramPin = "tc_program";
 constexpr const char* kFrontendsPin = "frontends";
-constexpr const char* kCursorsPin = "rr_cursors";
+constexpr const char* kStatePin = "frontend_state";
+constexpr const char* kRoutesPin = "routes";
+constexpr const char* kFlowsPin = "flows";
+constexpr const char* kRepliesPin = "replies";
 
 std::string errno_text(int err) {
     return std::strerror(err < 0 ? -err : err);
@@ -91,8 +96,8 @@ std::string describe_programs(unsigned ifindex) {
                        xdp_multiprog__program_count(multiprog.get()));
 }
 
-std::uint32_t pinned_program_id(const fs::path& dir) {
-    UniqueFd fd(bpf_obj_get((dir / kProgramPin).c_str()));
+std::uint32_t pinned_program_id(const fs::path& dir, const char* pin_name = kProgramPin) {
+    UniqueFd fd(bpf_obj_get((dir / pin_name).c_str()));
     if (!fd) {
         return 0;
     }
@@ -116,11 +121,28 @@ struct LoadedProgram {
     XdpProgramPtr program;
 };
 
-int attach_in_mode(unsigned ifindex, xdp_attach_mode mode, LoadedProgram& loaded) {
+void size_maps(portmux_bpf& skeleton, const Config& config) {
+    const auto slots = std::max<std::size_t>(PORTMUX_DEFAULT_STATE_SLOTS, config.frontends.size());
+    const std::pair<bpf_map*, std::size_t> sizes[] = {
+        {skeleton.maps.frontend_state, slots},
+        {skeleton.maps.flows, config.flow_table_size},
+        {skeleton.maps.replies, config.flow_table_size},
+    };
+    for (const auto& [map, entries] : sizes) {
+        if (int err = bpf_map__set_max_entries(map, static_cast<__u32>(entries)); err) {
+            throw std::runtime_error(fmt::format("sizing map {} to {} entries: {}",
+                                                 bpf_map__name(map), entries, errno_text(err)));
+        }
+    }
+}
+
+int attach_in_mode(unsigned ifindex, xdp_attach_mode mode, const Config& config,
+                   LoadedProgram& loaded) {
     // libxdp loads the object as it attaches it, so each try needs a fresh,
     // unloaded object.
     loaded.program.reset();
     loaded.skeleton = open_skeleton();
+    size_maps(*loaded.skeleton, config);
     xdp_program_opts opts{};
     opts.sz = sizeof opts;
     opts.obj = loaded.skeleton->obj;
@@ -158,6 +180,11 @@ public:
     AttachRollback& operator=(const AttachRollback&) = delete;
     ~AttachRollback() {
         if (program_) {
+            try {
+                detach_tc_egress(ifindex_);
+            } catch (const std::exception&) {
+                // Best effort: the error that triggered the rollback matters more.
+            }
             xdp_program__detach(program_, static_cast<int>(ifindex_), mode_, 0);
             remove_pins(iface_);
         }
@@ -204,12 +231,12 @@ AttachOutcome attach(const std::string& iface, const Config& config, AttachMode 
     LoadedProgram loaded;
     AttachOutcome outcome;
     xdp_attach_mode xdp_mode = mode == AttachMode::generic ? XDP_MODE_SKB : XDP_MODE_NATIVE;
-    int err = attach_in_mode(ifindex, xdp_mode, loaded);
+    int err = attach_in_mode(ifindex, xdp_mode, config, loaded);
     if (err && mode == AttachMode::automatic && err != -EEXIST && err != -EBUSY) {
         outcome.fallback_note = fmt::format("native XDP failed on {} ({}), fell back to generic",
                                             iface, errno_text(err));
         xdp_mode = XDP_MODE_SKB;
-        err = attach_in_mode(ifindex, xdp_mode, loaded);
+        err = attach_in_mode(ifindex, xdp_mode, config, loaded);
     }
     if (err) {
         throw std::runtime_error(attach_failure(iface, ifindex, xdp_mode, err));
@@ -218,15 +245,22 @@ AttachOutcome attach(const std::string& iface, const Config& config, AttachMode 
     AttachRollback rollback(iface, ifindex, xdp_mode);
     rollback.arm(loaded.program.get());
 
+    const portmux_bpf& skeleton = *loaded.skeleton;
+    attach_tc_egress(ifindex, bpf_program__fd(skeleton.progs.portmux_tc_egress));
+
     make_private_directory(kPinRoot);
     const fs::path dir = pin_directory(iface);
     make_private_directory(dir);
     pin(xdp_program__fd(loaded.program.get()), dir / kProgramPin);
-    pin(bpf_map__fd(loaded.skeleton->maps.frontends), dir / kFrontendsPin);
-    pin(bpf_map__fd(loaded.skeleton->maps.rr_cursors), dir / kCursorsPin);
+    pin(bpf_program__fd(skeleton.progs.portmux_tc_egress), dir / kTcProgramPin);
+    pin(bpf_map__fd(skeleton.maps.frontends), dir / kFrontendsPin);
+    pin(bpf_map__fd(skeleton.maps.frontend_state), dir / kStatePin);
+    pin(bpf_map__fd(skeleton.maps.routes), dir / kRoutesPin);
+    pin(bpf_map__fd(skeleton.maps.flows), dir / kFlowsPin);
+    pin(bpf_map__fd(skeleton.maps.replies), dir / kRepliesPin);
 
-    write_config({bpf_map__fd(loaded.skeleton->maps.frontends),
-                  bpf_map__fd(loaded.skeleton->maps.rr_cursors)},
+    write_config({bpf_map__fd(skeleton.maps.frontends), bpf_map__fd(skeleton.maps.frontend_state),
+                  bpf_map__fd(skeleton.maps.routes)},
                  config);
 
     outcome.mode = mode_name(xdp_mode);
@@ -250,6 +284,9 @@ void detach(const std::string& iface) {
     if (!pinned && !program) {
         throw NotAttached(ifindex ? fmt::format("portmux is not attached to {}", iface)
                                   : fmt::format("no such interface: {}", iface));
+    }
+    if (ifindex) {
+        detach_tc_egress(ifindex);
     }
     if (program) {
         const int err = xdp_program__detach(program, static_cast<int>(ifindex),
@@ -292,13 +329,34 @@ std::optional<InterfaceStatus> query_status(const std::string& iface) {
         }
     }
 
-    UniqueFd frontends(bpf_obj_get((dir / kFrontendsPin).c_str()));
-    if (!frontends) {
-        throw std::runtime_error(fmt::format("opening pinned map {}: {}",
-                                             (dir / kFrontendsPin).string(), errno_text(errno)));
+    if (ifindex) {
+        status.tc_program_id = tc_egress_program_id(ifindex);
+        status.tc_attached = status.tc_program_id != 0 &&
+                             status.tc_program_id == pinned_program_id(dir, kTcProgramPin);
     }
-    status.frontends = read_frontends(frontends.get());
+
+    const PinnedMaps maps = open_pinned_maps(iface);
+    for (InstalledFrontend& installed : read_frontends(maps.data_path())) {
+        status.frontends.push_back(std::move(installed.frontend));
+    }
     return status;
+}
+
+PinnedMaps open_pinned_maps(const std::string& iface) {
+    const fs::path dir = pin_directory(iface);
+    if (!fs::exists(dir)) {
+        throw NotAttached(fmt::format("portmux is not attached to {}", iface));
+    }
+    auto open = [&dir](const char* name) {
+        UniqueFd fd(bpf_obj_get((dir / name).c_str()));
+        if (!fd) {
+            throw std::runtime_error(fmt::format("opening pinned map {}: {}",
+                                                 (dir / name).string(), errno_text(errno)));
+        }
+        return fd;
+    };
+    return {open(kFrontendsPin), open(kStatePin), open(kRoutesPin), open(kFlowsPin),
+            open(kRepliesPin)};
 }
 
 }  // namespace portmux

@@ -8,7 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "bpf_handles.hpp"
 #include "config.hpp"
+#include "maps.hpp"
 
 namespace portmux {
 
@@ -44,8 +46,26 @@ struct InterfaceStatus {
     std::string mode;
     std::string attachment;
     std::uint32_t program_id = 0;
+    bool tc_attached = false;       // the reply translator on TC egress
+    std::uint32_t tc_program_id = 0;
     std::vector<Frontend> frontends;
 };
+
+// The pinned maps of one interface, opened for reading and writing.
+struct PinnedMaps {
+    UniqueFd frontends;
+    UniqueFd frontend_state;
+    UniqueFd routes;
+    UniqueFd flows;
+    UniqueFd replies;
+
+    DataPathMaps data_path() const {
+        return {frontends.get(), frontend_state.get(), routes.get()};
+    }
+};
+
+// Opens the pinned maps of IFACE; throws NotAttached when there are none.
+PinnedMaps open_pinned_maps(const std::string& iface);
 
 // The interfaces that have portmux pins.
 std::vector<std::string> attached_interfaces();

@@ -4,10 +4,13 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "portmux_shared.h"
 
 namespace portmux {
 
@@ -15,14 +18,65 @@ enum class Protocol : std::uint8_t { tcp = 6, udp = 17 };
 
 std::string_view to_string(Protocol protocol);
 
+// How a UDP frontend spreads a client's datagrams (TCP is always per flow).
+enum class Affinity { packet, flow };
+
+enum class UnknownTagAction { drop, round_robin };
+
+struct Backend {
+    std::uint16_t port = 0;   // host byte order
+    std::uint16_t weight = 1; // share of round robin; 0: only reached by a route tag
+
+    Backend() = default;
+    Backend(std::uint16_t port_, std::uint16_t weight_ = 1) : port(port_), weight(weight_) {}
+    friend bool operator==(const Backend&, const Backend&) = default;
+};
+
+// Payload bytes that must equal `value` under `mask` (all ones when empty).
+struct ByteMatch {
+    std::uint16_t offset = 0;
+    std::vector<std::uint8_t> value;
+    std::vector<std::uint8_t> mask;
+    friend bool operator==(const ByteMatch&, const ByteMatch&) = default;
+};
+
+struct Validation {
+    std::uint16_t min_payload = 0;
+    std::uint16_t max_payload = 65535;
+    std::vector<ByteMatch> matches;
+    friend bool operator==(const Validation&, const Validation&) = default;
+};
+
+struct RouteTag {
+    std::vector<std::uint8_t> tag;
+    std::uint16_t backend_port = 0;
+    friend bool operator==(const RouteTag&, const RouteTag&) = default;
+};
+
+struct Route {
+    std::uint16_t offset = 0;
+    std::uint8_t length = 0;
+    std::vector<RouteTag> tags;
+    UnknownTagAction unknown = UnknownTagAction::drop;
+    friend bool operator==(const Route&, const Route&) = default;
+};
+
+inline constexpr std::uint16_t kDefaultFlowIdleSeconds = 30;
+
 struct Frontend {
     std::uint16_t port = 0;
     Protocol protocol = Protocol::udp;
-    std::vector<std::uint16_t> backends;  // host byte order, in config order
+    // In config order; route targets not listed as backends follow with weight 0.
+    std::vector<Backend> backends;
+    Affinity affinity = Affinity::packet;
+    std::uint16_t flow_idle_seconds = kDefaultFlowIdleSeconds;
+    std::optional<Validation> validate;
+    std::optional<Route> route;
 };
 
 struct Config {
     std::vector<Frontend> frontends;
+    std::uint32_t flow_table_size = PORTMUX_DEFAULT_FLOW_TABLE_SIZE;
 };
 
 // A config that cannot be used. path() names the offending JSON element in
@@ -33,7 +87,13 @@ public:
     const std::string& path() const noexcept { return path_; }
     const std::string& reason() const noexcept { return reason_; }
 
+    // The same error reported against FILE: path() and reason() are kept,
+    // what() becomes "FILE: <path>: <reason>".
+    ConfigError in_file(const std::filesystem::path& file) const;
+
 private:
+    ConfigError(std::string path, std::string reason, const std::string& message);
+
     std::string path_;
     std::string reason_;
 };
@@ -41,7 +101,8 @@ private:
 // Parses and validates a config document; throws ConfigError.
 Config parse_config(std::string_view json_text);
 
-// Reads FILE and parses it; the error message names the file too.
+// Reads FILE and parses it; the error message names the file too. A file
+// that cannot be read is a ConfigError with an empty path naming the cause.
 Config load_config(const std::filesystem::path& file);
 
 }  // namespace portmux

@@ -6,16 +6,22 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
+#include <map>
 #include <set>
 #include <system_error>
 #include <tuple>
 
 #include <fmt/format.h>
 
-#include "portmux_shared.h"
-
 namespace portmux {
 namespace {
+
+using KeyTuple = std::tuple<std::uint16_t, std::uint8_t>;
+
+KeyTuple key_tuple(const portmux_frontend_key& key) {
+    return {key.port, key.protocol};
+}
 
 portmux_frontend_key make_key(const Frontend& frontend) {
     portmux_frontend_key key{};
@@ -24,73 +30,249 @@ portmux_frontend_key make_key(const Frontend& frontend) {
     return key;
 }
 
-portmux_backend_set make_backend_set(const Frontend& frontend, std::uint32_t cursor_slot) {
-    portmux_backend_set set{};
-    set.cursor_slot = cursor_slot;
-    set.count = static_cast<std::uint16_t>(frontend.backends.size());
-    std::transform(frontend.backends.begin(), frontend.backends.end(), set.ports,
-                   [](std::uint16_t port) { return htons(port); });
-    return set;
-}
-
 [[noreturn]] void throw_map_error(int err, std::string_view what) {
     throw std::system_error(err, std::generic_category(), std::string(what));
 }
 
-std::vector<portmux_frontend_key> list_keys(int frontends_fd) {
-    std::vector<portmux_frontend_key> keys;
-    portmux_frontend_key next{};
-    while (bpf_map_get_next_key(frontends_fd, keys.empty() ? nullptr : &keys.back(), &next) == 0) {
+template <typename Key>
+std::vector<Key> list_keys(int map_fd, std::string_view map_name) {
+    std::vector<Key> keys;
+    Key next{};
+    while (bpf_map_get_next_key(map_fd, keys.empty() ? nullptr : &keys.back(), &next) == 0) {
         keys.push_back(next);
     }
     if (errno != ENOENT) {
-        throw_map_error(errno, "listing the frontends map");
+        throw_map_error(errno, fmt::format("listing the {} map", map_name));
     }
     return keys;
 }
 
-void reset_cursor(int rr_cursors_fd, std::uint32_t slot) {
+// Same backends in the same order, same generation: flows stay valid.
+std::uint32_t backend_generation(const Frontend& frontend) {
+    std::uint32_t hash = 2166136261u;  // FNV-1a
+    for (const Backend& backend : frontend.backends) {
+        for (int shift : {8, 0}) {
+            hash ^= (backend.port >> shift) & 0xff;
+            hash *= 16777619u;
+        }
+    }
+    return hash;
+}
+
+std::uint32_t state_capacity(int frontend_state_fd) {
+    bpf_map_info info{};
+    __u32 length = sizeof info;
+    if (bpf_obj_get_info_by_fd(frontend_state_fd, &info, &length) != 0) {
+        throw_map_error(errno, "reading the frontend_state map's size");
+    }
+    return info.max_entries;
+}
+
+void zero_state(int frontend_state_fd, std::uint32_t slot) {
     // A per-CPU array is written for every possible CPU at once.
     const int cpus = libbpf_num_possible_cpus();
     if (cpus <= 0) {
         throw_map_error(-cpus, "counting possible CPUs");
     }
-    const std::vector<std::uint32_t> zeros(static_cast<std::size_t>(cpus), 0);
-    if (bpf_map_update_elem(rr_cursors_fd, &slot, zeros.data(), BPF_ANY) != 0) {
-        throw_map_error(errno, fmt::format("resetting round-robin cursor {}", slot));
+    const std::vector<portmux_frontend_state> zeros(static_cast<std::size_t>(cpus));
+    if (bpf_map_update_elem(frontend_state_fd, &slot, zeros.data(), BPF_ANY) != 0) {
+        throw_map_error(errno, fmt::format("resetting the state of frontend slot {}", slot));
     }
+}
+
+// Slots of the frontends already installed, by key.
+std::map<KeyTuple, std::uint32_t> installed_slots(int frontends_fd) {
+    std::map<KeyTuple, std::uint32_t> slots;
+    for (const auto& key : list_keys<portmux_frontend_key>(frontends_fd, "frontends")) {
+        portmux_frontend value{};
+        if (bpf_map_lookup_elem(frontends_fd, &key, &value) == 0) {
+            slots[key_tuple(key)] = value.slot;
+        }
+    }
+    return slots;
+}
+
+portmux_route_key make_route_key(const portmux_frontend_key& frontend,
+                                 const std::vector<std::uint8_t>& tag) {
+    portmux_route_key key{};
+    key.frontend = frontend;
+    std::copy_n(tag.begin(), std::min<std::size_t>(tag.size(), PORTMUX_MAX_TAG_LEN), key.tag);
+    return key;
+}
+
+std::uint32_t backend_index(const Frontend& frontend, std::uint16_t port) {
+    const auto found = std::find_if(frontend.backends.begin(), frontend.backends.end(),
+                                    [port](const Backend& b) { return b.port == port; });
+    return static_cast<std::uint32_t>(found - frontend.backends.begin());
+}
+
+bool same_route_key(const portmux_route_key& a, const portmux_route_key& b) {
+    return std::memcmp(&a, &b, sizeof a) == 0;
 }
 
 }  // namespace
 
+std::vector<std::uint8_t> round_robin_order(const std::vector<Backend>& backends) {
+    // Smooth weighted round robin: every step each backend earns its
+    // weight, the richest is picked and pays the total. Heavy backends are
+    // interleaved with light ones instead of sent in bursts.
+    std::uint32_t total = 0;
+    for (const Backend& backend : backends) {
+        total += backend.weight;
+    }
+    std::vector<std::int64_t> credit(backends.size(), 0);
+    std::vector<std::uint8_t> order;
+    order.reserve(total);
+    for (std::uint32_t step = 0; step < total; ++step) {
+        std::size_t best = 0;
+        for (std::size_t i = 0; i < backends.size(); ++i) {
+            credit[i] += backends[i].weight;
+            if (credit[i] > credit[best]) {
+                best = i;
+            }
+        }
+        credit[best] -= total;
+        order.push_back(static_cast<std::uint8_t>(best));
+    }
+    return order;
+}
+
+portmux_frontend encode_frontend(const Frontend& frontend, std::uint32_t slot) {
+    portmux_frontend value{};
+    value.slot = slot;
+    value.generation = backend_generation(frontend);
+    value.backend_count = static_cast<std::uint16_t>(frontend.backends.size());
+    for (std::size_t i = 0; i < frontend.backends.size(); ++i) {
+        value.backends[i] = htons(frontend.backends[i].port);
+    }
+    const std::vector<std::uint8_t> order = round_robin_order(frontend.backends);
+    value.rr_length = static_cast<std::uint16_t>(order.size());
+    std::copy(order.begin(), order.end(), value.rr_order);
+
+    if (frontend.affinity == Affinity::flow) {
+        value.flags |= PORTMUX_F_FLOW_AFFINITY;
+    }
+    value.flow_idle_seconds = frontend.flow_idle_seconds;
+
+    if (frontend.validate) {
+        value.flags |= PORTMUX_F_VALIDATE;
+        portmux_validation& rules = value.validation;
+        rules.min_payload = frontend.validate->min_payload;
+        rules.max_payload = frontend.validate->max_payload;
+        rules.match_count = static_cast<std::uint8_t>(frontend.validate->matches.size());
+        for (std::size_t i = 0; i < frontend.validate->matches.size(); ++i) {
+            const ByteMatch& match = frontend.validate->matches[i];
+            portmux_byte_match& out = rules.matches[i];
+            out.offset = match.offset;
+            out.length = static_cast<std::uint8_t>(match.value.size());
+            // Bytes past the length stay zero in value and mask: the data
+            // path compares all of them without a branch per byte.
+            for (std::size_t b = 0; b < match.value.size(); ++b) {
+                out.mask[b] = match.mask.empty() ? 0xff : match.mask[b];
+                out.value[b] = match.value[b] & out.mask[b];
+            }
+        }
+    }
+    if (frontend.route) {
+        value.flags |= PORTMUX_F_ROUTE;
+        if (frontend.route->unknown == UnknownTagAction::round_robin) {
+            value.flags |= PORTMUX_F_ROUTE_UNKNOWN_RR;
+        }
+        value.route.tag_offset = frontend.route->offset;
+        value.route.tag_length = frontend.route->length;
+    }
+    return value;
+}
+
 void write_config(const DataPathMaps& maps, const Config& config) {
-    std::set<std::tuple<std::uint16_t, std::uint8_t>> wanted;
-    for (std::uint32_t slot = 0; slot < config.frontends.size(); ++slot) {
-        const Frontend& frontend = config.frontends[slot];
+    const std::uint32_t capacity = state_capacity(maps.frontend_state);
+    std::map<KeyTuple, std::uint32_t> slots = installed_slots(maps.frontends);
+
+    // Slots: a staying frontend keeps its own, a new one takes a free one.
+    std::set<KeyTuple> wanted;
+    std::set<std::uint32_t> kept;
+    for (const Frontend& frontend : config.frontends) {
+        const KeyTuple key = key_tuple(make_key(frontend));
+        wanted.insert(key);
+        if (auto it = slots.find(key); it != slots.end()) {
+            kept.insert(it->second);
+        }
+    }
+    std::vector<std::uint32_t> slot_of(config.frontends.size());
+    std::vector<bool> fresh(config.frontends.size(), false);
+    std::uint32_t next_free = 0;
+    for (std::size_t i = 0; i < config.frontends.size(); ++i) {
+        const KeyTuple key = key_tuple(make_key(config.frontends[i]));
+        if (auto it = slots.find(key); it != slots.end()) {
+            slot_of[i] = it->second;
+            continue;
+        }
+        while (kept.contains(next_free)) {
+            ++next_free;
+        }
+        if (next_free >= capacity) {
+            throw std::system_error(ENOSPC, std::generic_category(),
+                                    fmt::format("the config needs more than the {} frontend slots "
+                                                "this attachment has; detach and attach again",
+                                                capacity));
+        }
+        slot_of[i] = next_free;
+        fresh[i] = true;
+        kept.insert(next_free);
+    }
+
+    // Routes first, so a routing frontend finds its tags once it is visible.
+    std::vector<portmux_route_key> wanted_routes;
+    for (const Frontend& frontend : config.frontends) {
+        if (!frontend.route) {
+            continue;
+        }
+        for (const RouteTag& tag : frontend.route->tags) {
+            const portmux_route_key key = make_route_key(make_key(frontend), tag.tag);
+            const portmux_route_target target{backend_index(frontend, tag.backend_port)};
+            if (bpf_map_update_elem(maps.routes, &key, &target, BPF_ANY) != 0) {
+                throw_map_error(errno, fmt::format("writing a route of frontend {} to the routes map",
+                                                   frontend.port));
+            }
+            wanted_routes.push_back(key);
+        }
+    }
+
+    for (std::size_t i = 0; i < config.frontends.size(); ++i) {
+        const Frontend& frontend = config.frontends[i];
+        if (fresh[i]) {
+            zero_state(maps.frontend_state, slot_of[i]);
+        }
         const portmux_frontend_key key = make_key(frontend);
-        const portmux_backend_set set = make_backend_set(frontend, slot);
-        reset_cursor(maps.rr_cursors_fd, slot);
-        if (bpf_map_update_elem(maps.frontends_fd, &key, &set, BPF_ANY) != 0) {
+        const portmux_frontend value = encode_frontend(frontend, slot_of[i]);
+        if (bpf_map_update_elem(maps.frontends, &key, &value, BPF_ANY) != 0) {
             throw_map_error(errno, fmt::format("writing frontend {}/{} to the frontends map",
                                                frontend.port, to_string(frontend.protocol)));
         }
-        wanted.emplace(key.port, key.protocol);
     }
+
     // Stale entries go last, so a frontend that stays is never missing.
-    for (const portmux_frontend_key& key : list_keys(maps.frontends_fd)) {
-        if (!wanted.contains({key.port, key.protocol}) &&
-            bpf_map_delete_elem(maps.frontends_fd, &key) != 0 && errno != ENOENT) {
+    for (const auto& key : list_keys<portmux_route_key>(maps.routes, "routes")) {
+        const bool keep = std::any_of(wanted_routes.begin(), wanted_routes.end(),
+                                      [&](const auto& w) { return same_route_key(w, key); });
+        if (!keep && bpf_map_delete_elem(maps.routes, &key) != 0 && errno != ENOENT) {
+            throw_map_error(errno, "removing a stale route from the routes map");
+        }
+    }
+    for (const auto& key : list_keys<portmux_frontend_key>(maps.frontends, "frontends")) {
+        if (!wanted.contains(key_tuple(key)) && bpf_map_delete_elem(maps.frontends, &key) != 0 &&
+            errno != ENOENT) {
             throw_map_error(errno, fmt::format("removing frontend {} from the frontends map",
                                                ntohs(key.port)));
         }
     }
 }
 
-std::vector<Frontend> read_frontends(int frontends_fd) {
-    std::vector<Frontend> frontends;
-    for (const portmux_frontend_key& key : list_keys(frontends_fd)) {
-        portmux_backend_set set{};
-        if (bpf_map_lookup_elem(frontends_fd, &key, &set) != 0) {
+std::vector<InstalledFrontend> read_frontends(const DataPathMaps& maps) {
+    std::vector<InstalledFrontend> installed;
+    for (const auto& key : list_keys<portmux_frontend_key>(maps.frontends, "frontends")) {
+        portmux_frontend value{};
+        if (bpf_map_lookup_elem(maps.frontends, &key, &value) != 0) {
             if (errno == ENOENT) {
                 continue;  // removed since we listed it
             }
@@ -99,16 +281,60 @@ std::vector<Frontend> read_frontends(int frontends_fd) {
         Frontend frontend;
         frontend.port = ntohs(key.port);
         frontend.protocol = static_cast<Protocol>(key.protocol);
-        const auto count = std::min<std::size_t>(set.count, PORTMUX_MAX_BACKENDS);
+        const auto count = std::min<std::size_t>(value.backend_count, PORTMUX_MAX_BACKENDS);
         for (std::size_t i = 0; i < count; ++i) {
-            frontend.backends.push_back(ntohs(set.ports[i]));
+            frontend.backends.push_back({ntohs(value.backends[i]), 0});
         }
-        frontends.push_back(std::move(frontend));
+        for (std::size_t i = 0; i < std::min<std::size_t>(value.rr_length, PORTMUX_RR_SLOTS); ++i) {
+            if (value.rr_order[i] < count) {
+                ++frontend.backends[value.rr_order[i]].weight;
+            }
+        }
+        frontend.affinity =
+            (value.flags & PORTMUX_F_FLOW_AFFINITY) ? Affinity::flow : Affinity::packet;
+        frontend.flow_idle_seconds = value.flow_idle_seconds;
+        if (value.flags & PORTMUX_F_VALIDATE) {
+            Validation rules;
+            rules.min_payload = value.validation.min_payload;
+            rules.max_payload = value.validation.max_payload;
+            for (std::size_t i = 0;
+                 i < std::min<std::size_t>(value.validation.match_count, PORTMUX_MAX_MATCHES); ++i) {
+                const portmux_byte_match& match = value.validation.matches[i];
+                const std::size_t length = std::min<std::size_t>(match.length, PORTMUX_MAX_MATCH_LEN);
+                rules.matches.push_back({match.offset,
+                                         {match.value, match.value + length},
+                                         {match.mask, match.mask + length}});
+            }
+            frontend.validate = std::move(rules);
+        }
+        if (value.flags & PORTMUX_F_ROUTE) {
+            Route route;
+            route.offset = value.route.tag_offset;
+            route.length = value.route.tag_length;
+            route.unknown = (value.flags & PORTMUX_F_ROUTE_UNKNOWN_RR)
+                                ? UnknownTagAction::round_robin
+                                : UnknownTagAction::drop;
+            for (const auto& route_key : list_keys<portmux_route_key>(maps.routes, "routes")) {
+                portmux_route_target target{};
+                if (std::memcmp(&route_key.frontend, &key, sizeof key) != 0 ||
+                    bpf_map_lookup_elem(maps.routes, &route_key, &target) != 0 ||
+                    target.backend_index >= count) {
+                    continue;
+                }
+                route.tags.push_back({{route_key.tag, route_key.tag + route.length},
+                                      frontend.backends[target.backend_index].port});
+            }
+            std::sort(route.tags.begin(), route.tags.end(),
+                      [](const RouteTag& a, const RouteTag& b) { return a.tag < b.tag; });
+            frontend.route = std::move(route);
+        }
+        installed.push_back({std::move(frontend), value.slot});
     }
-    std::sort(frontends.begin(), frontends.end(), [](const Frontend& a, const Frontend& b) {
-        return std::tie(a.protocol, a.port) < std::tie(b.protocol, b.port);
+    std::sort(installed.begin(), installed.end(), [](const auto& a, const auto& b) {
+        return std::tie(a.frontend.protocol, a.frontend.port) <
+               std::tie(b.frontend.protocol, b.frontend.port);
     });
-    return frontends;
+    return installed;
 }
 
 }  // namespace portmux

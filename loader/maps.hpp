@@ -5,21 +5,40 @@
 #include <vector>
 
 #include "config.hpp"
+#include "portmux_shared.h"
 
 namespace portmux {
 
 // File descriptors of the maps that carry a config (owned elsewhere).
 struct DataPathMaps {
-    int frontends_fd = -1;   // BPF_MAP_TYPE_HASH portmux_frontend_key -> portmux_backend_set
-    int rr_cursors_fd = -1;  // BPF_MAP_TYPE_PERCPU_ARRAY u32 -> u32
+    int frontends = -1;       // HASH portmux_frontend_key -> portmux_frontend
+    int frontend_state = -1;  // PERCPU_ARRAY slot -> portmux_frontend_state
+    int routes = -1;          // HASH portmux_route_key -> portmux_route_target
 };
 
-// Installs every frontend of `config` (which must already be validated),
-// giving frontend i the cursor slot i, and removes frontends the config no
-// longer names. Throws std::system_error naming the map on failure.
+// The round-robin order for backends with these weights: each backend
+// appears `weight` times, spread out (smooth weighted round robin), and
+// weight 0 never. The weights must sum to at most PORTMUX_RR_SLOTS.
+std::vector<std::uint8_t> round_robin_order(const std::vector<Backend>& backends);
+
+// The map value for one frontend of a validated config.
+portmux_frontend encode_frontend(const Frontend& frontend, std::uint32_t slot);
+
+// Installs every frontend of `config` (which must already be validated):
+// a frontend that stays keeps its state slot (cursor and counters), a new
+// one gets a free slot with zeroed state. New entries are complete before
+// they become visible, each frontend changes in one map update, and
+// frontends and routes the config no longer names are removed last.
+// Throws std::system_error naming the map on failure.
 void write_config(const DataPathMaps& maps, const Config& config);
 
-// The frontends currently in the map, sorted by (protocol, port).
-std::vector<Frontend> read_frontends(int frontends_fd);
+// A frontend as the maps hold it, with its slot.
+struct InstalledFrontend {
+    Frontend frontend;
+    std::uint32_t slot = 0;
+};
+
+// The frontends currently in the maps, sorted by (protocol, port).
+std::vector<InstalledFrontend> read_frontends(const DataPathMaps& maps);
 
 }  // namespace portmux

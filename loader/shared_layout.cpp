@@ -10,8 +10,46 @@ static_assert(offsetof(portmux_frontend_key, port) == 0);
 static_assert(offsetof(portmux_frontend_key, protocol) == 2);
 static_assert(offsetof(portmux_frontend_key, pad) == 3);
 
-static_assert(sizeof(portmux_backend_set) == 8 + 2 * PORTMUX_MAX_BACKENDS);
-static_assert(offsetof(portmux_backend_set, cursor_slot) == 0);
-static_assert(offsetof(portmux_backend_set, count) == 4);
-static_assert(offsetof(portmux_backend_set, flags) == 6);
-static_assert(offsetof(portmux_backend_set, ports) == 8);
+static_assert(sizeof(portmux_byte_match) == 36);
+static_assert(offsetof(portmux_byte_match, value) == 4);
+static_assert(offsetof(portmux_byte_match, mask) == 4 + PORTMUX_MAX_MATCH_LEN);
+
+static_assert(sizeof(portmux_validation) == 8 + PORTMUX_MAX_MATCHES * sizeof(portmux_byte_match));
+static_assert(offsetof(portmux_validation, matches) == 8);
+
+static_assert(sizeof(portmux_route_spec) == 4);
+
+static_assert(offsetof(portmux_frontend, slot) == 0);
+static_assert(offsetof(portmux_frontend, generation) == 4);
+static_assert(offsetof(portmux_frontend, flags) == 8);
+static_assert(offsetof(portmux_frontend, backend_count) == 10);
+static_assert(offsetof(portmux_frontend, rr_length) == 12);
+static_assert(offsetof(portmux_frontend, flow_idle_seconds) == 14);
+static_assert(offsetof(portmux_frontend, backends) == 16);
+static_assert(offsetof(portmux_frontend, rr_order) == 16 + 2 * PORTMUX_MAX_BACKENDS);
+static_assert(offsetof(portmux_frontend, validation) == 16 + 2 * PORTMUX_MAX_BACKENDS + PORTMUX_RR_SLOTS);
+static_assert(offsetof(portmux_frontend, route) ==
+              offsetof(portmux_frontend, validation) + sizeof(portmux_validation));
+static_assert(sizeof(portmux_frontend) == offsetof(portmux_frontend, route) + sizeof(portmux_route_spec));
+
+static_assert(sizeof(portmux_backend_counters) == 16);
+static_assert(offsetof(portmux_frontend_state, received) == 8);
+static_assert(offsetof(portmux_frontend_state, drops) == 16);
+static_assert(offsetof(portmux_frontend_state, backends) == 16 + 8 * PORTMUX_DROP_REASONS);
+static_assert(sizeof(portmux_frontend_state) ==
+              16 + 8 * PORTMUX_DROP_REASONS + 16 * PORTMUX_MAX_BACKENDS);
+
+static_assert(sizeof(portmux_flow_key) == 24);
+static_assert(offsetof(portmux_flow_key, client_port) == 16);
+static_assert(offsetof(portmux_flow_key, service_port) == 18);
+static_assert(offsetof(portmux_flow_key, protocol) == 20);
+static_assert(offsetof(portmux_flow_key, family) == 21);
+
+static_assert(sizeof(portmux_flow) == 24);
+static_assert(offsetof(portmux_flow, generation) == 4);
+static_assert(offsetof(portmux_flow, created_ns) == 8);
+static_assert(offsetof(portmux_flow, last_seen_ns) == 16);
+
+static_assert(sizeof(portmux_reply) == 8);
+static_assert(sizeof(portmux_route_key) == 4 + PORTMUX_MAX_TAG_LEN);
+static_assert(sizeof(portmux_route_target) == 4);

@@ -1,8 +1,115 @@
 #include "status_report.hpp"
 
+#include <algorithm>
+
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 namespace portmux {
+namespace {
+
+std::string backend_label(const Backend& backend) {
+    if (backend.weight == 1) {
+        return std::to_string(backend.port);
+    }
+    if (backend.weight == 0) {
+        return fmt::format("{} (route only)", backend.port);
+    }
+    return fmt::format("{}x{}", backend.port, backend.weight);
+}
+
+std::string backends_label(const Frontend& frontend) {
+    std::vector<std::string> labels;
+    for (const Backend& backend : frontend.backends) {
+        labels.push_back(backend_label(backend));
+    }
+    return fmt::format("{}", fmt::join(labels, ", "));
+}
+
+std::string bytes_label(const std::vector<std::uint8_t>& bytes) {
+    const bool printable = std::all_of(bytes.begin(), bytes.end(),
+                                       [](std::uint8_t b) { return b >= 0x20 && b < 0x7f; });
+    if (printable) {
+        return fmt::format("\"{}\"", std::string(bytes.begin(), bytes.end()));
+    }
+    return fmt::format("0x{:02x}", fmt::join(bytes, ""));
+}
+
+// One line per policy beyond plain round robin.
+std::vector<std::string> policy_lines(const Frontend& frontend) {
+    std::vector<std::string> lines;
+    if (frontend.protocol == Protocol::tcp) {
+        lines.push_back("affinity: connection (flow table)");
+    } else if (frontend.affinity == Affinity::flow) {
+        lines.push_back(
+            fmt::format("affinity: flow, idle timeout {} s", frontend.flow_idle_seconds));
+    }
+    if (frontend.validate) {
+        std::string line = fmt::format("validate: payload {}..{} bytes",
+                                       frontend.validate->min_payload,
+                                       frontend.validate->max_payload);
+        for (const ByteMatch& match : frontend.validate->matches) {
+            line += fmt::format(", bytes {} at offset {}", bytes_label(match.value), match.offset);
+        }
+        lines.push_back(line);
+    }
+    if (frontend.route) {
+        std::vector<std::string> tags;
+        for (const RouteTag& tag : frontend.route->tags) {
+            tags.push_back(fmt::format("{} -> {}", bytes_label(tag.tag), tag.backend_port));
+        }
+        lines.push_back(fmt::format("route: {} byte tag at offset {}: {}; unknown tags: {}",
+                                    frontend.route->length, frontend.route->offset,
+                                    fmt::join(tags, ", "),
+                                    frontend.route->unknown == UnknownTagAction::drop
+                                        ? "drop"
+                                        : "round robin"));
+    }
+    return lines;
+}
+
+nlohmann::json frontend_json(const Frontend& frontend) {
+    nlohmann::json backends = nlohmann::json::array();
+    for (const Backend& backend : frontend.backends) {
+        backends.push_back({{"port", backend.port}, {"weight", backend.weight}});
+    }
+    nlohmann::json out{{"port", frontend.port},
+                       {"protocol", to_string(frontend.protocol)},
+                       {"affinity", frontend.protocol == Protocol::tcp ? "connection"
+                                    : frontend.affinity == Affinity::flow ? "flow"
+                                                                          : "packet"},
+                       {"backends", std::move(backends)}};
+    if (frontend.affinity == Affinity::flow) {
+        out["flow_idle_timeout"] = frontend.flow_idle_seconds;
+    }
+    if (frontend.validate) {
+        nlohmann::json matches = nlohmann::json::array();
+        for (const ByteMatch& match : frontend.validate->matches) {
+            matches.push_back({{"offset", match.offset},
+                               {"hex", fmt::format("{:02x}", fmt::join(match.value, ""))},
+                               {"mask", fmt::format("{:02x}", fmt::join(match.mask, ""))}});
+        }
+        out["validate"] = {{"min_length", frontend.validate->min_payload},
+                           {"max_length", frontend.validate->max_payload},
+                           {"match", std::move(matches)}};
+    }
+    if (frontend.route) {
+        nlohmann::json tags = nlohmann::json::array();
+        for (const RouteTag& tag : frontend.route->tags) {
+            tags.push_back({{"hex", fmt::format("{:02x}", fmt::join(tag.tag, ""))},
+                            {"backend", tag.backend_port}});
+        }
+        out["route"] = {{"offset", frontend.route->offset},
+                        {"length", frontend.route->length},
+                        {"unknown", frontend.route->unknown == UnknownTagAction::drop
+                                        ? "drop"
+                                        : "round-robin"},
+                        {"tags", std::move(tags)}};
+    }
+    return out;
+}
+
+}  // namespace
 
 std::string status_table(const std::vector<InterfaceStatus>& interfaces) {
     if (interfaces.empty()) {
@@ -11,18 +118,25 @@ std::string status_table(const std::vector<InterfaceStatus>& interfaces) {
     std::string out;
     for (const InterfaceStatus& status : interfaces) {
         if (status.program_attached) {
-            out += fmt::format("{}: attached, {} mode, {} attachment, program id {}\n",
+            out += fmt::format("{}: XDP attached, {} mode, {} attachment, program id {}\n",
                                status.iface, status.mode, status.attachment, status.program_id);
         } else {
             out += fmt::format(
-                "{}: pins present but no portmux program on the interface (run `portmux detach "
-                "{}`)\n",
+                "{}: pins present but no portmux XDP program on the interface (run `portmux "
+                "detach {}`)\n",
                 status.iface, status.iface);
         }
+        out += status.tc_attached
+                   ? fmt::format("  TC egress reply translation attached, program id {}\n",
+                                 status.tc_program_id)
+                   : std::string("  TC egress reply translation NOT attached\n");
         out += fmt::format("  {:<10} {:<6} {}\n", "FRONTEND", "PROTO", "BACKENDS");
         for (const Frontend& frontend : status.frontends) {
             out += fmt::format("  {:<10} {:<6} {}\n", frontend.port, to_string(frontend.protocol),
-                               fmt::join(frontend.backends, ", "));
+                               backends_label(frontend));
+            for (const std::string& line : policy_lines(frontend)) {
+                out += fmt::format("  {:<17} {}\n", "", line);
+            }
         }
     }
     return out;
@@ -33,15 +147,15 @@ nlohmann::json status_json(const std::vector<InterfaceStatus>& interfaces) {
     for (const InterfaceStatus& status : interfaces) {
         nlohmann::json frontends = nlohmann::json::array();
         for (const Frontend& frontend : status.frontends) {
-            frontends.push_back({{"port", frontend.port},
-                                 {"protocol", to_string(frontend.protocol)},
-                                 {"backends", frontend.backends}});
+            frontends.push_back(frontend_json(frontend));
         }
         list.push_back({{"interface", status.iface},
                         {"attached", status.program_attached},
                         {"mode", status.mode},
                         {"attachment", status.attachment},
                         {"program_id", status.program_id},
+                        {"tc_attached", status.tc_attached},
+                        {"tc_program_id", status.tc_program_id},
                         {"frontends", std::move(frontends)}});
     }
     return {{"interfaces", std::move(list)}};

@@ -1,55 +1,298 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
-/* Backend choice and the destination-port rewrite. */
+/*
+ * The balancer: for a packet addressed to a frontend, apply its payload
+ * rules, choose a backend (round robin, flow table, or payload tag) and
+ * rewrite the destination port with an incremental checksum fix.
+ */
 #ifndef PORTMUX_BALANCER_H
 #define PORTMUX_BALANCER_H
 
 #include "csum.h"
+#include "flow.h"
 #include "maps.h"
 #include "parsing.h"
+#include "payload.h"
+#include "verifier.h"
 
-/* The next backend of a frontend in round-robin order on this CPU. */
-static __always_inline int pick_round_robin(const struct portmux_backend_set *set,
-					    __be16 *backend)
+/* A retransmitted SYN arrives within this window and keeps its backend. */
+#define SYN_RETRANSMIT_WINDOW_NS (3ULL * 1000000000ULL)
+/* UDP flows refresh their idle clock at most this often: fewer shared writes. */
+#define FLOW_REFRESH_NS (1000000000ULL)
+
+/*
+ * A choice is a backend index (>= 0) or a drop reason encoded as
+ * -1 - reason, so one int carries both.
+ */
+#define CHOICE_DROP(reason) (-1 - (reason))
+
+static __always_inline __u32 choice_drop_reason(int choice)
 {
-	__u32 slot = set->cursor_slot;
-	__u32 *cursor, idx;
-
-	cursor = bpf_map_lookup_elem(&rr_cursors, &slot);
-	if (!cursor || set->count == 0)
-		return -1;
-
-	idx = *cursor;
-	/* A reload may have shrunk the set under an old cursor. */
-	if (idx >= set->count || idx >= PORTMUX_MAX_BACKENDS)
-		idx = 0;
-	*backend = set->ports[idx];
-	*cursor = idx + 1 < set->count ? idx + 1 : 0;
-	return 0;
+	return (__u32)(-1 - choice);
 }
 
-static __always_inline void udp_rewrite_dport(struct udphdr *udp, __be16 port)
+struct frontend_ctx {
+	struct xdp_md *xdp;
+	struct portmux_frontend *frontend;
+	struct portmux_frontend_state *state;
+	struct l4_packet *pkt;
+	void *data_end;
+};
+
+/* The next backend in round-robin order on this CPU. */
+static __always_inline int pick_round_robin(const struct frontend_ctx *ctx)
 {
-	udp->check = udp_csum_replace16(udp->check, udp->dest, port);
-	udp->dest = port;
+	const struct portmux_frontend *fe = ctx->frontend;
+	__u32 length = fe->rr_length;
+	__u32 pos = ctx->state->rr_cursor;
+
+	if (length == 0 || length > PORTMUX_RR_SLOTS)
+		return CHOICE_DROP(PORTMUX_DROP_NO_BACKEND);
+	/* A reload may have shortened the order under an old cursor. */
+	if (pos >= length)
+		pos = 0;
+	ctx->state->rr_cursor = pos + 1 < length ? pos + 1 : 0;
+	return fe->rr_order[verifier_bound(pos, PORTMUX_RR_SLOTS - 1)];
 }
 
-/* Balances one UDP datagram; returns the XDP action. */
-static __always_inline int balance_udp(struct l4_packet *pkt)
+/* A stable backend for a flow the table does not know. */
+static __always_inline int pick_by_hash(const struct portmux_frontend *fe, __u32 hash)
 {
-	struct udphdr *udp = pkt->l4;
-	struct portmux_frontend_key key = {
-		.port = udp->dest,
-		.protocol = PORTMUX_PROTO_UDP,
+	__u32 length = fe->rr_length;
+
+	if (length == 0 || length > PORTMUX_RR_SLOTS)
+		return CHOICE_DROP(PORTMUX_DROP_NO_BACKEND);
+	return fe->rr_order[verifier_bound(hash % length, PORTMUX_RR_SLOTS - 1)];
+}
+
+/*
+ * The backend index a known flow maps to under the current config, or -1
+ * when its backend has left the config. Drained backends stay in
+ * backends[], so their flows carry on.
+ */
+static __always_inline int resolve_flow(const struct portmux_frontend *fe,
+					struct portmux_flow *flow)
+{
+	if (flow->generation == fe->generation)
+		return flow->backend_index < PORTMUX_MAX_BACKENDS ? flow->backend_index : -1;
+#pragma unroll
+	for (__u32 i = 0; i < PORTMUX_MAX_BACKENDS; i++) {
+		if (i >= fe->backend_count)
+			break;
+		if (fe->backends[i] == flow->backend_port) {
+			flow->backend_index = i;
+			flow->generation = fe->generation;
+			return i;
+		}
+	}
+	return -1;
+}
+
+static __always_inline __be16 backend_port(const struct portmux_frontend *fe, int index)
+{
+	return fe->backends[verifier_bound(index, PORTMUX_MAX_BACKENDS - 1)];
+}
+
+/* Records where replies from `backend` to this client must appear to come from. */
+static __always_inline void remember_reply(const struct portmux_flow_key *flow_key,
+					   __be16 backend)
+{
+	struct portmux_flow_key key;
+	struct portmux_reply *known;
+	struct portmux_reply reply = { .frontend_port = flow_key->service_port };
+
+	reply_key_for_request(&key, flow_key, backend);
+	known = bpf_map_lookup_elem(&replies, &key);
+	/* Look before writing: the common case is already recorded. */
+	if (known && known->frontend_port == reply.frontend_port)
+		return;
+	bpf_map_update_elem(&replies, &key, &reply, BPF_ANY);
+}
+
+static __always_inline void store_flow(const struct portmux_frontend *fe,
+				       const struct portmux_flow_key *key, int index,
+				       __u64 now)
+{
+	struct portmux_flow flow = {
+		.backend_port = backend_port(fe, index),
+		.backend_index = index,
+		.generation = fe->generation,
+		.created_ns = now,
+		.last_seen_ns = now,
 	};
-	struct portmux_backend_set *set;
-	__be16 backend;
 
-	set = bpf_map_lookup_elem(&frontends, &key);
-	if (!set)
+	bpf_map_update_elem(&flows, key, &flow, BPF_ANY);
+	remember_reply(key, flow.backend_port);
+}
+
+/*
+ * TCP: a SYN opens a connection and takes the next backend; every later
+ * segment follows the flow table. A segment of a connection the table
+ * lost (restart, eviction) is hashed over the live backends, so it lands
+ * on the same backend every time.
+ */
+static __always_inline int choose_tcp(const struct frontend_ctx *ctx)
+{
+	const struct portmux_frontend *fe = ctx->frontend;
+	struct tcphdr *tcp = ctx->pkt->l4;
+	bool opens = tcp->syn && !tcp->ack;
+	struct portmux_flow_key key = {};
+	struct portmux_flow *flow;
+	__u64 now = bpf_ktime_get_ns();
+	int choice;
+
+	request_flow_key(&key, ctx->pkt);
+	flow = bpf_map_lookup_elem(&flows, &key);
+	if (flow && (!opens || now - flow->created_ns < SYN_RETRANSMIT_WINDOW_NS)) {
+		choice = resolve_flow(fe, flow);
+		if (choice >= 0)
+			return choice;
+	}
+	choice = opens ? pick_round_robin(ctx) : pick_by_hash(fe, flow_hash(&key));
+	if (choice >= 0)
+		store_flow(fe, &key, choice, now);
+	return choice;
+}
+
+/* UDP with flow affinity: a client sticks to its backend until it idles out. */
+static __always_inline int choose_udp_flow(const struct frontend_ctx *ctx)
+{
+	const struct portmux_frontend *fe = ctx->frontend;
+	struct portmux_flow_key key = {};
+	struct portmux_flow *flow;
+	__u64 idle_ns = (__u64)fe->flow_idle_seconds * 1000000000ULL;
+	__u64 now = bpf_ktime_get_ns();
+	int choice;
+
+	request_flow_key(&key, ctx->pkt);
+	flow = bpf_map_lookup_elem(&flows, &key);
+	if (flow && (idle_ns == 0 || now - flow->last_seen_ns < idle_ns)) {
+		choice = resolve_flow(fe, flow);
+		if (choice >= 0) {
+			if (now - flow->last_seen_ns > FLOW_REFRESH_NS)
+				flow->last_seen_ns = now;
+			return choice;
+		}
+	}
+	choice = pick_round_robin(ctx);
+	if (choice >= 0)
+		store_flow(fe, &key, choice, now);
+	return choice;
+}
+
+/* UDP routed by a payload tag; unknown tags drop or fall back to round robin. */
+static __always_inline int choose_by_tag(const struct frontend_ctx *ctx,
+					 const struct l4_payload *payload)
+{
+	const struct portmux_frontend *fe = ctx->frontend;
+	struct portmux_route_key key = {
+		.frontend = {
+			.port = l4_ports(ctx->pkt)->dest,
+			.protocol = PORTMUX_PROTO_UDP,
+		},
+	};
+	struct portmux_route_target *target;
+
+	if (!read_payload_bytes(ctx->xdp, payload, fe->route.tag_offset,
+				fe->route.tag_length, key.tag))
+		return CHOICE_DROP(PORTMUX_DROP_TOO_SHORT);
+	target = bpf_map_lookup_elem(&routes, &key);
+	if (target)
+		return target->backend_index;
+	if (fe->flags & PORTMUX_F_ROUTE_UNKNOWN_RR)
+		return pick_round_robin(ctx);
+	return CHOICE_DROP(PORTMUX_DROP_UNKNOWN_TAG);
+}
+
+/* UDP per packet: round robin, or the tag when the frontend routes. */
+static __always_inline int choose_udp_packet(const struct frontend_ctx *ctx,
+					     const struct l4_payload *payload)
+{
+	struct portmux_flow_key key = {};
+	int choice;
+
+	if (ctx->frontend->flags & PORTMUX_F_ROUTE)
+		choice = choose_by_tag(ctx, payload);
+	else
+		choice = pick_round_robin(ctx);
+	if (choice >= 0) {
+		request_flow_key(&key, ctx->pkt);
+		remember_reply(&key, backend_port(ctx->frontend, choice));
+	}
+	return choice;
+}
+
+static __always_inline void rewrite_dest_port(struct l4_packet *pkt, __be16 port)
+{
+	if (pkt->l4_proto == IPPROTO_UDP) {
+		struct udphdr *udp = pkt->l4;
+
+		udp->check = udp_csum_replace16(udp->check, udp->dest, port);
+		udp->dest = port;
+	} else {
+		struct tcphdr *tcp = pkt->l4;
+
+		tcp->check = csum_replace16(tcp->check, tcp->dest, port);
+		tcp->dest = port;
+	}
+}
+
+static __always_inline int count_drop(struct portmux_frontend_state *state, __u32 reason)
+{
+	if (reason >= PORTMUX_DROP_REASONS)
+		reason = PORTMUX_DROP_NO_BACKEND;
+	state->drops[verifier_bound(reason, 7)]++;
+	return XDP_DROP;
+}
+
+/* Balances one UDP or TCP packet; returns the XDP action. */
+static __always_inline int balance(struct xdp_md *xdp, struct l4_packet *pkt)
+{
+	struct portmux_frontend_key key = {
+		.port = l4_ports(pkt)->dest,
+		.protocol = pkt->l4_proto,
+	};
+	struct l4_payload payload;
+	bool payload_ok;
+	void *data = (void *)(long)xdp->data;
+	struct frontend_ctx ctx = { .xdp = xdp, .pkt = pkt, .data_end = pkt->data_end };
+	__u32 slot;
+	int choice;
+
+	ctx.frontend = bpf_map_lookup_elem(&frontends, &key);
+	if (!ctx.frontend)
 		return XDP_PASS;
-	if (pick_round_robin(set, &backend) < 0)
+	slot = ctx.frontend->slot;
+	ctx.state = bpf_map_lookup_elem(&frontend_state, &slot);
+	if (!ctx.state)
 		return XDP_PASS;
-	udp_rewrite_dport(udp, backend);
+	ctx.state->received++;
+
+	payload_ok = locate_payload(pkt, data, &payload) == 0;
+	if (!payload_ok && (ctx.frontend->flags & (PORTMUX_F_VALIDATE | PORTMUX_F_ROUTE)))
+		return count_drop(ctx.state, PORTMUX_DROP_TOO_SHORT);
+	/* TCP segments without payload (SYN, pure ACK, FIN) are never judged. */
+	if ((ctx.frontend->flags & PORTMUX_F_VALIDATE) &&
+	    (pkt->l4_proto == IPPROTO_UDP || payload.length > 0)) {
+		int reason = validate_payload(xdp, &ctx.frontend->validation, &payload);
+		if (reason >= 0)
+			return count_drop(ctx.state, reason);
+	}
+
+	if (pkt->l4_proto == IPPROTO_TCP)
+		choice = choose_tcp(&ctx);
+	else if (ctx.frontend->flags & PORTMUX_F_FLOW_AFFINITY)
+		choice = choose_udp_flow(&ctx);
+	else
+		choice = choose_udp_packet(&ctx, &payload);
+
+	if (choice < 0)
+		return count_drop(ctx.state, choice_drop_reason(choice));
+	if (choice >= ctx.frontend->backend_count || choice >= PORTMUX_MAX_BACKENDS)
+		return count_drop(ctx.state, PORTMUX_DROP_NO_BACKEND);
+
+	rewrite_dest_port(pkt, ctx.frontend->backends[choice]);
+	ctx.state->backends[choice].packets++;
+	ctx.state->backends[choice].bytes += pkt->data_end - data;
 	return XDP_PASS;
 }
 

@@ -9,24 +9,49 @@
 #include "portmux_shared.h"
 
 /*
- * Frontend -> backends. Not preallocated: an update then swaps in a new
- * element under RCU, so a reader sees the old backend set or the new one,
- * never a torn mix.
+ * Frontend -> backends and policy. Not preallocated: an update then swaps
+ * in a new element under RCU, so a reader sees the old frontend or the new
+ * one, never a torn mix (what a reload relies on).
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, PORTMUX_MAX_FRONTENDS);
 	__type(key, struct portmux_frontend_key);
-	__type(value, struct portmux_backend_set);
+	__type(value, struct portmux_frontend);
 } frontends SEC(".maps");
 
-/* Round-robin position per frontend slot, one copy per CPU: no shared writes. */
+/* Round-robin cursor and counters per frontend slot, one copy per CPU. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, PORTMUX_MAX_FRONTENDS);
+	__uint(max_entries, PORTMUX_DEFAULT_STATE_SLOTS);
 	__type(key, __u32);
-	__type(value, __u32);
-} rr_cursors SEC(".maps");
+	__type(value, struct portmux_frontend_state);
+} frontend_state SEC(".maps");
+
+/* (client, frontend port) -> backend: TCP connections and UDP flow affinity. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, PORTMUX_DEFAULT_FLOW_TABLE_SIZE);
+	__type(key, struct portmux_flow_key);
+	__type(value, struct portmux_flow);
+} flows SEC(".maps");
+
+/* (client, backend port) -> frontend port: what the TC egress program restores. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, PORTMUX_DEFAULT_FLOW_TABLE_SIZE);
+	__type(key, struct portmux_flow_key);
+	__type(value, struct portmux_reply);
+} replies SEC(".maps");
+
+/* (frontend, payload tag) -> backend, for frontends with a route block. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, PORTMUX_MAX_FRONTENDS);
+	__type(key, struct portmux_route_key);
+	__type(value, struct portmux_route_target);
+} routes SEC(".maps");
 
 #endif /* PORTMUX_MAPS_H */

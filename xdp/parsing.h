@@ -9,6 +9,7 @@
 #define PORTMUX_PARSING_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/in.h>
@@ -36,10 +37,13 @@ struct vlan_tag {
 
 /* The transport header located by parse_l4(), and what it sits on. */
 struct l4_packet {
-	void *l3;            /* struct iphdr or struct ipv6hdr */
+	/* Exactly one is set. Two typed pointers, not one pointer and a
+	 * protocol number, so the verifier keeps the bounds of each path. */
+	struct iphdr *ip4;
+	struct ipv6hdr *ip6;
 	void *l4;            /* struct udphdr or struct tcphdr */
 	void *data_end;
-	__u16 l3_proto;      /* ETH_P_IP or ETH_P_IPV6, host order */
+	__u32 l4_len;        /* transport header + payload, per the IP header */
 	__u8 l4_proto;       /* IPPROTO_UDP, IPPROTO_TCP, ... */
 };
 
@@ -163,6 +167,23 @@ static __always_inline int parse_ipv6hdr(struct hdr_cursor *nh, void *data_end)
 	return -1;
 }
 
+/* Sets pkt->l4_len from the IP length fields; -1 when they are inconsistent. */
+static __always_inline int l4_len_from_ip(struct l4_packet *pkt)
+{
+	__s64 len;
+
+	if (pkt->ip4)
+		len = (__s64)bpf_ntohs(pkt->ip4->tot_len) - (pkt->l4 - (void *)pkt->ip4);
+	else if (pkt->ip6)
+		len = (__s64)bpf_ntohs(pkt->ip6->payload_len) - (pkt->l4 - (void *)(pkt->ip6 + 1));
+	else
+		return -1;
+	if (len < 0)
+		return -1;
+	pkt->l4_len = len;
+	return 0;
+}
+
 /*
  * Locates the transport header of an Ethernet frame. Returns 0 with
  * *pkt filled when a full UDP or TCP header is present, -1 otherwise.
@@ -174,15 +195,18 @@ static __always_inline int parse_l4(void *data, void *data_end,
 	int l3_proto, l4_proto;
 
 	l3_proto = parse_ethhdr(&nh, data_end);
-	pkt->l3 = nh.pos;
-	if (l3_proto == ETH_P_IP)
+	pkt->ip4 = NULL;
+	pkt->ip6 = NULL;
+	if (l3_proto == ETH_P_IP) {
+		pkt->ip4 = nh.pos;
 		l4_proto = parse_ipv4hdr(&nh, data_end);
-	else if (l3_proto == ETH_P_IPV6)
+	} else if (l3_proto == ETH_P_IPV6) {
+		pkt->ip6 = nh.pos;
 		l4_proto = parse_ipv6hdr(&nh, data_end);
-	else
+	} else {
 		return -1;
+	}
 
-	pkt->l3_proto = l3_proto;
 	pkt->l4 = nh.pos;
 	pkt->data_end = data_end;
 	if (l4_proto == IPPROTO_UDP) {
@@ -195,7 +219,7 @@ static __always_inline int parse_l4(void *data, void *data_end,
 		return -1;
 	}
 	pkt->l4_proto = l4_proto;
-	return 0;
+	return l4_len_from_ip(pkt);
 }
 
 #endif /* PORTMUX_PARSING_H */

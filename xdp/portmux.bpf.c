@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * portmux XDP entry point: rewrites the destination port of datagrams
- * addressed to a frontend so the kernel delivers them to a backend
- * socket. Every other frame passes byte for byte unchanged.
+ * portmux data path. The XDP program rewrites the destination port of
+ * packets addressed to a frontend so the kernel delivers them to a
+ * backend socket; every other frame passes byte for byte unchanged. The
+ * TC egress program gives replies the frontend port back.
  */
 #include "balancer.h"
+#include "reply.h"
 
 SEC("xdp")
 int portmux_xdp(struct xdp_md *ctx)
@@ -15,9 +17,13 @@ int portmux_xdp(struct xdp_md *ctx)
 
 	if (parse_l4(data, data_end, &pkt) < 0)
 		return XDP_PASS;
-	if (pkt.l4_proto == IPPROTO_UDP)
-		return balance_udp(&pkt);
-	return XDP_PASS;
+	return balance(ctx, &pkt);
+}
+
+SEC("tc")
+int portmux_tc_egress(struct __sk_buff *skb)
+{
+	return translate_reply(skb);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -1,0 +1,44 @@
+// Counters of the data path, summed over CPUs.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "config.hpp"
+#include "maps.hpp"
+#include "portmux_shared.h"
+
+namespace portmux {
+
+struct BackendStats {
+    std::uint16_t port = 0;
+    std::uint64_t packets = 0;
+    std::uint64_t bytes = 0;
+};
+
+struct FrontendStats {
+    std::uint16_t port = 0;
+    Protocol protocol = Protocol::udp;
+    std::uint64_t received = 0;
+    std::array<std::uint64_t, PORTMUX_DROP_REASONS> drops{};
+    std::vector<BackendStats> backends;
+
+    std::uint64_t forwarded() const;
+    std::uint64_t dropped() const;
+};
+
+// Name of a drop reason as shown to users: "too_short", "unknown_tag", ...
+std::string_view drop_reason_name(std::size_t reason);
+
+// Reads and sums the per-CPU counters of every installed frontend.
+std::vector<FrontendStats> read_stats(const DataPathMaps& maps);
+
+std::string stats_table(const std::string& iface, const std::vector<FrontendStats>& stats);
+nlohmann::json stats_json(const std::vector<FrontendStats>& stats);
+
+}  // namespace portmux

@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Reply translation at TC egress: a packet leaving a backend port for a
+ * client portmux balanced gets the frontend port back as its source, so
+ * the client sees the port it dialled. This runs where XDP cannot (egress)
+ * and where the skb says whether the checksum is partial, so the fix-up
+ * goes through bpf_l4_csum_replace, which handles both cases.
+ */
+#ifndef PORTMUX_REPLY_H
+#define PORTMUX_REPLY_H
+
+#include <linux/pkt_cls.h>
+
+#include "flow.h"
+#include "maps.h"
+#include "parsing.h"
+
+/* Enough for Ethernet, two VLAN tags, IPv6 with extension headers and TCP. */
+#define REPLY_PULL_BYTES 192
+
+static __always_inline int parse_skb(struct __sk_buff *skb, struct l4_packet *pkt)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+
+	return parse_l4(data, data_end, pkt);
+}
+
+static __always_inline int translate_reply(struct __sk_buff *skb)
+{
+	struct portmux_flow_key key = {};
+	struct portmux_reply *reply;
+	struct l4_packet pkt;
+	__u32 port_offset, csum_offset, csum_flags;
+	__be16 backend, frontend;
+
+	if (parse_skb(skb, &pkt) < 0) {
+		/* Headers may sit beyond the linear area; pull them in once. */
+		__u32 pull = skb->len < REPLY_PULL_BYTES ? skb->len : REPLY_PULL_BYTES;
+
+		if (bpf_skb_pull_data(skb, pull) < 0 || parse_skb(skb, &pkt) < 0)
+			return TC_ACT_OK;
+	}
+	reply_key_for_reply(&key, &pkt);
+	reply = bpf_map_lookup_elem(&replies, &key);
+	if (!reply)
+		return TC_ACT_OK;
+
+	backend = l4_ports(&pkt)->source;
+	frontend = reply->frontend_port;
+	port_offset = pkt.l4 - (void *)(long)skb->data;
+	if (pkt.l4_proto == IPPROTO_UDP) {
+		csum_offset = port_offset + offsetof(struct udphdr, check);
+		csum_flags = BPF_F_MARK_MANGLED_0;
+	} else {
+		csum_offset = port_offset + offsetof(struct tcphdr, check);
+		csum_flags = 0;
+	}
+	if (bpf_l4_csum_replace(skb, csum_offset, backend, frontend,
+				csum_flags | sizeof(__be16)) < 0)
+		return TC_ACT_OK;
+	bpf_skb_store_bytes(skb, port_offset + offsetof(struct udphdr, source),
+			    &frontend, sizeof(frontend), 0);
+	return TC_ACT_OK;
+}
+
+#endif /* PORTMUX_REPLY_H */
