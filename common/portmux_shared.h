@@ -95,10 +95,16 @@ struct portmux_frontend {
 	__u16 backend_count;  /* valid entries in backends[] */
 	__u16 rr_length;      /* valid entries in rr_order[]; 0: no live backend */
 	__u16 flow_idle_seconds; /* UDP flow affinity: idle time before a rebalance */
+	/* Bit i: backends[i] takes no new flows or packets but keeps its
+	 * connections. Kept here (not only in rr_order) so status, reload and
+	 * undrain know it. */
+	__u64 drained_mask;
 	__be16 backends[PORTMUX_MAX_BACKENDS];
+	__u16 weights[PORTMUX_MAX_BACKENDS]; /* as configured; rr_order is derived */
 	__u8 rr_order[PORTMUX_RR_SLOTS]; /* indices into backends[] */
 	struct portmux_validation validation;
 	struct portmux_route_spec route;
+	__u32 reserved;          /* zero; keeps the size a multiple of 8 */
 };
 
 /* Per-CPU state of one frontend slot: its round-robin cursor and counters. */

@@ -26,6 +26,7 @@ enum class UnknownTagAction { drop, round_robin };
 struct Backend {
     std::uint16_t port = 0;   // host byte order
     std::uint16_t weight = 1; // share of round robin; 0: only reached by a route tag
+    bool drained = false;     // runtime state (portmux drain), never read from JSON
 
     Backend() = default;
     Backend(std::uint16_t port_, std::uint16_t weight_ = 1) : port(port_), weight(weight_) {}

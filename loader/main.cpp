@@ -11,6 +11,8 @@
 #include "attachment.hpp"
 #include "config.hpp"
 #include "library_log.hpp"
+#include "reconfigure.hpp"
+#include "stats.hpp"
 #include "status_report.hpp"
 #include "system.hpp"
 
@@ -25,6 +27,7 @@ struct Options {
     std::string config_file;
     portmux::AttachMode mode = portmux::AttachMode::automatic;
     bool json = false;
+    std::uint16_t port = 0;
 };
 
 int run_attach(const Options& options) {
@@ -76,6 +79,47 @@ int run_status(const Options& options) {
     return 0;
 }
 
+// The interfaces a verb reports on: the one named, or every attached one.
+std::vector<std::string> chosen_interfaces(const Options& options) {
+    if (!options.iface.empty()) {
+        return {options.iface};
+    }
+    return portmux::attached_interfaces();
+}
+
+int run_stats(const Options& options) {
+    portmux::require_bpf_privileges("portmux stats");
+    portmux::ensure_bpffs();
+    nlohmann::json json = nlohmann::json::array();
+    std::string table;
+    for (const std::string& iface : chosen_interfaces(options)) {
+        const portmux::PinnedMaps maps = portmux::open_pinned_maps(iface);
+        const auto stats = portmux::read_stats(maps.data_path());
+        json.push_back({{"interface", iface}, {"frontends", portmux::stats_json(stats)}});
+        table += portmux::stats_table(iface, stats);
+    }
+    if (options.json) {
+        fmt::print("{}\n", nlohmann::json{{"interfaces", std::move(json)}}.dump(2));
+    } else {
+        fmt::print("{}", table.empty() ? "portmux is not attached to any interface\n" : table);
+    }
+    return 0;
+}
+
+int run_reload(const Options& options) {
+    const portmux::Config config = portmux::load_config(options.config_file);
+    portmux::reload(options.iface, config);
+    fmt::print("reloaded {}: {} frontend(s)\n", options.iface, config.frontends.size());
+    return 0;
+}
+
+int run_drain(const Options& options, bool drained) {
+    const std::size_t changed = portmux::set_drained(options.iface, options.port, drained);
+    fmt::print("{} backend {} on {} ({} frontend(s) changed)\n", drained ? "drained" : "undrained",
+               options.port, options.iface, changed);
+    return 0;
+}
+
 int run_check(const Options& options) {
     const portmux::Config config = portmux::load_config(options.config_file);
     std::size_t backends = 0;
@@ -91,7 +135,7 @@ int run_check(const Options& options) {
 
 int main(int argc, char** argv) {
     Options options;
-    CLI::App app{"portmux: multiplex one UDP frontend port onto many backend ports with XDP"};
+    CLI::App app{"portmux: multiplex one UDP or TCP frontend port onto many backend ports with XDP"};
     app.set_version_flag("--version", std::string(PORTMUX_VERSION));
     app.add_flag("-v,--verbose", options.verbose, "Show libbpf and libxdp messages");
     app.require_subcommand(1);
@@ -113,9 +157,29 @@ int main(int argc, char** argv) {
     CLI::App* detach = app.add_subcommand("detach", "Remove portmux from an interface");
     detach->add_option("IFACE", options.iface, "Network interface")->required();
 
+    CLI::App* reload = app.add_subcommand(
+        "reload", "Replace the config of an attached interface without detaching");
+    reload->add_option("IFACE", options.iface, "Network interface")->required();
+    reload->add_option("-c,--config", options.config_file, "JSON backend config")
+        ->required()
+        ->check(CLI::ExistingFile);
+
+    CLI::App* drain = app.add_subcommand(
+        "drain", "Stop sending new flows and packets to a backend; its connections carry on");
+    CLI::App* undrain = app.add_subcommand("undrain", "Let a drained backend take new work again");
+    for (CLI::App* verb : {drain, undrain}) {
+        verb->add_option("IFACE", options.iface, "Network interface")->required();
+        verb->add_option("PORT", options.port, "Backend port")->required()->check(
+            CLI::Range(1, 65535));
+    }
+
     CLI::App* status = app.add_subcommand("status", "Show where portmux is attached and its config");
     status->add_option("IFACE", options.iface, "Only this interface");
     status->add_flag("--json", options.json, "Print JSON");
+
+    CLI::App* stats = app.add_subcommand("stats", "Show packet, byte and drop counters");
+    stats->add_option("IFACE", options.iface, "Only this interface");
+    stats->add_flag("--json", options.json, "Print JSON");
 
     CLI::App* check = app.add_subcommand("check", "Validate a config file (no root needed)");
     check->add_option("FILE", options.config_file, "JSON backend config")->required();
@@ -133,7 +197,11 @@ int main(int argc, char** argv) {
     try {
         if (*attach) return run_attach(options);
         if (*detach) return run_detach(options);
+        if (*reload) return run_reload(options);
+        if (*drain) return run_drain(options, true);
+        if (*undrain) return run_drain(options, false);
         if (*status) return run_status(options);
+        if (*stats) return run_stats(options);
         if (*check) return run_check(options);
     } catch (const portmux::NotAttached& e) {
         fmt::print(stderr, "portmux: error: {}\n", e.what());

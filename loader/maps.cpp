@@ -118,7 +118,7 @@ std::vector<std::uint8_t> round_robin_order(const std::vector<Backend>& backends
     // interleaved with light ones instead of sent in bursts.
     std::uint32_t total = 0;
     for (const Backend& backend : backends) {
-        total += backend.weight;
+        total += backend.drained ? 0 : backend.weight;
     }
     std::vector<std::int64_t> credit(backends.size(), 0);
     std::vector<std::uint8_t> order;
@@ -126,7 +126,7 @@ std::vector<std::uint8_t> round_robin_order(const std::vector<Backend>& backends
     for (std::uint32_t step = 0; step < total; ++step) {
         std::size_t best = 0;
         for (std::size_t i = 0; i < backends.size(); ++i) {
-            credit[i] += backends[i].weight;
+            credit[i] += backends[i].drained ? 0 : backends[i].weight;
             if (credit[i] > credit[best]) {
                 best = i;
             }
@@ -144,6 +144,10 @@ portmux_frontend encode_frontend(const Frontend& frontend, std::uint32_t slot) {
     value.backend_count = static_cast<std::uint16_t>(frontend.backends.size());
     for (std::size_t i = 0; i < frontend.backends.size(); ++i) {
         value.backends[i] = htons(frontend.backends[i].port);
+        value.weights[i] = frontend.backends[i].weight;
+        if (frontend.backends[i].drained) {
+            value.drained_mask |= std::uint64_t{1} << i;
+        }
     }
     const std::vector<std::uint8_t> order = round_robin_order(frontend.backends);
     value.rr_length = static_cast<std::uint16_t>(order.size());
@@ -283,12 +287,9 @@ std::vector<InstalledFrontend> read_frontends(const DataPathMaps& maps) {
         frontend.protocol = static_cast<Protocol>(key.protocol);
         const auto count = std::min<std::size_t>(value.backend_count, PORTMUX_MAX_BACKENDS);
         for (std::size_t i = 0; i < count; ++i) {
-            frontend.backends.push_back({ntohs(value.backends[i]), 0});
-        }
-        for (std::size_t i = 0; i < std::min<std::size_t>(value.rr_length, PORTMUX_RR_SLOTS); ++i) {
-            if (value.rr_order[i] < count) {
-                ++frontend.backends[value.rr_order[i]].weight;
-            }
+            Backend backend(ntohs(value.backends[i]), value.weights[i]);
+            backend.drained = (value.drained_mask >> i) & 1;
+            frontend.backends.push_back(backend);
         }
         frontend.affinity =
             (value.flags & PORTMUX_F_FLOW_AFFINITY) ? Affinity::flow : Affinity::packet;

@@ -25,12 +25,17 @@ static_assert(offsetof(portmux_frontend, flags) == 8);
 static_assert(offsetof(portmux_frontend, backend_count) == 10);
 static_assert(offsetof(portmux_frontend, rr_length) == 12);
 static_assert(offsetof(portmux_frontend, flow_idle_seconds) == 14);
-static_assert(offsetof(portmux_frontend, backends) == 16);
-static_assert(offsetof(portmux_frontend, rr_order) == 16 + 2 * PORTMUX_MAX_BACKENDS);
-static_assert(offsetof(portmux_frontend, validation) == 16 + 2 * PORTMUX_MAX_BACKENDS + PORTMUX_RR_SLOTS);
+static_assert(offsetof(portmux_frontend, drained_mask) == 16);
+static_assert(offsetof(portmux_frontend, backends) == 24);
+static_assert(offsetof(portmux_frontend, weights) == 24 + 2 * PORTMUX_MAX_BACKENDS);
+static_assert(offsetof(portmux_frontend, rr_order) == 24 + 4 * PORTMUX_MAX_BACKENDS);
+static_assert(offsetof(portmux_frontend, validation) == 24 + 4 * PORTMUX_MAX_BACKENDS + PORTMUX_RR_SLOTS);
 static_assert(offsetof(portmux_frontend, route) ==
               offsetof(portmux_frontend, validation) + sizeof(portmux_validation));
-static_assert(sizeof(portmux_frontend) == offsetof(portmux_frontend, route) + sizeof(portmux_route_spec));
+static_assert(offsetof(portmux_frontend, reserved) ==
+              offsetof(portmux_frontend, route) + sizeof(portmux_route_spec));
+static_assert(sizeof(portmux_frontend) == offsetof(portmux_frontend, reserved) + 4);
+static_assert(sizeof(portmux_frontend) % 8 == 0);
 
 static_assert(sizeof(portmux_backend_counters) == 16);
 static_assert(offsetof(portmux_frontend_state, received) == 8);

@@ -9,13 +9,16 @@ namespace portmux {
 namespace {
 
 std::string backend_label(const Backend& backend) {
-    if (backend.weight == 1) {
-        return std::to_string(backend.port);
-    }
+    std::string label = std::to_string(backend.port);
     if (backend.weight == 0) {
-        return fmt::format("{} (route only)", backend.port);
+        label += " (route only)";
+    } else if (backend.weight != 1) {
+        label += fmt::format(" (weight {})", backend.weight);
     }
-    return fmt::format("{}x{}", backend.port, backend.weight);
+    if (backend.drained) {
+        label += " (drained)";
+    }
+    return label;
 }
 
 std::string backends_label(const Frontend& frontend) {
@@ -71,7 +74,8 @@ std::vector<std::string> policy_lines(const Frontend& frontend) {
 nlohmann::json frontend_json(const Frontend& frontend) {
     nlohmann::json backends = nlohmann::json::array();
     for (const Backend& backend : frontend.backends) {
-        backends.push_back({{"port", backend.port}, {"weight", backend.weight}});
+        backends.push_back(
+            {{"port", backend.port}, {"weight", backend.weight}, {"drained", backend.drained}});
     }
     nlohmann::json out{{"port", frontend.port},
                        {"protocol", to_string(frontend.protocol)},
