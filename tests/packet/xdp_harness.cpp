@@ -1,0 +1,165 @@
+#include "xdp_harness.hpp"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <stdexcept>
+#include <string>
+#include <vector>
+#include <system_error>
+
+#include "checksum_reference.hpp"
+#include "portmux_shared.h"
+#include "portmux.skel.h"
+
+namespace portmux::test {
+
+void LoadedDataPath::Destroyer::operator()(portmux_bpf* skeleton) const noexcept {
+    portmux_bpf__destroy(skeleton);
+}
+
+LoadedDataPath::LoadedDataPath() : skeleton_(portmux_bpf__open_and_load()) {
+    if (!skeleton_) {
+        throw std::system_error(errno, std::generic_category(),
+                                "opening and loading the portmux BPF object");
+    }
+}
+
+int LoadedDataPath::program_fd() const {
+    return bpf_program__fd(skeleton_->progs.portmux_xdp);
+}
+
+DataPathMaps LoadedDataPath::maps() const {
+    return DataPathMaps{bpf_map__fd(skeleton_->maps.frontends), bpf_map__fd(skeleton_->maps.frontend_state),
+                        bpf_map__fd(skeleton_->maps.routes)};
+}
+
+namespace {
+
+// Writes `state` for `slot` on every possible CPU (a per-CPU array takes
+// one value per CPU in a single update).
+void write_state_on_all_cpus(int state_fd, std::uint32_t slot, const portmux_frontend_state& state) {
+    const int cpus = libbpf_num_possible_cpus();
+    if (cpus <= 0) {
+        throw std::system_error(-cpus, std::generic_category(), "counting possible CPUs");
+    }
+    const std::vector<portmux_frontend_state> values(static_cast<std::size_t>(cpus), state);
+    if (bpf_map_update_elem(state_fd, &slot, values.data(), BPF_ANY) != 0) {
+        throw std::system_error(errno, std::generic_category(), "writing frontend_state");
+    }
+}
+
+}  // namespace
+
+void LoadedDataPath::configure(const Config& config) const {
+    write_config(maps(), config);
+    for (const InstalledFrontend& installed : read_frontends(maps())) {
+        write_state_on_all_cpus(maps().frontend_state, installed.slot, portmux_frontend_state{});
+    }
+}
+
+void LoadedDataPath::set_round_robin_cursor(std::uint16_t frontend_port, std::uint32_t cursor) const {
+    for (const InstalledFrontend& installed : read_frontends(maps())) {
+        if (installed.frontend.port == frontend_port && installed.frontend.protocol == Protocol::udp) {
+            portmux_frontend_state state{};
+            state.rr_cursor = cursor;
+            write_state_on_all_cpus(maps().frontend_state, installed.slot, state);
+            return;
+        }
+    }
+    throw std::invalid_argument("no UDP frontend on port " + std::to_string(frontend_port));
+}
+
+XdpRun LoadedDataPath::run(std::span<const std::uint8_t> frame) const {
+    // Room for the frame to grow, so a program that wrongly adjusted the
+    // tail would show up as a size change rather than as ENOSPC.
+    XdpRun result;
+    result.output.resize(frame.size() + 256);
+
+    bpf_test_run_opts opts{};
+    opts.sz = sizeof(opts);
+    opts.data_in = frame.data();
+    opts.data_size_in = static_cast<__u32>(frame.size());
+    opts.data_out = result.output.data();
+    opts.data_size_out = static_cast<__u32>(result.output.size());
+    opts.repeat = 1;
+    if (bpf_prog_test_run_opts(program_fd(), &opts) != 0) {
+        throw std::system_error(errno, std::generic_category(), "BPF_PROG_TEST_RUN");
+    }
+    result.action = static_cast<int>(opts.retval);
+    result.output.resize(opts.data_size_out);
+    return result;
+}
+
+const LoadedDataPath& data_path() {
+    static const LoadedDataPath loaded;
+    return loaded;
+}
+
+Config udp_config(std::initializer_list<std::pair<std::uint16_t, std::vector<std::uint16_t>>> frontends) {
+    Config config;
+    for (const auto& [port, backends] : frontends) {
+        Frontend frontend;
+        frontend.port = port;
+        frontend.protocol = Protocol::udp;
+        frontend.backends.assign(backends.begin(), backends.end());  // weight 1 each
+        config.frontends.push_back(std::move(frontend));
+    }
+    return config;
+}
+
+Bytes expected_rewrite(const Frame& input, std::uint16_t backend) {
+    Frame expected = input;
+    expected.set_destination_port(backend);
+    const bool no_checksum = input.udp_checksum() == 0 && locate_transport(input.bytes).ip_version == 4;
+    expected.set_udp_checksum(no_checksum ? 0 : recompute_transport_checksum(expected.bytes));
+    return expected.bytes;
+}
+
+void require_passes_unchanged(const Frame& input) {
+    const XdpRun run = data_path().run(input.bytes);
+    REQUIRE(run.action == kXdpPass);
+    REQUIRE_THAT(run.output, FrameEquals(input.bytes));
+}
+
+void require_rewritten_to(const Frame& input, std::uint16_t backend) {
+    // The input itself must be sound, or a mismatch would blame the data path.
+    REQUIRE(transport_checksum_verifies(input.bytes));
+    const XdpRun run = data_path().run(input.bytes);
+    REQUIRE(run.action == kXdpPass);
+    REQUIRE_THAT(run.output, FrameEquals(expected_rewrite(input, backend)));
+    REQUIRE(transport_checksum_verifies(run.output));
+    if (input.udp_checksum() != 0) {
+        Frame output = input;
+        output.bytes = run.output;
+        REQUIRE(output.udp_checksum() == recompute_transport_checksum(run.output));
+    }
+}
+
+bool FrameEquals::match(const Bytes& actual) const {
+    if (actual == expected_) {
+        return true;
+    }
+    std::size_t i = 0;
+    while (i < actual.size() && i < expected_.size() && actual[i] == expected_[i]) {
+        ++i;
+    }
+    char text[160];
+    if (i < actual.size() && i < expected_.size()) {
+        std::snprintf(text, sizeof text, "first difference at byte %zu: got 0x%02x, want 0x%02x", i,
+                      actual[i], expected_[i]);
+    } else {
+        std::snprintf(text, sizeof text, "sizes differ: got %zu bytes, want %zu", actual.size(),
+                      expected_.size());
+    }
+    difference_ = text;
+    return false;
+}
+
+std::string FrameEquals::describe() const {
+    return "equals the frame\n" + hex_dump(expected_) + "\n" + difference_;
+}
+
+}  // namespace portmux::test
