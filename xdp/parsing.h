@@ -163,8 +163,21 @@ static __always_inline int parse_ipv6hdr(struct hdr_cursor *nh, void *data_end)
 			return nexthdr;
 		}
 	}
-	/* Still inside extension headers: too deep to reach the ports. */
-	return -1;
+	/*
+	 * The loop has consumed up to PARSE_MAX_IPV6_EXT_HEADERS headers and
+	 * left the protocol that follows the last one in nexthdr: that is the
+	 * upper-layer header unless it is yet another extension header.
+	 */
+	switch (nexthdr) {
+	case IPPROTO_HOPOPTS:
+	case IPPROTO_ROUTING:
+	case IPPROTO_DSTOPTS:
+	case IPPROTO_AH:
+	case IPPROTO_FRAGMENT:
+		return -1; /* still inside extension headers: too deep to reach the ports */
+	default:
+		return nexthdr;
+	}
 }
 
 /* Sets pkt->l4_len from the IP length fields; -1 when they are inconsistent. */
