@@ -1,5 +1,7 @@
 // portmux: multiplex one frontend port onto many backend ports with XDP.
+#include <chrono>
 #include <cstdio>
+#include <thread>
 #include <exception>
 #include <iostream>
 #include <map>
@@ -28,6 +30,10 @@ struct Options {
     portmux::AttachMode mode = portmux::AttachMode::automatic;
     bool json = false;
     std::uint16_t port = 0;
+    std::string format = "table";
+    bool watch = false;
+    double watch_seconds = 1.0;
+    unsigned watch_count = 0;
 };
 
 int run_attach(const Options& options) {
@@ -87,22 +93,64 @@ std::vector<std::string> chosen_interfaces(const Options& options) {
     return portmux::attached_interfaces();
 }
 
+std::vector<portmux::InterfaceStats> read_all_stats(const Options& options) {
+    std::vector<portmux::InterfaceStats> all;
+    for (const std::string& iface : chosen_interfaces(options)) {
+        const portmux::PinnedMaps maps = portmux::open_pinned_maps(iface);
+        all.push_back({iface, portmux::read_stats(maps.data_path())});
+    }
+    return all;
+}
+
+void print_stats(const Options& options, const std::vector<portmux::InterfaceStats>& all) {
+    if (options.format == "prometheus") {
+        fmt::print("{}", portmux::stats_prometheus(all));
+    } else if (options.json || options.format == "json") {
+        nlohmann::json list = nlohmann::json::array();
+        for (const auto& entry : all) {
+            list.push_back(
+                {{"interface", entry.iface}, {"frontends", portmux::stats_json(entry.frontends)}});
+        }
+        fmt::print("{}\n", nlohmann::json{{"interfaces", std::move(list)}}.dump(2));
+    } else if (all.empty()) {
+        fmt::print("portmux is not attached to any interface\n");
+    } else {
+        for (const auto& entry : all) {
+            fmt::print("{}", portmux::stats_table(entry.iface, entry.frontends));
+        }
+    }
+}
+
+// Refreshes a table of rates in place, like top, until interrupted (or
+// `--count` refreshes have been shown).
+int watch_stats(const Options& options) {
+    using clock = std::chrono::steady_clock;
+    auto before = read_all_stats(options);
+    auto taken = clock::now();
+    for (unsigned shown = 0; options.watch_count == 0 || shown < options.watch_count; ++shown) {
+        std::this_thread::sleep_for(std::chrono::duration<double>(options.watch_seconds));
+        auto after = read_all_stats(options);
+        const auto now = clock::now();
+        const double seconds = std::chrono::duration<double>(now - taken).count();
+        fmt::print("\033[H\033[2J portmux stats, every {:.1f} s\n\n{}", options.watch_seconds,
+                   portmux::rates_table(before, after, seconds));
+        std::fflush(stdout);
+        before = std::move(after);
+        taken = now;
+    }
+    return 0;
+}
+
 int run_stats(const Options& options) {
     portmux::require_bpf_privileges("portmux stats");
     portmux::ensure_bpffs();
-    nlohmann::json json = nlohmann::json::array();
-    std::string table;
-    for (const std::string& iface : chosen_interfaces(options)) {
-        const portmux::PinnedMaps maps = portmux::open_pinned_maps(iface);
-        const auto stats = portmux::read_stats(maps.data_path());
-        json.push_back({{"interface", iface}, {"frontends", portmux::stats_json(stats)}});
-        table += portmux::stats_table(iface, stats);
+    if (!options.iface.empty()) {
+        portmux::open_pinned_maps(options.iface);  // a clear error when not attached
     }
-    if (options.json) {
-        fmt::print("{}\n", nlohmann::json{{"interfaces", std::move(json)}}.dump(2));
-    } else {
-        fmt::print("{}", table.empty() ? "portmux is not attached to any interface\n" : table);
+    if (options.watch) {
+        return watch_stats(options);
     }
+    print_stats(options, read_all_stats(options));
     return 0;
 }
 
@@ -179,7 +227,15 @@ int main(int argc, char** argv) {
 
     CLI::App* stats = app.add_subcommand("stats", "Show packet, byte and drop counters");
     stats->add_option("IFACE", options.iface, "Only this interface");
-    stats->add_flag("--json", options.json, "Print JSON");
+    stats->add_flag("--json", options.json, "Print JSON (same as --format json)");
+    stats->add_option("--format", options.format, "Output: table, json or prometheus")
+        ->check(CLI::IsMember({"table", "json", "prometheus"}));
+    CLI::Option* watch = stats->add_option("--watch", options.watch_seconds,
+                                           "Refresh rates in place every SECONDS (default 1)")
+                             ->expected(0, 1)
+                             ->default_str("1")
+                             ->check(CLI::Range(0.1, 3600.0));
+    stats->add_option("--count", options.watch_count, "With --watch: stop after N refreshes");
 
     CLI::App* check = app.add_subcommand("check", "Validate a config file (no root needed)");
     check->add_option("FILE", options.config_file, "JSON backend config")->required();
@@ -193,6 +249,7 @@ int main(int argc, char** argv) {
         return kExitUsage;
     }
 
+    options.watch = watch->count() > 0;
     portmux::capture_library_logs(options.verbose);
     try {
         if (*attach) return run_attach(options);

@@ -103,4 +103,144 @@ nlohmann::json stats_json(const std::vector<FrontendStats>& stats) {
     return list;
 }
 
+namespace {
+
+// Label values may hold any byte; the format escapes backslash, quote and newline.
+std::string label_value(std::string_view text) {
+    std::string out;
+    for (char c : text) {
+        if (c == '\\' || c == '"') {
+            out += '\\';
+            out += c;
+        } else if (c == '\n') {
+            out += "\\n";
+        } else {
+            out += c;
+        }
+    }
+    return out;
+}
+
+struct Metric {
+    const char* name;
+    const char* help;
+};
+
+constexpr Metric kReceived{"portmux_received_packets_total",
+                           "Packets addressed to a frontend."};
+constexpr Metric kForwarded{"portmux_forwarded_packets_total",
+                            "Packets sent to a backend."};
+constexpr Metric kForwardedBytes{"portmux_forwarded_bytes_total",
+                                 "Bytes (whole frames) sent to a backend."};
+constexpr Metric kDropped{"portmux_dropped_packets_total",
+                          "Packets dropped at XDP, by reason."};
+
+void header(std::string& out, const Metric& metric) {
+    out += fmt::format("# HELP {} {}\n# TYPE {} counter\n", metric.name, metric.help, metric.name);
+}
+
+std::string frontend_labels(const std::string& iface, const FrontendStats& frontend) {
+    return fmt::format("iface=\"{}\",frontend=\"{}\",protocol=\"{}\"", label_value(iface),
+                       frontend.port, to_string(frontend.protocol));
+}
+
+const FrontendStats* find_frontend(const std::vector<InterfaceStats>& all, const std::string& iface,
+                                   const FrontendStats& like) {
+    for (const InterfaceStats& entry : all) {
+        if (entry.iface != iface) {
+            continue;
+        }
+        for (const FrontendStats& frontend : entry.frontends) {
+            if (frontend.port == like.port && frontend.protocol == like.protocol) {
+                return &frontend;
+            }
+        }
+    }
+    return nullptr;
+}
+
+double rate(std::uint64_t before, std::uint64_t after, double seconds) {
+    return after >= before && seconds > 0 ? static_cast<double>(after - before) / seconds : 0.0;
+}
+
+std::string human(double value, const char* unit) {
+    static constexpr const char* prefixes[] = {"", "k", "M", "G", "T"};
+    std::size_t i = 0;
+    while (value >= 1000.0 && i + 1 < std::size(prefixes)) {
+        value /= 1000.0;
+        ++i;
+    }
+    return fmt::format("{:.1f} {}{}", value, prefixes[i], unit);
+}
+
+}  // namespace
+
+std::string stats_prometheus(const std::vector<InterfaceStats>& interfaces) {
+    std::string out;
+    header(out, kReceived);
+    for (const InterfaceStats& entry : interfaces) {
+        for (const FrontendStats& frontend : entry.frontends) {
+            out += fmt::format("{}{{{}}} {}\n", kReceived.name, frontend_labels(entry.iface, frontend),
+                               frontend.received);
+        }
+    }
+    for (const Metric* metric : {&kForwarded, &kForwardedBytes}) {
+        header(out, *metric);
+        for (const InterfaceStats& entry : interfaces) {
+            for (const FrontendStats& frontend : entry.frontends) {
+                for (const BackendStats& backend : frontend.backends) {
+                    out += fmt::format("{}{{{},backend=\"{}\"}} {}\n", metric->name,
+                                       frontend_labels(entry.iface, frontend), backend.port,
+                                       metric == &kForwarded ? backend.packets : backend.bytes);
+                }
+            }
+        }
+    }
+    header(out, kDropped);
+    for (const InterfaceStats& entry : interfaces) {
+        for (const FrontendStats& frontend : entry.frontends) {
+            for (std::size_t r = 0; r < frontend.drops.size(); ++r) {
+                out += fmt::format("{}{{{},reason=\"{}\"}} {}\n", kDropped.name,
+                                   frontend_labels(entry.iface, frontend), drop_reason_name(r),
+                                   frontend.drops[r]);
+            }
+        }
+    }
+    return out;
+}
+
+std::string rates_table(const std::vector<InterfaceStats>& before,
+                        const std::vector<InterfaceStats>& after, double seconds) {
+    std::string out = fmt::format("{:<10} {:<16} {:<10} {:>14} {:>14} {:>12}\n", "IFACE",
+                                  "FRONTEND", "BACKEND", "PACKETS/S", "BITS/S", "DROPS/S");
+    for (const InterfaceStats& entry : after) {
+        for (const FrontendStats& frontend : entry.frontends) {
+            const FrontendStats* earlier = find_frontend(before, entry.iface, frontend);
+            const FrontendStats zero;
+            const FrontendStats& old = earlier ? *earlier : zero;
+            const std::string name = fmt::format("{}/{}", frontend.port, to_string(frontend.protocol));
+            out += fmt::format("{:<10} {:<16} {:<10} {:>14} {:>14} {:>12}\n", entry.iface, name, "all",
+                               human(rate(old.forwarded(), frontend.forwarded(), seconds), "p/s"),
+                               "",
+                               human(rate(old.dropped(), frontend.dropped(), seconds), "p/s"));
+            for (std::size_t b = 0; b < frontend.backends.size(); ++b) {
+                const BackendStats& now = frontend.backends[b];
+                const bool same = b < old.backends.size() && old.backends[b].port == now.port;
+                const BackendStats prev = same ? old.backends[b] : BackendStats{now.port, 0, 0};
+                out += fmt::format("{:<10} {:<16} {:<10} {:>14} {:>14} {:>12}\n", "", "", now.port,
+                                   human(rate(prev.packets, now.packets, seconds), "p/s"),
+                                   human(8 * rate(prev.bytes, now.bytes, seconds), "b/s"), "");
+            }
+            for (std::size_t r = 0; r < frontend.drops.size(); ++r) {
+                const double per_second = rate(old.drops[r], frontend.drops[r], seconds);
+                if (per_second > 0) {
+                    out += fmt::format("{:<10} {:<16} {:<10} {:>14} {:>14} {:>12}\n", "", "",
+                                       drop_reason_name(r), "", "", human(per_second, "p/s"));
+                }
+            }
+        }
+    }
+    return out;
+}
+
 }  // namespace portmux

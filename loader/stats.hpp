@@ -41,4 +41,16 @@ std::vector<FrontendStats> read_stats(const DataPathMaps& maps);
 std::string stats_table(const std::string& iface, const std::vector<FrontendStats>& stats);
 nlohmann::json stats_json(const std::vector<FrontendStats>& stats);
 
+// Counters of several interfaces in the Prometheus text exposition format
+// (what node exporter's textfile collector reads).
+struct InterfaceStats {
+    std::string iface;
+    std::vector<FrontendStats> frontends;
+};
+std::string stats_prometheus(const std::vector<InterfaceStats>& interfaces);
+
+// Rates between two readings `seconds` apart, as a table for --watch.
+std::string rates_table(const std::vector<InterfaceStats>& before,
+                        const std::vector<InterfaceStats>& after, double seconds);
+
 }  // namespace portmux
