@@ -26,14 +26,28 @@ namespace {
 // one reported, and unknown keys are named in the order they were written.
 using Json = nlohmann::ordered_json;
 
-// TCP frontends wait for TCP support in the data path; turning this on is
-// the whole config-side change.
-constexpr bool tcp_frontends_supported = false;
-
 constexpr std::uint64_t lowest_port = 1;
 constexpr std::uint64_t highest_port = 65535;
 constexpr std::size_t max_backends = PORTMUX_MAX_BACKENDS;
 constexpr std::size_t max_frontends = PORTMUX_MAX_FRONTENDS;
+constexpr std::uint64_t rr_slots = PORTMUX_RR_SLOTS;
+constexpr std::uint64_t lowest_weight = 1;
+constexpr std::uint64_t highest_weight = PORTMUX_RR_SLOTS;
+constexpr std::uint64_t lowest_flow_table_size = 1024;
+constexpr std::uint64_t highest_flow_table_size = 16777216;
+constexpr std::uint64_t lowest_idle_seconds = 1;
+constexpr std::uint64_t highest_idle_seconds = 65535;
+constexpr std::uint64_t highest_payload_length = 65535;
+constexpr std::uint64_t highest_payload_offset = PORTMUX_MAX_PAYLOAD_OFFSET;
+constexpr std::size_t max_matches = PORTMUX_MAX_MATCHES;
+constexpr std::size_t max_match_length = PORTMUX_MAX_MATCH_LEN;
+constexpr std::uint64_t max_tag_length = PORTMUX_MAX_TAG_LEN;
+// The routes map (xdp/maps.h) holds this many (frontend, tag) entries in all.
+constexpr std::size_t max_route_tags = PORTMUX_MAX_FRONTENDS;
+
+constexpr std::string_view tcp_per_connection = "TCP is always balanced per connection";
+constexpr std::string_view tcp_cannot_route =
+    "a TCP frontend cannot route by payload: the SYN that picks the backend carries no payload";
 
 // JSON text for TEXT, escapes included, so that whatever a user typed is
 // printed unambiguously and without raw control characters.
@@ -223,45 +237,188 @@ const Json& required_member(const Json& object, const std::string& path, std::st
     return *found;
 }
 
-std::uint16_t read_port(const Json& value, const std::string& path) {
-    // Non-negative integers are parsed as unsigned; negative ones, floats
-    // (even 9875.0) and everything else fall through to the error.
+// The object member KEY, when there is one.
+const Json* optional_member(const Json& object, std::string_view key) {
+    const auto found = object.find(key);
+    return found == object.end() ? nullptr : &*found;
+}
+
+void require_object(const Json& value, const std::string& path, std::string_view contents) {
+    if (!value.is_object()) {
+        throw ConfigError(path, fmt::format("expected an object with {}, got {}", contents,
+                                            describe(value)));
+    }
+}
+
+// Which of FIRST and SECOND OBJECT has: exactly one of them is required.
+// When both are given, the one written second is at fault.
+std::string_view exactly_one_of(const Json& object, const std::string& path,
+                                std::string_view first, std::string_view second) {
+    const bool has_first = optional_member(object, first) != nullptr;
+    const bool has_second = optional_member(object, second) != nullptr;
+    if (has_first && has_second) {
+        std::string_view later = second;
+        for (const auto& [key, value] : object.items()) {
+            if (key == first || key == second) {
+                later = key == first ? second : first;
+                break;
+            }
+        }
+        throw ConfigError(member_path(path, later),
+                          fmt::format("{} and {} cannot both be given (use one of them)",
+                                      json_string(first), json_string(second)));
+    }
+    if (!has_first && !has_second) {
+        throw ConfigError(path, fmt::format("missing required key {} or {}", json_string(first),
+                                            json_string(second)));
+    }
+    return has_first ? first : second;
+}
+
+// A JSON integer from LOW to HIGH. Non-negative integers are parsed as
+// unsigned; negative ones, floats (even 9875.0) and everything else fall
+// through to the error, which says WHAT was expected.
+std::uint64_t read_integer(const Json& value, const std::string& path, std::string_view what,
+                           std::uint64_t low, std::uint64_t high) {
     if (value.is_number_unsigned()) {
         const auto number = value.get<std::uint64_t>();
-        if (number >= lowest_port && number <= highest_port) {
-            return static_cast<std::uint16_t>(number);
+        if (number >= low && number <= high) {
+            return number;
         }
     }
-    throw ConfigError(path, fmt::format("expected a port number, an integer from {} to {}, got {}",
-                                        lowest_port, highest_port, describe(value)));
+    throw ConfigError(path, fmt::format("expected {}, an integer from {} to {}, got {}", what, low,
+                                        high, describe(value)));
+}
+
+std::uint16_t read_port(const Json& value, const std::string& path) {
+    return static_cast<std::uint16_t>(
+        read_integer(value, path, "a port number", lowest_port, highest_port));
+}
+
+std::uint16_t read_payload_offset(const Json& value, const std::string& path) {
+    return static_cast<std::uint16_t>(
+        read_integer(value, path, "a payload offset in bytes", 0, highest_payload_offset));
+}
+
+// The index in NAMES of the string VALUE; WHAT names the kind of value in
+// the message about an unknown one.
+std::size_t read_choice(const Json& value, const std::string& path, std::string_view what,
+                        std::initializer_list<std::string_view> names) {
+    if (!value.is_string()) {
+        throw ConfigError(path, fmt::format("expected {}, got {}", list_alternatives(names),
+                                            describe(value)));
+    }
+    const auto& name = value.get_ref<const std::string&>();
+    const auto found = std::find(names.begin(), names.end(), name);
+    if (found == names.end()) {
+        throw ConfigError(path, fmt::format("unknown {} {} (expected {})", what, json_string(name),
+                                            list_alternatives(names)));
+    }
+    return static_cast<std::size_t>(found - names.begin());
 }
 
 Protocol read_protocol(const Json& value, const std::string& path) {
-    if (!value.is_string()) {
-        throw ConfigError(path, fmt::format("expected \"udp\" or \"tcp\", got {}", describe(value)));
-    }
-    const auto& name = value.get_ref<const std::string&>();
-    if (name == "udp") {
-        return Protocol::udp;
-    }
-    if (name == "tcp") {
-        if (!tcp_frontends_supported) {
-            throw ConfigError(path, "TCP frontends are not supported yet");
-        }
-        return Protocol::tcp;
-    }
-    throw ConfigError(path,
-                      fmt::format("unknown protocol {} (expected \"udp\" or \"tcp\")", json_string(name)));
+    return read_choice(value, path, "protocol", {"udp", "tcp"}) == 0 ? Protocol::udp
+                                                                     : Protocol::tcp;
 }
 
+// ---------------------------------------------------------------- bytes
+
+// The bytes of a string exactly as written (UTF-8 for non-ASCII text).
+std::vector<std::uint8_t> read_text_bytes(const Json& value, const std::string& path) {
+    if (!value.is_string() || value.get_ref<const std::string&>().empty()) {
+        throw ConfigError(path, fmt::format("expected a non-empty string, got {}", describe(value)));
+    }
+    const auto& text = value.get_ref<const std::string&>();
+    return {text.begin(), text.end()};
+}
+
+int hex_digit(char c) {
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
+// Two hex digits per byte, either case, nothing else: no spaces, no "0x".
+std::vector<std::uint8_t> read_hex_bytes(const Json& value, const std::string& path) {
+    if (!value.is_string()) {
+        throw ConfigError(path, fmt::format("expected a string of hex digits, two per byte, got {}",
+                                            describe(value)));
+    }
+    const auto& text = value.get_ref<const std::string&>();
+    if (text.empty()) {
+        throw ConfigError(path, "expected at least one byte (two hex digits), got the string \"\"");
+    }
+    if (!std::all_of(text.begin(), text.end(), [](char c) { return hex_digit(c) >= 0; })) {
+        throw ConfigError(path, fmt::format("expected hex digits only (two per byte, no spaces, "
+                                            "no \"0x\"), got {}",
+                                            describe(value)));
+    }
+    if (text.size() % 2 != 0) {
+        throw ConfigError(path, fmt::format("odd number of hex digits ({}): each byte takes two",
+                                            text.size()));
+    }
+    std::vector<std::uint8_t> bytes;
+    bytes.reserve(text.size() / 2);
+    for (std::size_t i = 0; i < text.size(); i += 2) {
+        bytes.push_back(static_cast<std::uint8_t>(hex_digit(text[i]) * 16 + hex_digit(text[i + 1])));
+    }
+    return bytes;
+}
+
+// Bytes as a user would recognise them: text when all printable ASCII,
+// else `hex "0a1b"`.
+std::string describe_bytes(const std::vector<std::uint8_t>& bytes) {
+    const bool printable = std::all_of(bytes.begin(), bytes.end(),
+                                       [](std::uint8_t b) { return b >= 0x20 && b < 0x7f; });
+    if (printable) {
+        return json_string(std::string(bytes.begin(), bytes.end()));
+    }
+    std::string hex;
+    for (const std::uint8_t b : bytes) {
+        hex += fmt::format("{:02x}", b);
+    }
+    return fmt::format("hex \"{}\"", hex);
+}
+
+std::string count_bytes(std::size_t count) {
+    return fmt::format("{} byte{}", count, count == 1 ? "" : "s");
+}
+
+// ---------------------------------------------------------------- backends
+
+Backend read_backend(const Json& value, const std::string& path) {
+    if (value.is_object()) {
+        reject_unknown_keys(value, path, {"port", "weight"});
+        Backend backend(read_port(required_member(value, path, "port"), member_path(path, "port")));
+        if (const Json* weight = optional_member(value, "weight")) {
+            backend.weight = static_cast<std::uint16_t>(read_integer(
+                *weight, member_path(path, "weight"), "a weight", lowest_weight, highest_weight));
+        }
+        return backend;
+    }
+    if (value.is_number()) {
+        return Backend(read_port(value, path));
+    }
+    throw ConfigError(path, fmt::format("expected a port number, an integer from {} to {}, or an "
+                                        "object with \"port\" and \"weight\", got {}",
+                                        lowest_port, highest_port, describe(value)));
+}
+
+// The listed backends; whether there may be none depends on the route and
+// is checked by read_frontend.
 std::vector<Backend> read_backends(const Json& value, const std::string& path,
                                    std::uint16_t frontend_port) {
     if (!value.is_array()) {
         throw ConfigError(path, fmt::format("expected an array of backend ports, got {}",
                                             describe(value)));
-    }
-    if (value.empty()) {
-        throw ConfigError(path, "must list at least one backend");
     }
     if (value.size() > max_backends) {
         throw ConfigError(path, fmt::format("too many backends: {} (at most {})", value.size(),
@@ -269,57 +426,361 @@ std::vector<Backend> read_backends(const Json& value, const std::string& path,
     }
     std::vector<Backend> backends;
     backends.reserve(value.size());
+    std::uint64_t total_weight = 0;
     for (std::size_t index = 0; index < value.size(); ++index) {
         const std::string backend_path = element_path(path, index);
-        const std::uint16_t port = read_port(value[index], backend_path);
+        const Backend backend = read_backend(value[index], backend_path);
+        const std::uint16_t port = backend.port;
         if (port == frontend_port) {
             throw ConfigError(backend_path,
                               fmt::format("backend {} is the frontend's own port", port));
         }
         // By port alone: a backend is the same one whatever its weight.
         const auto earlier = std::find_if(backends.begin(), backends.end(),
-                                          [port](const Backend& backend) { return backend.port == port; });
+                                          [port](const Backend& other) { return other.port == port; });
         if (earlier != backends.end()) {
             const auto first_index = static_cast<std::size_t>(earlier - backends.begin());
             throw ConfigError(backend_path,
                               fmt::format("duplicate backend {} (already listed at {})", port,
                                           element_path(path, first_index)));
         }
-        backends.emplace_back(port);
+        total_weight += backend.weight;
+        backends.push_back(backend);
+    }
+    if (total_weight > rr_slots) {
+        throw ConfigError(path, fmt::format("weights add up to {}, more than the {} round-robin "
+                                            "slots of a frontend",
+                                            total_weight, rr_slots));
     }
     return backends;
 }
 
-Frontend read_frontend(const Json& value, const std::string& path) {
-    if (!value.is_object()) {
-        throw ConfigError(path, fmt::format("expected an object with \"port\" and \"backends\", got {}",
-                                            describe(value)));
-    }
-    reject_unknown_keys(value, path, {"port", "protocol", "backends"});
+// ---------------------------------------------------------------- validate
 
-    Frontend frontend;
-    frontend.port = read_port(required_member(value, path, "port"), member_path(path, "port"));
-    if (const auto protocol = value.find("protocol"); protocol != value.end()) {
-        frontend.protocol = read_protocol(*protocol, member_path(path, "protocol"));
+ByteMatch read_match(const Json& value, const std::string& path) {
+    require_object(value, path, R"("offset" and "value" or "hex")");
+    reject_unknown_keys(value, path, {"offset", "value", "hex", "mask"});
+    (void)required_member(value, path, "offset");
+    const std::string_view bytes_key = exactly_one_of(value, path, "value", "hex");
+
+    ByteMatch match;
+    bool has_mask = false;
+    for (const auto& [key, member] : value.items()) {
+        const std::string key_path = member_path(path, key);
+        if (key == "offset") {
+            match.offset = read_payload_offset(member, key_path);
+        } else if (key == "value" || key == "hex") {
+            match.value = key == "value" ? read_text_bytes(member, key_path)
+                                         : read_hex_bytes(member, key_path);
+            if (match.value.size() > max_match_length) {
+                throw ConfigError(key_path, fmt::format("{} long, more than the {} a match compares",
+                                                        count_bytes(match.value.size()),
+                                                        max_match_length));
+            }
+        } else if (key == "mask") {
+            match.mask = read_hex_bytes(member, key_path);
+            has_mask = true;
+        }
     }
-    frontend.backends = read_backends(required_member(value, path, "backends"),
-                                      member_path(path, "backends"), frontend.port);
-    return frontend;
+
+    const std::size_t end = std::size_t{match.offset} + match.value.size();
+    if (end > highest_payload_offset) {
+        throw ConfigError(path, fmt::format("offset {} + {} = {} goes past the {} payload bytes "
+                                            "portmux can inspect",
+                                            match.offset, count_bytes(match.value.size()), end,
+                                            highest_payload_offset));
+    }
+    if (has_mask && match.mask.size() != match.value.size()) {
+        throw ConfigError(member_path(path, "mask"),
+                          fmt::format("the mask is {} long but the {} is {}",
+                                      count_bytes(match.mask.size()), json_string(bytes_key),
+                                      count_bytes(match.value.size())));
+    }
+    return match;
 }
 
-// Rules between frontends: each (port, protocol) once, and no backend that
-// is itself a frontend of the same protocol. The data path rewrites a packet
-// once, so such a backend would receive the rewritten traffic unbalanced
-// while also balancing its own clients: almost surely a typo.
-void check_frontends_together(const Config& config, const std::string& path) {
-    std::map<std::pair<Protocol, std::uint16_t>, std::size_t> first_index;
-    for (std::size_t index = 0; index < config.frontends.size(); ++index) {
-        const Frontend& frontend = config.frontends[index];
-        first_index.try_emplace({frontend.protocol, frontend.port}, index);
+std::vector<ByteMatch> read_matches(const Json& value, const std::string& path) {
+    if (!value.is_array()) {
+        throw ConfigError(path, fmt::format("expected an array of matches, got {}", describe(value)));
+    }
+    if (value.size() > max_matches) {
+        throw ConfigError(path, fmt::format("too many matches: {} (at most {})", value.size(),
+                                            max_matches));
+    }
+    std::vector<ByteMatch> matches;
+    for (std::size_t index = 0; index < value.size(); ++index) {
+        matches.push_back(read_match(value[index], element_path(path, index)));
+    }
+    return matches;
+}
+
+Validation read_validation(const Json& value, const std::string& path) {
+    require_object(value, path, R"("min_length", "max_length" and/or "match")");
+    reject_unknown_keys(value, path, {"min_length", "max_length", "match"});
+
+    Validation rules;
+    for (const auto& [key, member] : value.items()) {
+        const std::string key_path = member_path(path, key);
+        if (key == "min_length" || key == "max_length") {
+            const auto length = static_cast<std::uint16_t>(
+                read_integer(member, key_path, "a payload length in bytes", 0, highest_payload_length));
+            (key == "min_length" ? rules.min_payload : rules.max_payload) = length;
+        } else if (key == "match") {
+            rules.matches = read_matches(member, key_path);
+        }
     }
 
-    for (std::size_t index = 0; index < config.frontends.size(); ++index) {
-        const Frontend& frontend = config.frontends[index];
+    for (const auto& [key, member] : value.items()) {
+        const std::string key_path = member_path(path, key);
+        if (key == "max_length" && rules.max_payload < rules.min_payload) {
+            throw ConfigError(key_path, fmt::format("max_length {} is less than min_length {}",
+                                                    rules.max_payload, rules.min_payload));
+        }
+        if (key == "match") {
+            for (std::size_t index = 0; index < rules.matches.size(); ++index) {
+                const ByteMatch& match = rules.matches[index];
+                const std::size_t end = std::size_t{match.offset} + match.value.size();
+                if (end > rules.max_payload) {
+                    throw ConfigError(element_path(key_path, index),
+                                      fmt::format("can never match: it needs {} of payload but "
+                                                  "max_length is {}",
+                                                  count_bytes(end), rules.max_payload));
+                }
+            }
+        }
+    }
+    return rules;
+}
+
+// ---------------------------------------------------------------- route
+
+RouteTag read_route_tag(const Json& value, const std::string& path, std::uint16_t frontend_port) {
+    require_object(value, path, R"("tag" or "hex" and "backend")");
+    reject_unknown_keys(value, path, {"tag", "hex", "backend"});
+    (void)exactly_one_of(value, path, "tag", "hex");
+    (void)required_member(value, path, "backend");
+
+    RouteTag tag;
+    for (const auto& [key, member] : value.items()) {
+        const std::string key_path = member_path(path, key);
+        if (key == "tag") {
+            tag.tag = read_text_bytes(member, key_path);
+        } else if (key == "hex") {
+            tag.tag = read_hex_bytes(member, key_path);
+        } else if (key == "backend") {
+            tag.backend_port = read_port(member, key_path);
+            if (tag.backend_port == frontend_port) {
+                throw ConfigError(key_path, fmt::format("backend {} is the frontend's own port",
+                                                        tag.backend_port));
+            }
+        }
+    }
+    return tag;
+}
+
+std::vector<RouteTag> read_route_tags(const Json& value, const std::string& path,
+                                      std::uint16_t frontend_port) {
+    if (!value.is_array()) {
+        throw ConfigError(path, fmt::format("expected an array of tags, got {}", describe(value)));
+    }
+    if (value.empty()) {
+        throw ConfigError(path, "must list at least one tag");
+    }
+    std::vector<RouteTag> tags;
+    tags.reserve(value.size());
+    for (std::size_t index = 0; index < value.size(); ++index) {
+        tags.push_back(read_route_tag(value[index], element_path(path, index), frontend_port));
+    }
+    return tags;
+}
+
+Route read_route(const Json& value, const std::string& path, std::uint16_t frontend_port) {
+    require_object(value, path, R"("offset", "length" and "tags")");
+    reject_unknown_keys(value, path, {"offset", "length", "tags", "unknown"});
+    for (const std::string_view key : {"offset", "length", "tags"}) {
+        (void)required_member(value, path, key);
+    }
+
+    Route route;
+    for (const auto& [key, member] : value.items()) {
+        const std::string key_path = member_path(path, key);
+        if (key == "offset") {
+            route.offset = read_payload_offset(member, key_path);
+        } else if (key == "length") {
+            route.length = static_cast<std::uint8_t>(
+                read_integer(member, key_path, "a tag length in bytes", 1, max_tag_length));
+        } else if (key == "unknown") {
+            route.unknown = read_choice(member, key_path, "action", {"drop", "round-robin"}) == 0
+                                ? UnknownTagAction::drop
+                                : UnknownTagAction::round_robin;
+        } else if (key == "tags") {
+            route.tags = read_route_tags(member, key_path, frontend_port);
+        }
+    }
+
+    const std::size_t end = std::size_t{route.offset} + route.length;
+    if (end > highest_payload_offset) {
+        throw ConfigError(path, fmt::format("offset {} + length {} = {} goes past the {} payload "
+                                            "bytes portmux can inspect",
+                                            route.offset, route.length, end, highest_payload_offset));
+    }
+    const std::string tags_path = member_path(path, "tags");
+    for (std::size_t index = 0; index < route.tags.size(); ++index) {
+        const RouteTag& tag = route.tags[index];
+        const std::string tag_path = element_path(tags_path, index);
+        if (tag.tag.size() != route.length) {
+            throw ConfigError(tag_path, fmt::format("tag {} is {} long but the route's length is {}",
+                                                    describe_bytes(tag.tag),
+                                                    count_bytes(tag.tag.size()), route.length));
+        }
+        const auto earlier = std::find_if(route.tags.begin(), route.tags.begin() + index,
+                                          [&tag](const RouteTag& other) { return other.tag == tag.tag; });
+        if (earlier != route.tags.begin() + index) {
+            throw ConfigError(tag_path,
+                              fmt::format("duplicate tag {} (already listed at {})",
+                                          describe_bytes(tag.tag),
+                                          element_path(tags_path, static_cast<std::size_t>(
+                                                                      earlier - route.tags.begin()))));
+        }
+    }
+    return route;
+}
+
+// ---------------------------------------------------------------- frontends
+
+struct ParsedFrontend {
+    Frontend frontend;
+    std::size_t listed_backends = 0;  // the rest of frontend.backends are route targets
+};
+
+// Rules between a frontend's keys, each checked when its key comes in the
+// document; then the route targets not listed join the backends.
+void check_frontend_keys(const Json& value, const std::string& path, Frontend& frontend) {
+    const std::size_t listed = frontend.backends.size();
+    std::vector<Backend> targets;
+    for (const auto& [key, member] : value.items()) {
+        const std::string key_path = member_path(path, key);
+        if (key == "backends" && listed == 0) {
+            if (!frontend.route) {
+                throw ConfigError(key_path, "must list at least one backend (only a frontend whose "
+                                            "route drops unknown tags may list none)");
+            }
+            if (frontend.route->unknown == UnknownTagAction::round_robin) {
+                throw ConfigError(key_path, "must list at least one backend: the route sends "
+                                            "unknown tags round robin, which needs backends");
+            }
+        } else if (key == "flow_idle_timeout" && frontend.affinity != Affinity::flow) {
+            throw ConfigError(key_path, R"(only applies with "affinity": "flow")");
+        } else if (key == "route") {
+            const Route& route = *frontend.route;
+            if (frontend.affinity == Affinity::flow) {
+                throw ConfigError(key_path, "a frontend with \"affinity\": \"flow\" cannot route by "
+                                            "payload: each packet's tag picks its backend");
+            }
+            const std::size_t end = std::size_t{route.offset} + route.length;
+            if (frontend.validate && end > frontend.validate->max_payload) {
+                throw ConfigError(key_path,
+                                  fmt::format("the tag can never be read: it needs {} of payload but "
+                                              "validate's max_length is {}",
+                                              count_bytes(end), frontend.validate->max_payload));
+            }
+            const std::string tags_path = member_path(key_path, "tags");
+            for (std::size_t index = 0; index < route.tags.size(); ++index) {
+                const std::uint16_t port = route.tags[index].backend_port;
+                const auto same_port = [port](const Backend& backend) { return backend.port == port; };
+                if (std::any_of(frontend.backends.begin(), frontend.backends.end(), same_port) ||
+                    std::any_of(targets.begin(), targets.end(), same_port)) {
+                    continue;
+                }
+                if (listed + targets.size() == max_backends) {
+                    throw ConfigError(
+                        member_path(element_path(tags_path, index), "backend"),
+                        fmt::format("route target {} would be backend number {}: at most {} per "
+                                    "frontend, listed backends and route targets together",
+                                    port, max_backends + 1, max_backends));
+                }
+                targets.emplace_back(port, std::uint16_t{0});
+            }
+        }
+    }
+    frontend.backends.insert(frontend.backends.end(), targets.begin(), targets.end());
+}
+
+ParsedFrontend read_frontend(const Json& value, const std::string& path) {
+    require_object(value, path, R"("port" and "backends")");
+    reject_unknown_keys(value, path, {"port", "protocol", "backends", "affinity",
+                                      "flow_idle_timeout", "validate", "route"});
+
+    // Port and protocol first: the other keys are read knowing them.
+    Frontend frontend;
+    frontend.port = read_port(required_member(value, path, "port"), member_path(path, "port"));
+    if (const Json* protocol = optional_member(value, "protocol")) {
+        frontend.protocol = read_protocol(*protocol, member_path(path, "protocol"));
+    }
+    (void)required_member(value, path, "backends");
+    const bool tcp = frontend.protocol == Protocol::tcp;
+
+    std::size_t listed = 0;
+    for (const auto& [key, member] : value.items()) {
+        const std::string key_path = member_path(path, key);
+        if (key == "backends") {
+            frontend.backends = read_backends(member, key_path, frontend.port);
+            listed = frontend.backends.size();
+        } else if (key == "affinity") {
+            if (tcp) {
+                throw ConfigError(key_path, fmt::format("a TCP frontend takes no \"affinity\": {}",
+                                                        tcp_per_connection));
+            }
+            frontend.affinity = read_choice(member, key_path, "affinity", {"packet", "flow"}) == 0
+                                    ? Affinity::packet
+                                    : Affinity::flow;
+        } else if (key == "flow_idle_timeout") {
+            if (tcp) {
+                throw ConfigError(key_path,
+                                  fmt::format("a TCP frontend takes no \"flow_idle_timeout\": {}",
+                                              tcp_per_connection));
+            }
+            frontend.flow_idle_seconds = static_cast<std::uint16_t>(
+                read_integer(member, key_path, "a number of seconds", lowest_idle_seconds,
+                             highest_idle_seconds));
+        } else if (key == "validate") {
+            frontend.validate = read_validation(member, key_path);
+        } else if (key == "route") {
+            if (tcp) {
+                throw ConfigError(key_path, std::string(tcp_cannot_route));
+            }
+            frontend.route = read_route(member, key_path, frontend.port);
+        }
+    }
+    check_frontend_keys(value, path, frontend);
+    return {std::move(frontend), listed};
+}
+
+// Rules between frontends: each (port, protocol) once, and no backend or
+// route target that is itself a frontend of the same protocol. The data
+// path rewrites a packet once, so such a backend would receive the
+// rewritten traffic unbalanced while also balancing its own clients: almost
+// surely a typo. And the routes map has room for max_route_tags in all.
+void check_frontends_together(const std::vector<ParsedFrontend>& frontends, const Json& json,
+                              const std::string& path) {
+    std::map<std::pair<Protocol, std::uint16_t>, std::size_t> first_index;
+    for (std::size_t index = 0; index < frontends.size(); ++index) {
+        const Frontend& frontend = frontends[index].frontend;
+        first_index.try_emplace({frontend.protocol, frontend.port}, index);
+    }
+    const auto check_not_frontend = [&](Protocol protocol, std::uint16_t port,
+                                        const std::string& backend_path) {
+        const auto other = first_index.find({protocol, port});
+        if (other != first_index.end()) {
+            throw ConfigError(backend_path, fmt::format("backend {} is itself a {} frontend (at {})",
+                                                        port, to_string(protocol),
+                                                        element_path(path, other->second)));
+        }
+    };
+
+    std::size_t route_tags = 0;
+    for (std::size_t index = 0; index < frontends.size(); ++index) {
+        const Frontend& frontend = frontends[index].frontend;
         const std::string frontend_path = element_path(path, index);
         const std::size_t first = first_index.at({frontend.protocol, frontend.port});
         if (first != index) {
@@ -328,29 +789,32 @@ void check_frontends_together(const Config& config, const std::string& path) {
                                           protocol_key(frontend.protocol, frontend.port),
                                           element_path(path, first)));
         }
-        for (std::size_t backend = 0; backend < frontend.backends.size(); ++backend) {
-            const auto other =
-                first_index.find({frontend.protocol, frontend.backends[backend].port});
-            if (other != first_index.end()) {
-                throw ConfigError(
-                    element_path(member_path(frontend_path, "backends"), backend),
-                    fmt::format("backend {} is itself a {} frontend (at {})",
-                                frontend.backends[backend].port, to_string(frontend.protocol),
-                                element_path(path, other->second)));
+        for (const auto& [key, member] : json[index].items()) {
+            const std::string key_path = member_path(frontend_path, key);
+            if (key == "backends") {
+                for (std::size_t backend = 0; backend < frontends[index].listed_backends; ++backend) {
+                    check_not_frontend(frontend.protocol, frontend.backends[backend].port,
+                                       element_path(key_path, backend));
+                }
+            } else if (key == "route") {
+                const std::string tags_path = member_path(key_path, "tags");
+                for (std::size_t tag = 0; tag < frontend.route->tags.size(); ++tag) {
+                    const std::string tag_path = element_path(tags_path, tag);
+                    check_not_frontend(frontend.protocol, frontend.route->tags[tag].backend_port,
+                                       member_path(tag_path, "backend"));
+                    if (++route_tags > max_route_tags) {
+                        throw ConfigError(tag_path,
+                                          fmt::format("too many route tags: more than {} in all "
+                                                      "frontends together",
+                                                      max_route_tags));
+                    }
+                }
             }
         }
     }
 }
 
-Config read_config(const Json& document) {
-    if (!document.is_object()) {
-        throw ConfigError({}, fmt::format("expected a JSON object at the top level, got {}",
-                                          describe(document)));
-    }
-    reject_unknown_keys(document, {}, {"frontends"});
-
-    const std::string path = "frontends";
-    const Json& frontends = required_member(document, {}, path);
+std::vector<Frontend> read_frontends(const Json& frontends, const std::string& path) {
     if (!frontends.is_array()) {
         throw ConfigError(path, fmt::format("expected an array of frontends, got {}",
                                             describe(frontends)));
@@ -362,13 +826,39 @@ Config read_config(const Json& document) {
         throw ConfigError(path, fmt::format("too many frontends: {} (at most {})",
                                             frontends.size(), max_frontends));
     }
+    std::vector<ParsedFrontend> parsed;
+    parsed.reserve(frontends.size());
+    for (std::size_t index = 0; index < frontends.size(); ++index) {
+        parsed.push_back(read_frontend(frontends[index], element_path(path, index)));
+    }
+    check_frontends_together(parsed, frontends, path);
+
+    std::vector<Frontend> result;
+    result.reserve(parsed.size());
+    for (ParsedFrontend& frontend : parsed) {
+        result.push_back(std::move(frontend.frontend));
+    }
+    return result;
+}
+
+Config read_config(const Json& document) {
+    if (!document.is_object()) {
+        throw ConfigError({}, fmt::format("expected a JSON object at the top level, got {}",
+                                          describe(document)));
+    }
+    reject_unknown_keys(document, {}, {"frontends", "flow_table_size"});
+    (void)required_member(document, {}, "frontends");
 
     Config config;
-    config.frontends.reserve(frontends.size());
-    for (std::size_t index = 0; index < frontends.size(); ++index) {
-        config.frontends.push_back(read_frontend(frontends[index], element_path(path, index)));
+    for (const auto& [key, member] : document.items()) {
+        if (key == "frontends") {
+            config.frontends = read_frontends(member, key);
+        } else if (key == "flow_table_size") {
+            config.flow_table_size = static_cast<std::uint32_t>(
+                read_integer(member, key, "a flow table size", lowest_flow_table_size,
+                             highest_flow_table_size));
+        }
     }
-    check_frontends_together(config, path);
     return config;
 }
 

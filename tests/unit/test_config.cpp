@@ -274,7 +274,8 @@ TEST_CASE("unknown frontend keys are rejected by name", "[config][structure]") {
     const ConfigError error = rejection(R"({"frontends": [{"port": 1, "backend": [2]}]})");
     CHECK(error.path() == "frontends[0].backend");
     CHECK_THAT(std::string(error.what()), StartsWith(R"(frontends[0].backend: unknown key "backend")"));
-    CHECK_THAT(error.reason(), Contains(R"("port", "protocol" or "backends")"));
+    CHECK_THAT(error.reason(), Contains(R"("port", "protocol", "backends", "affinity", )"
+                                        R"("flow_idle_timeout", "validate" or "route")"));
 }
 
 TEST_CASE("a key that is not a plain name is quoted in the path", "[config][structure]") {
@@ -354,11 +355,30 @@ TEST_CASE("a backend port follows the same rules", "[config][port]") {
 
 // ------------------------------------------------------------------ protocol
 
-TEST_CASE("TCP frontends are rejected for now", "[config][protocol]") {
-    const ConfigError error =
-        rejection(R"({"frontends": [{"port": 80, "protocol": "tcp", "backends": [8080]}]})");
-    CHECK(error.path() == "frontends[0].protocol");
-    CHECK(error.reason() == "TCP frontends are not supported yet");
+TEST_CASE("TCP frontends are accepted", "[config][protocol]") {
+    const Config config =
+        parse_config(R"({"frontends": [{"port": 80, "protocol": "tcp", "backends": [8080]}]})");
+    REQUIRE(config.frontends.size() == 1);
+    CHECK(config.frontends[0].protocol == Protocol::tcp);
+    CHECK(config.frontends[0].backends == std::vector<portmux::Backend>{8080});
+}
+
+TEST_CASE("the same port may be a UDP and a TCP frontend", "[config][protocol]") {
+    const Config config = parse_config(R"({"frontends": [
+        {"port": 80, "protocol": "udp", "backends": [8080]},
+        {"port": 80, "protocol": "tcp", "backends": [8080]}
+    ]})");
+    REQUIRE(config.frontends.size() == 2);
+    CHECK(config.frontends[0].protocol == Protocol::udp);
+    CHECK(config.frontends[1].protocol == Protocol::tcp);
+}
+
+TEST_CASE("a backend may be a frontend of the other protocol", "[config][protocol]") {
+    const Config config = parse_config(R"({"frontends": [
+        {"port": 9875, "protocol": "udp", "backends": [9876]},
+        {"port": 9876, "protocol": "tcp", "backends": [9877]}
+    ]})");
+    CHECK(config.frontends.size() == 2);
 }
 
 TEST_CASE("an unknown protocol is named", "[config][protocol]") {
