@@ -1,8 +1,10 @@
 // The frontends, clients and payload helpers the packet tests share.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 #include <vector>
 
 #include "checksum_reference.hpp"
@@ -73,6 +75,110 @@ inline void refresh_ipv4_header_checksum(Frame& frame) {
     const std::uint16_t checksum =
         ipv4_header_checksum(std::span(frame.bytes).subspan(frame.l3_offset, 20));
     frame.write16(frame.l3_offset + 10, checksum);
+}
+
+}  // namespace portmux::test
+
+namespace portmux::test {
+
+// A frontend with equally weighted (weight 1) backends.
+inline Frontend make_frontend(std::uint16_t port, Protocol protocol,
+                              const std::vector<std::uint16_t>& backends) {
+    Frontend frontend;
+    frontend.port = port;
+    frontend.protocol = protocol;
+    frontend.backends.assign(backends.begin(), backends.end());
+    return frontend;
+}
+
+inline Config config_of(std::initializer_list<Frontend> frontends) {
+    Config config;
+    config.frontends.assign(frontends.begin(), frontends.end());
+    return config;
+}
+
+// Runs `frame`, requires XDP_PASS with exactly the destination port
+// rewritten (checksum = full recomputation) and returns the backend port.
+inline std::uint16_t forward(const Frame& frame) {
+    REQUIRE(transport_checksum_verifies(frame.bytes));
+    const XdpRun run = data_path().run(frame.bytes);
+    REQUIRE(run.action == kXdpPass);
+    Frame output = frame;
+    output.bytes = run.output;
+    const std::uint16_t backend = output.destination_port();
+    REQUIRE_THAT(run.output, FrameEquals(expected_rewrite(frame, backend)));
+    REQUIRE(transport_checksum_verifies(run.output));
+    return backend;
+}
+
+// Runs `frame` and requires XDP_DROP with the frame left byte for byte.
+inline void require_dropped(const Frame& frame) {
+    const XdpRun run = data_path().run(frame.bytes);
+    REQUIRE(run.action == kXdpDrop);
+    REQUIRE_THAT(run.output, FrameEquals(frame.bytes));
+}
+
+// Drop counters by reason, spelled out: {too_short, too_long,
+// magic_mismatch, unknown_tag, no_backend}.
+using DropCounts = std::array<std::uint64_t, PORTMUX_DROP_REASONS>;
+
+// What a frontend's counters must read, summed over CPUs.
+struct ExpectedCounters {
+    std::uint64_t received = 0;
+    std::vector<std::uint64_t> packets;  // per backend, in config order
+    std::vector<std::uint64_t> bytes;    // per backend: whole frames
+    DropCounts drops{};
+};
+
+inline void require_counters(std::uint16_t frontend_port, Protocol protocol,
+                             const ExpectedCounters& expected) {
+    const FrontendStats stats = data_path().stats(frontend_port, protocol);
+    INFO("counters of frontend " << frontend_port << "/" << to_string(protocol));
+    CHECK(stats.received == expected.received);
+    REQUIRE(stats.backends.size() == expected.packets.size());
+    REQUIRE(stats.backends.size() == expected.bytes.size());
+    for (std::size_t i = 0; i < stats.backends.size(); ++i) {
+        INFO("backend " << i << " (port " << stats.backends[i].port << ")");
+        CHECK(stats.backends[i].packets == expected.packets[i]);
+        CHECK(stats.backends[i].bytes == expected.bytes[i]);
+    }
+    for (std::size_t r = 0; r < expected.drops.size(); ++r) {
+        INFO("drop reason " << drop_reason_name(r));
+        CHECK(stats.drops[r] == expected.drops[r]);
+    }
+}
+
+// Tallies the frames a test sends, to state the counters it expects.
+class CounterTally {
+public:
+    explicit CounterTally(std::size_t backends) {
+        expected_.packets.assign(backends, 0);
+        expected_.bytes.assign(backends, 0);
+    }
+    void forwarded(std::size_t backend_index, const Frame& frame) {
+        ++expected_.received;
+        ++expected_.packets.at(backend_index);
+        expected_.bytes.at(backend_index) += frame.bytes.size();
+    }
+    void dropped(portmux_drop_reason reason) {
+        ++expected_.received;
+        ++expected_.drops.at(reason);
+    }
+    const ExpectedCounters& expected() const { return expected_; }
+
+private:
+    ExpectedCounters expected_;
+};
+
+// Index of `port` in `ports`; fails the test when absent.
+inline std::size_t index_of(const std::vector<std::uint16_t>& ports, std::uint16_t port) {
+    for (std::size_t i = 0; i < ports.size(); ++i) {
+        if (ports[i] == port) {
+            return i;
+        }
+    }
+    FAIL("port " << port << " is not a backend");
+    return 0;
 }
 
 }  // namespace portmux::test

@@ -3,8 +3,13 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include <arpa/inet.h>
+#include <time.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -31,6 +36,18 @@ int LoadedDataPath::program_fd() const {
     return bpf_program__fd(skeleton_->progs.portmux_xdp);
 }
 
+int LoadedDataPath::tc_program_fd() const {
+    return bpf_program__fd(skeleton_->progs.portmux_tc_egress);
+}
+
+int LoadedDataPath::flows_fd() const {
+    return bpf_map__fd(skeleton_->maps.flows);
+}
+
+int LoadedDataPath::replies_fd() const {
+    return bpf_map__fd(skeleton_->maps.replies);
+}
+
 DataPathMaps LoadedDataPath::maps() const {
     return DataPathMaps{bpf_map__fd(skeleton_->maps.frontends), bpf_map__fd(skeleton_->maps.frontend_state),
                         bpf_map__fd(skeleton_->maps.routes)};
@@ -51,6 +68,29 @@ void write_state_on_all_cpus(int state_fd, std::uint32_t slot, const portmux_fro
     }
 }
 
+// Deletes every key of a hash map keyed by portmux_flow_key.
+void clear_flow_map(int fd, const char* name) {
+    portmux_flow_key key{};
+    while (bpf_map_get_next_key(fd, nullptr, &key) == 0) {
+        if (bpf_map_delete_elem(fd, &key) != 0) {
+            throw std::system_error(errno, std::generic_category(), std::string("emptying ") + name);
+        }
+    }
+}
+
+std::size_t count_flow_map(int fd) {
+    std::size_t count = 0;
+    portmux_flow_key key{};
+    portmux_flow_key next{};
+    bool first = true;
+    while (bpf_map_get_next_key(fd, first ? nullptr : &key, &next) == 0) {
+        ++count;
+        key = next;
+        first = false;
+    }
+    return count;
+}
+
 }  // namespace
 
 void LoadedDataPath::configure(const Config& config) const {
@@ -58,11 +98,69 @@ void LoadedDataPath::configure(const Config& config) const {
     for (const InstalledFrontend& installed : read_frontends(maps())) {
         write_state_on_all_cpus(maps().frontend_state, installed.slot, portmux_frontend_state{});
     }
+    clear_flow_tables();
 }
 
-void LoadedDataPath::set_round_robin_cursor(std::uint16_t frontend_port, std::uint32_t cursor) const {
+void LoadedDataPath::reload(const Config& config) const {
+    write_config(maps(), config);
+}
+
+void LoadedDataPath::clear_flow_tables() const {
+    clear_flow_map(flows_fd(), "flows");
+    clear_flow_map(replies_fd(), "replies");
+}
+
+std::size_t LoadedDataPath::flow_count() const {
+    return count_flow_map(flows_fd());
+}
+
+std::size_t LoadedDataPath::reply_count() const {
+    return count_flow_map(replies_fd());
+}
+
+std::optional<portmux_flow> LoadedDataPath::flow(const portmux_flow_key& key) const {
+    portmux_flow value{};
+    if (bpf_map_lookup_elem(flows_fd(), &key, &value) != 0) {
+        return std::nullopt;
+    }
+    return value;
+}
+
+void LoadedDataPath::set_flow(const portmux_flow_key& key, const portmux_flow& flow) const {
+    if (bpf_map_update_elem(flows_fd(), &key, &flow, BPF_ANY) != 0) {
+        throw std::system_error(errno, std::generic_category(), "writing a flow");
+    }
+}
+
+std::optional<portmux_reply> LoadedDataPath::reply(const portmux_flow_key& key) const {
+    portmux_reply value{};
+    if (bpf_map_lookup_elem(replies_fd(), &key, &value) != 0) {
+        return std::nullopt;
+    }
+    return value;
+}
+
+void LoadedDataPath::set_reply(const portmux_flow_key& key, std::uint16_t frontend_port) const {
+    portmux_reply value{};
+    value.frontend_port = htons(frontend_port);
+    if (bpf_map_update_elem(replies_fd(), &key, &value, BPF_ANY) != 0) {
+        throw std::system_error(errno, std::generic_category(), "writing a reply entry");
+    }
+}
+
+FrontendStats LoadedDataPath::stats(std::uint16_t frontend_port, Protocol protocol) const {
+    for (const FrontendStats& stats : read_stats(maps())) {
+        if (stats.port == frontend_port && stats.protocol == protocol) {
+            return stats;
+        }
+    }
+    throw std::invalid_argument("no frontend on port " + std::to_string(frontend_port));
+}
+
+void LoadedDataPath::set_round_robin_cursor(std::uint16_t frontend_port, std::uint32_t cursor,
+                                            Protocol protocol) const {
     for (const InstalledFrontend& installed : read_frontends(maps())) {
-        if (installed.frontend.port == frontend_port && installed.frontend.protocol == Protocol::udp) {
+        if (installed.frontend.port == frontend_port && installed.frontend.protocol == protocol) {
             portmux_frontend_state state{};
             state.rr_cursor = cursor;
             write_state_on_all_cpus(maps().frontend_state, installed.slot, state);
@@ -93,6 +191,58 @@ XdpRun LoadedDataPath::run(std::span<const std::uint8_t> frame) const {
     return result;
 }
 
+XdpRun LoadedDataPath::run_tc(std::span<const std::uint8_t> frame) const {
+    XdpRun result;
+    result.output.resize(frame.size() + 256);
+
+    bpf_test_run_opts opts{};
+    opts.sz = sizeof(opts);
+    opts.data_in = frame.data();
+    opts.data_size_in = static_cast<__u32>(frame.size());
+    opts.data_out = result.output.data();
+    opts.data_size_out = static_cast<__u32>(result.output.size());
+    opts.repeat = 1;
+    if (bpf_prog_test_run_opts(tc_program_fd(), &opts) != 0) {
+        throw std::system_error(errno, std::generic_category(), "BPF_PROG_TEST_RUN (tc)");
+    }
+    result.action = static_cast<int>(opts.retval);
+    result.output.resize(opts.data_size_out);
+    return result;
+}
+
+portmux_flow_key request_flow_key(const Frame& request) {
+    const TransportLocation where = locate_transport(request.bytes);
+    portmux_flow_key key{};
+    std::memcpy(key.client_addr, where.source.data(), where.source.size());
+    key.client_port = htons(request.source_port());
+    key.service_port = htons(request.destination_port());
+    key.protocol = where.protocol;
+    key.family = static_cast<std::uint8_t>(where.ip_version);
+    return key;
+}
+
+portmux_flow_key reply_key(const Frame& request, std::uint16_t backend) {
+    portmux_flow_key key = request_flow_key(request);
+    key.service_port = htons(backend);
+    return key;
+}
+
+std::uint64_t monotonic_ns() {
+    timespec now{};
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return static_cast<std::uint64_t>(now.tv_sec) * 1000000000ull + static_cast<std::uint64_t>(now.tv_nsec);
+}
+
+Bytes expected_source_rewrite(const Frame& input, std::uint16_t frontend_port) {
+    Frame expected = input;
+    expected.set_source_port(frontend_port);
+    const TransportLocation where = locate_transport(input.bytes);
+    const bool no_checksum =
+        where.protocol == kIpProtoUdp && where.ip_version == 4 && input.transport_checksum() == 0;
+    expected.set_transport_checksum(no_checksum ? 0 : recompute_transport_checksum(expected.bytes));
+    return expected.bytes;
+}
+
 const LoadedDataPath& data_path() {
     static const LoadedDataPath loaded;
     return loaded;
@@ -113,8 +263,10 @@ Config udp_config(std::initializer_list<std::pair<std::uint16_t, std::vector<std
 Bytes expected_rewrite(const Frame& input, std::uint16_t backend) {
     Frame expected = input;
     expected.set_destination_port(backend);
-    const bool no_checksum = input.udp_checksum() == 0 && locate_transport(input.bytes).ip_version == 4;
-    expected.set_udp_checksum(no_checksum ? 0 : recompute_transport_checksum(expected.bytes));
+    const TransportLocation where = locate_transport(input.bytes);
+    const bool no_checksum =
+        where.protocol == kIpProtoUdp && where.ip_version == 4 && input.transport_checksum() == 0;
+    expected.set_transport_checksum(no_checksum ? 0 : recompute_transport_checksum(expected.bytes));
     return expected.bytes;
 }
 
@@ -131,10 +283,10 @@ void require_rewritten_to(const Frame& input, std::uint16_t backend) {
     REQUIRE(run.action == kXdpPass);
     REQUIRE_THAT(run.output, FrameEquals(expected_rewrite(input, backend)));
     REQUIRE(transport_checksum_verifies(run.output));
-    if (input.udp_checksum() != 0) {
+    if (input.transport_checksum() != 0) {
         Frame output = input;
         output.bytes = run.output;
-        REQUIRE(output.udp_checksum() == recompute_transport_checksum(run.output));
+        REQUIRE(output.transport_checksum() == recompute_transport_checksum(run.output));
     }
 }
 

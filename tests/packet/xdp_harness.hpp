@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <utility>
@@ -15,6 +16,8 @@
 #include "config.hpp"
 #include "maps.hpp"
 #include "packet_builder.hpp"
+#include "portmux_shared.h"
+#include "stats.hpp"
 
 struct portmux_bpf;
 
@@ -24,6 +27,8 @@ namespace portmux::test {
 inline constexpr int kXdpAborted = 0;
 inline constexpr int kXdpDrop = 1;
 inline constexpr int kXdpPass = 2;
+// TC action the egress program returns for every packet (TC_ACT_OK).
+inline constexpr int kTcActOk = 0;
 
 // The result of one program run: its action and the frame it left.
 struct XdpRun {
@@ -38,21 +43,48 @@ public:
     LoadedDataPath();
 
     int program_fd() const;
+    int tc_program_fd() const;  // portmux_tc_egress
     DataPathMaps maps() const;
+    int flows_fd() const;
+    int replies_fd() const;
 
     // Programs the maps through the loader's own code path, then zeroes
     // the per-CPU state (round-robin cursors) of every installed frontend:
     // write_config keeps the state of a frontend that stays, and a test
-    // wants its sequence to start at the first backend.
+    // wants its sequence to start at the first backend. Empties the flows
+    // and replies tables too, so no test sees another one's entries.
     void configure(const Config& config) const;
 
-    // Sets the round-robin cursor of `frontend_port`/UDP on every CPU, as a
-    // config reload leaves it behind.
-    void set_round_robin_cursor(std::uint16_t frontend_port, std::uint32_t cursor) const;
+    // Only write_config, as `portmux reload` does: cursors, counters,
+    // flows and replies stay.
+    void reload(const Config& config) const;
+
+    // Deletes every entry of the flows and replies tables.
+    void clear_flow_tables() const;
+
+    // Sets the round-robin cursor of `frontend_port`/`protocol` on every
+    // CPU, as a config reload leaves it behind.
+    void set_round_robin_cursor(std::uint16_t frontend_port, std::uint32_t cursor,
+                                Protocol protocol = Protocol::udp) const;
 
     // Runs the program once on `frame` on the calling CPU. Throws
     // std::system_error when the kernel refuses the run.
     XdpRun run(std::span<const std::uint8_t> frame) const;
+
+    // Runs the TC egress program once on the Ethernet frame `frame` (the
+    // test run's skb has CHECKSUM_NONE). action is the TC verdict.
+    XdpRun run_tc(std::span<const std::uint8_t> frame) const;
+
+    // The summed counters of one frontend (throws when it is not installed).
+    FrontendStats stats(std::uint16_t frontend_port, Protocol protocol = Protocol::udp) const;
+
+    // Flow and reply table entries; nullopt when absent.
+    std::optional<portmux_flow> flow(const portmux_flow_key& key) const;
+    void set_flow(const portmux_flow_key& key, const portmux_flow& flow) const;
+    std::optional<portmux_reply> reply(const portmux_flow_key& key) const;
+    void set_reply(const portmux_flow_key& key, std::uint16_t frontend_port) const;
+    std::size_t flow_count() const;
+    std::size_t reply_count() const;
 
 private:
     struct Destroyer {
@@ -70,7 +102,7 @@ const LoadedDataPath& data_path();
 Config udp_config(std::initializer_list<std::pair<std::uint16_t, std::vector<std::uint16_t>>> frontends);
 
 // `input` as the data path must leave it after sending it to `backend`:
-// destination port replaced and the UDP checksum equal to a full
+// destination port replaced and the UDP or TCP checksum equal to a full
 // recomputation by the reference (a zero IPv4 UDP checksum stays zero).
 Bytes expected_rewrite(const Frame& input, std::uint16_t backend);
 
@@ -80,6 +112,20 @@ void require_passes_unchanged(const Frame& input);
 // Runs `input` and requires XDP_PASS with exactly expected_rewrite(input,
 // backend), and a checksum the reference verifies.
 void require_rewritten_to(const Frame& input, std::uint16_t backend);
+
+// The `flows` key of a request frame: (client = source address and port,
+// service = destination port, protocol, family), from the reference parser.
+portmux_flow_key request_flow_key(const Frame& request);
+// The `replies` key for a request frame forwarded to `backend`.
+portmux_flow_key reply_key(const Frame& request, std::uint16_t backend);
+
+// CLOCK_MONOTONIC in nanoseconds: bpf_ktime_get_ns()'s clock.
+std::uint64_t monotonic_ns();
+
+// `input` (a reply leaving a backend) as TC egress must leave it: source
+// port replaced, transport checksum equal to a full recomputation (a zero
+// IPv4 UDP checksum stays zero).
+Bytes expected_source_rewrite(const Frame& input, std::uint16_t frontend_port);
 
 // Catch2 matcher: byte-for-byte frame equality, describing the first
 // difference.

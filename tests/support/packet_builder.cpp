@@ -97,6 +97,18 @@ void Frame::write16(std::size_t offset, std::uint16_t value) {
     bytes.at(offset + 1) = static_cast<std::uint8_t>(value);
 }
 
+std::size_t Frame::transport_checksum_offset() const {
+    for (const Layer& layer : layers) {
+        if (layer.name == "tcp") {
+            return layer.offset + 16;
+        }
+        if (layer.name == "udp") {
+            return layer.offset + 6;
+        }
+    }
+    throw std::out_of_range("frame has no UDP or TCP header");
+}
+
 PacketBuilder& PacketBuilder::ethernet(const MacAddress& destination, const MacAddress& source) {
     destination_mac_ = destination;
     source_mac_ = source;
@@ -206,6 +218,18 @@ PacketBuilder& PacketBuilder::tcp(std::uint16_t source_port, std::uint16_t desti
     return *this;
 }
 
+PacketBuilder& PacketBuilder::tcp_flags(std::uint8_t flags) {
+    tcp_flags_ = flags;
+    return *this;
+}
+
+PacketBuilder& PacketBuilder::tcp_options(Bytes options) {
+    require(options.size() <= 40, "at most 40 bytes of TCP options");
+    options.resize((options.size() + 3) / 4 * 4, 0);  // End of Option List
+    tcp_options_ = std::move(options);
+    return *this;
+}
+
 PacketBuilder& PacketBuilder::icmp(std::uint8_t type, std::uint8_t code, std::uint32_t rest) {
     transport_ = Transport::icmp;
     icmp_type_ = type;
@@ -268,11 +292,12 @@ Bytes PacketBuilder::build_transport(std::uint8_t protocol) const {
         put16(out, destination_port_);
         put32(out, 0x01020304);  // sequence number
         put32(out, 0x0a0b0c0d);  // acknowledgment number
-        out.push_back(5 << 4);   // data offset: 20 bytes, no options
-        out.push_back(0x18);     // PSH | ACK
+        out.push_back(static_cast<std::uint8_t>((5 + tcp_options_.size() / 4) << 4));  // data offset
+        out.push_back(tcp_flags_);
         put16(out, 0xffff);      // window
         put16(out, 0);           // checksum, below
         put16(out, 0);           // urgent pointer
+        append(out, tcp_options_);
         break;
     case Transport::icmp:
         out.push_back(icmp_type_);
@@ -393,7 +418,7 @@ Frame PacketBuilder::build() const {
         case Transport::icmp:
             return 8;
         case Transport::tcp:
-            return 20;
+            return 20 + tcp_options_.size();
         default:
             return 0;
         }

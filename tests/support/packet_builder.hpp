@@ -47,6 +47,13 @@ inline constexpr std::uint8_t kIpProtoIcmpv6 = 58;
 inline constexpr std::uint8_t kIpProtoNoNext = 59;
 inline constexpr std::uint8_t kIpProtoDestinationOptions = 60;
 
+// TCP header flags (byte 13).
+inline constexpr std::uint8_t kTcpFin = 0x01;
+inline constexpr std::uint8_t kTcpSyn = 0x02;
+inline constexpr std::uint8_t kTcpRst = 0x04;
+inline constexpr std::uint8_t kTcpPsh = 0x08;
+inline constexpr std::uint8_t kTcpAck = 0x10;
+
 inline constexpr std::uint8_t kIpv4OptionEnd = 0;
 inline constexpr std::uint8_t kIpv4OptionNop = 1;
 
@@ -80,6 +87,11 @@ struct Frame {
     std::uint16_t udp_checksum() const { return read16(l4_offset + 6); }
     void set_destination_port(std::uint16_t port) { write16(l4_offset + 2, port); }
     void set_udp_checksum(std::uint16_t checksum) { write16(l4_offset + 6, checksum); }
+    void set_source_port(std::uint16_t port) { write16(l4_offset, port); }
+    // The UDP or TCP checksum, whichever transport header the frame has.
+    std::size_t transport_checksum_offset() const;
+    std::uint16_t transport_checksum() const { return read16(transport_checksum_offset()); }
+    void set_transport_checksum(std::uint16_t checksum) { write16(transport_checksum_offset(), checksum); }
 
     std::uint16_t read16(std::size_t offset) const;
     void write16(std::size_t offset, std::uint16_t value);
@@ -117,7 +129,12 @@ public:
     PacketBuilder& hop_limit(std::uint8_t ttl);  // IPv4 TTL or IPv6 hop limit
 
     PacketBuilder& udp(std::uint16_t source_port, std::uint16_t destination_port);
+    // A TCP header with PSH|ACK unless tcp_flags() says otherwise.
     PacketBuilder& tcp(std::uint16_t source_port, std::uint16_t destination_port);
+    PacketBuilder& tcp_flags(std::uint8_t flags);  // kTcpSyn | kTcpAck ...
+    // TCP options (padded with End-of-Options to a multiple of 4 bytes, at
+    // most 40); the data offset grows to cover them.
+    PacketBuilder& tcp_options(Bytes options);
     // ICMP over IPv4, ICMPv6 over IPv6; `rest` fills the 4 bytes after the
     // checksum (identifier and sequence of an echo).
     PacketBuilder& icmp(std::uint8_t type, std::uint8_t code, std::uint32_t rest = 0);
@@ -172,6 +189,8 @@ private:
     std::uint8_t icmp_type_ = 0;
     std::uint8_t icmp_code_ = 0;
     std::uint32_t icmp_rest_ = 0;
+    std::uint8_t tcp_flags_ = 0x18;  // PSH | ACK
+    Bytes tcp_options_;
     bool udp_checksum_ = true;
     std::optional<std::size_t> truncate_transport_to_;
 

@@ -1,0 +1,351 @@
+// TCP frontends: a SYN (without ACK) takes the next backend and records the
+// flow and its reply entry; later segments follow the flow table; segments
+// of unknown flows are hashed over the live backends; a SYN repeated within
+// 3 s is a retransmission; a backend removed by a reload moves its flows.
+// main() pins the process to one CPU, so the round-robin cursor is exact.
+#include <catch2/catch.hpp>
+
+#include <arpa/inet.h>
+
+#include <cstdint>
+#include <cstring>
+#include <set>
+#include <vector>
+
+#include "checksum_reference.hpp"
+#include "fixtures.hpp"
+#include "maps.hpp"
+#include "xdp_harness.hpp"
+
+using namespace portmux;
+using namespace portmux::test;
+
+namespace {
+
+constexpr std::uint16_t kTcpFrontend = 8080;
+const std::vector<std::uint16_t> kTcpBackends{8081, 8082, 8083};
+constexpr std::uint64_t kSecond = 1000000000ull;
+
+Frontend tcp_frontend(const std::vector<std::uint16_t>& backends = kTcpBackends) {
+    return make_frontend(kTcpFrontend, Protocol::tcp, backends);
+}
+
+void configure_tcp(const std::vector<std::uint16_t>& backends = kTcpBackends) {
+    data_path().configure(config_of({tcp_frontend(backends)}));
+}
+
+Frame segment(const PacketBuilder& client, std::uint16_t client_port, std::uint8_t flags,
+              std::size_t payload = 0) {
+    return PacketBuilder(client)
+        .tcp(client_port, kTcpFrontend)
+        .tcp_flags(flags)
+        .payload(counting_payload(payload))
+        .build();
+}
+
+// The data path's flow_hash (xdp/flow.h), written out again: murmur3's
+// mixing per 32-bit word of the key as it sits in memory, then its finalizer.
+std::uint32_t reference_flow_hash(const portmux_flow_key& key) {
+    static_assert(sizeof key % 4 == 0);
+    std::uint32_t words[sizeof key / 4];
+    std::memcpy(words, &key, sizeof key);
+    std::uint32_t hash = 0x9e3779b9;
+    for (std::uint32_t word : words) {
+        std::uint32_t k = word * 0xcc9e2d51u;
+        k = (k << 15) | (k >> 17);
+        hash ^= k * 0x1b873593u;
+        hash = ((hash << 13) | (hash >> 19)) * 5 + 0xe6546b64u;
+    }
+    hash ^= hash >> 16;
+    hash *= 0x85ebca6bu;
+    hash ^= hash >> 13;
+    hash *= 0xc2b2ae35u;
+    hash ^= hash >> 16;
+    return hash;
+}
+
+// The backend a segment of an unknown flow must go to: the hash of its flow
+// key over the round-robin order of the live backends.
+std::uint16_t hashed_backend(const Frontend& frontend, const Frame& request) {
+    const std::vector<std::uint8_t> order = round_robin_order(frontend.backends);
+    REQUIRE(!order.empty());
+    const std::uint32_t hash = reference_flow_hash(request_flow_key(request));
+    return frontend.backends.at(order.at(hash % order.size())).port;
+}
+
+std::uint32_t generation_of(const Frontend& frontend) {
+    return encode_frontend(frontend, 0).generation;
+}
+
+// The flow entry of `request` must point at `backend` (index and port) under
+// the generation of `frontend`, and its reply entry name the frontend port.
+void require_flow(const Frame& request, const Frontend& frontend, std::uint16_t backend) {
+    const auto flow = data_path().flow(request_flow_key(request));
+    REQUIRE(flow.has_value());
+    CHECK(ntohs(flow->backend_port) == backend);
+    std::vector<std::uint16_t> ports;
+    for (const Backend& b : frontend.backends) {
+        ports.push_back(b.port);
+    }
+    CHECK(flow->backend_index == index_of(ports, backend));
+    CHECK(flow->generation == generation_of(frontend));
+    const auto reply = data_path().reply(reply_key(request, backend));
+    REQUIRE(reply.has_value());
+    CHECK(ntohs(reply->frontend_port) == kTcpFrontend);
+}
+
+}  // namespace
+
+TEST_CASE("TCP: SYNs take backends in turn, every later segment follows its flow", "[tcp]") {
+    configure_tcp();
+    const PacketBuilder client = GENERATE(ipv4_client(), ipv6_client(), ipv4_client().vlan(kTpid8021q, 7),
+                                          ipv6_client().ipv6_hop_by_hop());
+    CounterTally tally(3);
+
+    // Three connections from three client ports: 8081, 8082, 8083.
+    const std::vector<std::uint16_t> client_ports{40001, 40002, 40003};
+    for (std::size_t i = 0; i < client_ports.size(); ++i) {
+        const Frame syn = segment(client, client_ports[i], kTcpSyn);
+        CHECK(forward(syn) == kTcpBackends[i]);
+        tally.forwarded(i, syn);
+        require_flow(syn, tcp_frontend(), kTcpBackends[i]);
+    }
+    CHECK(data_path().flow_count() == 3);
+    CHECK(data_path().reply_count() == 3);
+
+    // The rest of each connection, interleaved, stays on its backend.
+    for (const std::uint8_t flags : {kTcpAck, std::uint8_t(kTcpPsh | kTcpAck), std::uint8_t(kTcpFin | kTcpAck),
+                                     kTcpAck}) {
+        for (std::size_t i = 0; i < client_ports.size(); ++i) {
+            const std::size_t payload = flags == (kTcpPsh | kTcpAck) ? 100 + i : 0;
+            const Frame later = segment(client, client_ports[i], flags, payload);
+            INFO("flags 0x" << std::hex << int(flags) << std::dec << ", client port " << client_ports[i]);
+            CHECK(forward(later) == kTcpBackends[i]);
+            tally.forwarded(i, later);
+        }
+    }
+    // Still three flows, and the cursor moved only for the SYNs: the next
+    // connection goes to the first backend again.
+    CHECK(data_path().flow_count() == 3);
+    const Frame fourth = segment(client, 40004, kTcpSyn);
+    CHECK(forward(fourth) == kTcpBackends[0]);
+    tally.forwarded(0, fourth);
+    require_counters(kTcpFrontend, Protocol::tcp, tally.expected());
+}
+
+TEST_CASE("TCP: the flow key holds client address, client port and frontend port", "[tcp]") {
+    configure_tcp();
+    CounterTally tally(3);
+    const Frame syn = segment(ipv4_client(), 40001, kTcpSyn);
+    CHECK(forward(syn) == 8081);
+    tally.forwarded(0, syn);
+    // Same port, other address: a new connection, so the next SYN backend.
+    const PacketBuilder other_host =
+        PacketBuilder{}.ipv4(ipv4_address("192.0.2.11"), ipv4_address("198.51.100.1"));
+    const Frame other_syn = segment(other_host, 40001, kTcpSyn);
+    CHECK(forward(other_syn) == 8082);
+    tally.forwarded(1, other_syn);
+    // Each host's ACK follows its own flow.
+    const Frame ack = segment(ipv4_client(), 40001, kTcpAck);
+    const Frame other_ack = segment(other_host, 40001, kTcpAck);
+    CHECK(forward(other_ack) == 8082);
+    tally.forwarded(1, other_ack);
+    CHECK(forward(ack) == 8081);
+    tally.forwarded(0, ack);
+    CHECK(data_path().flow_count() == 2);
+    require_counters(kTcpFrontend, Protocol::tcp, tally.expected());
+}
+
+TEST_CASE("TCP: a segment of an unknown flow goes to a stable hashed backend and creates the flow", "[tcp]") {
+    configure_tcp();
+    const PacketBuilder client = GENERATE(ipv4_client(), ipv6_client());
+    const std::uint8_t flags = GENERATE(kTcpAck, std::uint8_t(kTcpPsh | kTcpAck), std::uint8_t(kTcpFin | kTcpAck),
+                                        std::uint8_t(kTcpSyn | kTcpAck), kTcpRst);
+    INFO("flags 0x" << std::hex << int(flags));
+    CounterTally tally(3);
+    std::set<std::uint16_t> used;
+    for (std::uint16_t port = 41000; port < 41024; ++port) {
+        const Frame frame = segment(client, port, flags, flags & kTcpPsh ? 33 : 0);
+        const std::uint16_t expected = hashed_backend(tcp_frontend(), frame);
+        INFO("client port " << port);
+        const std::uint16_t first = forward(frame);
+        CHECK(first == expected);
+        tally.forwarded(index_of(kTcpBackends, first), frame);
+        require_flow(frame, tcp_frontend(), first);
+        used.insert(first);
+
+        // Again with the flow known, and again after the table lost it:
+        // the same backend every time.
+        CHECK(forward(frame) == first);
+        tally.forwarded(index_of(kTcpBackends, first), frame);
+        data_path().clear_flow_tables();
+        CHECK(forward(frame) == first);
+        tally.forwarded(index_of(kTcpBackends, first), frame);
+        require_flow(frame, tcp_frontend(), first);
+    }
+    // 24 flows over 3 backends: a hash that spreads uses all of them.
+    CHECK(used.size() == 3);
+    // None of it moved the round-robin cursor.
+    const Frame syn = segment(client, 42000, kTcpSyn);
+    CHECK(forward(syn) == kTcpBackends[0]);
+    tally.forwarded(0, syn);
+    require_counters(kTcpFrontend, Protocol::tcp, tally.expected());
+}
+
+TEST_CASE("TCP: a SYN repeated within 3 s is a retransmission and keeps its backend", "[tcp]") {
+    configure_tcp();
+    CounterTally tally(3);
+    const Frame syn = segment(ipv4_client(), 40001, kTcpSyn);
+    CHECK(forward(syn) == 8081);
+    tally.forwarded(0, syn);
+    const auto created = data_path().flow(request_flow_key(syn));
+    REQUIRE(created.has_value());
+
+    SECTION("at once") {
+        CHECK(forward(syn) == 8081);
+        tally.forwarded(0, syn);
+        CHECK(forward(syn) == 8081);
+        tally.forwarded(0, syn);
+    }
+    SECTION("2.5 s after the flow was created") {
+        portmux_flow aged = *created;
+        aged.created_ns = monotonic_ns() - 5 * kSecond / 2;
+        aged.last_seen_ns = aged.created_ns;
+        data_path().set_flow(request_flow_key(syn), aged);
+        CHECK(forward(syn) == 8081);
+        tally.forwarded(0, syn);
+        // A retransmission does not restart the window.
+        CHECK(data_path().flow(request_flow_key(syn))->created_ns == aged.created_ns);
+    }
+    require_flow(syn, tcp_frontend(), 8081);
+    CHECK(data_path().flow_count() == 1);
+    // The cursor only moved for the first SYN.
+    const Frame other = segment(ipv4_client(), 40002, kTcpSyn);
+    CHECK(forward(other) == 8082);
+    tally.forwarded(1, other);
+    require_counters(kTcpFrontend, Protocol::tcp, tally.expected());
+}
+
+TEST_CASE("TCP: a SYN after the 3 s window opens a new connection, balanced afresh", "[tcp]") {
+    configure_tcp();
+    const PacketBuilder client = GENERATE(ipv4_client(), ipv6_client());
+    CounterTally tally(3);
+    const Frame syn = segment(client, 40001, kTcpSyn);
+    CHECK(forward(syn) == 8081);
+    tally.forwarded(0, syn);
+
+    // Age the flow past the window, as if the connection had ended 4 s ago.
+    const auto key = request_flow_key(syn);
+    portmux_flow aged = *data_path().flow(key);
+    aged.created_ns = monotonic_ns() - 4 * kSecond;
+    aged.last_seen_ns = aged.created_ns;
+    data_path().set_flow(key, aged);
+
+    const std::uint64_t before = monotonic_ns();
+    CHECK(forward(syn) == 8082);
+    tally.forwarded(1, syn);
+    const auto renewed = data_path().flow(key);
+    REQUIRE(renewed.has_value());
+    CHECK(ntohs(renewed->backend_port) == 8082);
+    CHECK(renewed->backend_index == 1);
+    CHECK(renewed->created_ns >= before);
+    require_flow(syn, tcp_frontend(), 8082);
+
+    // The new connection's later segments follow the new backend.
+    const Frame ack = segment(client, 40001, kTcpAck);
+    CHECK(forward(ack) == 8082);
+    tally.forwarded(1, ack);
+    // And the new SYN is itself retransmission-protected.
+    CHECK(forward(syn) == 8082);
+    tally.forwarded(1, syn);
+    require_counters(kTcpFrontend, Protocol::tcp, tally.expected());
+}
+
+TEST_CASE("TCP: rewritten checksums equal a full recomputation", "[tcp][checksum]") {
+    configure_tcp({8081});
+    SECTION("payload sizes, both IP versions, with and without options") {
+        const PacketBuilder client = GENERATE(ipv4_client(), ipv6_client(), ipv4_client().ipv4_options(Bytes(8, 1)));
+        const std::size_t payload = GENERATE(0, 1, 2, 3, 99, 1400);
+        const bool options = GENERATE(false, true);
+        INFO("payload " << payload << ", options " << options);
+        PacketBuilder builder = PacketBuilder(client).tcp(40001, kTcpFrontend).tcp_flags(kTcpPsh | kTcpAck);
+        if (options) {
+            builder.tcp_options({1, 1, 8, 10, 0, 0, 0x12, 0x34, 0, 0, 0x56, 0x78});  // NOP NOP timestamps
+        }
+        CHECK(forward(builder.payload(counting_payload(payload)).build()) == 8081);
+    }
+    SECTION("a rewrite whose result is checksum 0x0000, and one starting from 0x0000") {
+        const PacketBuilder client = GENERATE(ipv4_client(), ipv6_client());
+        // Sum 0xffff over the frame as it leaves: its checksum is 0.
+        const PacketBuilder after = PacketBuilder(client).tcp(40001, 8081).tcp_flags(kTcpPsh | kTcpAck);
+        const Bytes to_zero = payload_forcing_sum(after, counting_payload(20), 4, 0xffff);
+        REQUIRE(PacketBuilder(after).payload(to_zero).build().transport_checksum() == 0);
+        const Frame in = PacketBuilder(client).tcp(40001, kTcpFrontend).tcp_flags(kTcpPsh | kTcpAck).payload(to_zero).build();
+        CHECK(forward(in) == 8081);
+
+        const PacketBuilder before = PacketBuilder(client).tcp(40002, kTcpFrontend).tcp_flags(kTcpPsh | kTcpAck);
+        const Bytes from_zero = payload_forcing_sum(before, counting_payload(20), 4, 0xffff);
+        const Frame zero_in = PacketBuilder(before).payload(from_zero).build();
+        REQUIRE(zero_in.transport_checksum() == 0);
+        CHECK(forward(zero_in) == 8081);
+    }
+}
+
+TEST_CASE("TCP: a reload that removes a backend moves its flows to live backends", "[tcp][generation]") {
+    configure_tcp();
+    const PacketBuilder client = GENERATE(ipv4_client(), ipv6_client());
+    // Connections to 8081, 8082, 8083.
+    std::vector<Frame> syns;
+    for (std::uint16_t port : {40001, 40002, 40003}) {
+        syns.push_back(segment(client, port, kTcpSyn));
+    }
+    for (std::size_t i = 0; i < syns.size(); ++i) {
+        CHECK(forward(syns[i]) == kTcpBackends[i]);
+    }
+    const std::uint64_t received_before = data_path().stats(kTcpFrontend, Protocol::tcp).received;
+
+    // 8082 leaves; 8083 moves from index 2 to index 1.
+    const Frontend reduced = tcp_frontend({8081, 8083});
+    REQUIRE(generation_of(reduced) != generation_of(tcp_frontend()));
+    data_path().reload(config_of({reduced}));
+
+    // 8081's connection: same backend, same index, entry now checked
+    // against the new generation.
+    const Frame ack1 = segment(client, 40001, kTcpAck);
+    CHECK(forward(ack1) == 8081);
+    require_flow(ack1, reduced, 8081);
+
+    // 8083's connection: same backend, at its new index.
+    const Frame ack3 = segment(client, 40003, kTcpPsh | kTcpAck, 10);
+    CHECK(forward(ack3) == 8083);
+    require_flow(ack3, reduced, 8083);
+
+    // 8082's connection: its backend is gone, so it is hashed over the live
+    // backends, and the entry is rewritten to point there.
+    const Frame ack2 = segment(client, 40002, kTcpAck);
+    const std::uint16_t moved = hashed_backend(reduced, ack2);
+    CHECK(forward(ack2) == moved);
+    require_flow(ack2, reduced, moved);
+    // Its later segments stay there.
+    const Frame fin2 = segment(client, 40002, kTcpFin | kTcpAck);
+    CHECK(forward(fin2) == moved);
+    CHECK(data_path().flow_count() == 3);
+
+    const FrontendStats stats = data_path().stats(kTcpFrontend, Protocol::tcp);
+    CHECK(stats.received == received_before + 4);
+    CHECK(stats.dropped() == 0);
+}
+
+TEST_CASE("TCP: no live backend drops SYNs and unknown segments as no_backend", "[tcp]") {
+    Frontend drained = tcp_frontend({8081});
+    drained.backends[0].drained = true;
+    data_path().configure(config_of({drained}));
+    CounterTally tally(1);
+    for (std::uint8_t flags : {kTcpSyn, kTcpAck, std::uint8_t(kTcpPsh | kTcpAck)}) {
+        require_dropped(segment(ipv4_client(), 40001, flags, flags & kTcpPsh ? 5 : 0));
+        tally.dropped(PORTMUX_DROP_NO_BACKEND);
+    }
+    CHECK(data_path().flow_count() == 0);
+    CHECK(data_path().reply_count() == 0);
+    require_counters(kTcpFrontend, Protocol::tcp, tally.expected());
+}
