@@ -1,0 +1,339 @@
+# shellcheck shell=bash
+# Shared helpers for portmux's end-to-end tests (and scripts/demo.sh).
+#
+# Source it, then `trap e2e_cleanup EXIT`. Everything a test creates goes
+# through these helpers so the trap can undo it: network namespaces
+# (make_ns_var), background processes (start_in_ns), XDP attachments
+# (register_detach) and one private bpffs instance (see in_ns).
+#
+# Why a private bpffs: `ip netns exec` unshares the mount namespace and
+# mounts a fresh sysfs on /sys, which hides the host's /sys/fs/bpf. Every
+# `mount -t bpf` makes a NEW, empty bpffs instance, so mounting bpffs inside
+# each `ip netns exec` would lose portmux's pins between two commands
+# (status would say "not attached", detach could not find its maps). in_ns
+# therefore bind-mounts one instance, created here under $E2E_WORKDIR, onto
+# /sys/fs/bpf inside every namespace command: all of a test's portmux
+# commands see the same pins, and unmounting it at the end frees them.
+
+E2E_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_ROOT=$(cd "$E2E_LIB_DIR/../.." && pwd)
+PORTMUX=${PORTMUX:-$REPO_ROOT/build/loader/portmux}
+E2E_NAME=${E2E_NAME:-$(basename "${0%.sh}")}
+# Unique per run: names of namespaces and interfaces carry the shell's pid.
+# Interface names must stay within 15 characters: keep prefixes short.
+E2E_ID=$$
+# The whole test must end (and clean up) before ctest's 120 s timeout kills it.
+E2E_TIME_LIMIT=${E2E_TIME_LIMIT:-100}
+
+E2E_PASSED=0
+E2E_FAILED=0
+E2E_NAMESPACES=()
+E2E_PIDS=()
+E2E_DETACH=()
+E2E_WORKDIR=
+E2E_BPFFS=
+E2E_WATCHDOG=
+E2E_FINISHED=
+
+if [[ -t 1 && -z ${NO_COLOR:-} ]]; then
+    E2E_RED=$'\e[31m' E2E_GREEN=$'\e[32m' E2E_YELLOW=$'\e[33m' E2E_BOLD=$'\e[1m' E2E_RESET=$'\e[0m'
+else
+    E2E_RED= E2E_GREEN= E2E_YELLOW= E2E_BOLD= E2E_RESET=
+fi
+
+# ---------------------------------------------------------------- reporting
+
+log() { printf '%s[%s]%s %s\n' "$E2E_BOLD" "$E2E_NAME" "$E2E_RESET" "$*"; }
+pass() { E2E_PASSED=$((E2E_PASSED + 1)); printf '%sPASS%s %s\n' "$E2E_GREEN" "$E2E_RESET" "$*"; }
+fail() { E2E_FAILED=$((E2E_FAILED + 1)); printf '%sFAIL%s %s\n' "$E2E_RED" "$E2E_RESET" "$*"; }
+skip() { printf '%sSKIP%s %s\n' "$E2E_YELLOW" "$E2E_RESET" "$*"; }
+# A failure the test cannot go on after: report it and exit (the trap cleans up).
+die() { fail "$*"; finish; }
+
+# Prints the summary line and exits 0 only when nothing failed.
+finish() {
+    local total=$((E2E_PASSED + E2E_FAILED))
+    E2E_FINISHED=1
+    if ((E2E_FAILED == 0 && total > 0)); then
+        printf '%s%s: all %d checks passed%s\n' "$E2E_GREEN" "$E2E_NAME" "$total" "$E2E_RESET"
+    else
+        printf '%s%s: %d of %d checks failed%s\n' "$E2E_RED" "$E2E_NAME" "$E2E_FAILED" "$total" "$E2E_RESET"
+    fi
+    printf '%d passed, %d failed\n' "$E2E_PASSED" "$E2E_FAILED"
+    ((E2E_FAILED == 0 && total > 0)) && exit 0
+    exit 1
+}
+
+# assert_eq EXPECTED ACTUAL WHAT
+assert_eq() {
+    if [[ "$1" == "$2" ]]; then
+        pass "$3 ($2)"
+    else
+        fail "$3: expected '$1', got '$2'"
+    fi
+}
+
+# assert_ok WHAT CMD...: CMD must exit 0; its output is shown on failure.
+assert_ok() {
+    local what=$1 out rc=0
+    shift
+    out=$("$@" 2>&1) || rc=$?
+    if ((rc == 0)); then
+        pass "$what"
+    else
+        fail "$what: \`$*\` exited $rc"
+        printf '%s\n' "$out" | sed 's/^/    | /'
+    fi
+    E2E_LAST_OUTPUT=$out
+    return "$rc"
+}
+
+# assert_fails WHAT CMD...: CMD must exit non-zero (any code, or the one in
+# $E2E_EXPECT_RC when set); its output is kept in $E2E_LAST_OUTPUT.
+assert_fails() {
+    local what=$1 out rc=0
+    shift
+    out=$("$@" 2>&1) || rc=$?
+    E2E_LAST_OUTPUT=$out
+    if ((rc == 0)); then
+        fail "$what: \`$*\` succeeded but should have failed"
+        printf '%s\n' "$out" | sed 's/^/    | /'
+        return 1
+    fi
+    if [[ -n ${E2E_EXPECT_RC:-} && $rc != "$E2E_EXPECT_RC" ]]; then
+        fail "$what: \`$*\` exited $rc, expected $E2E_EXPECT_RC"
+        printf '%s\n' "$out" | sed 's/^/    | /'
+        return 1
+    fi
+    pass "$what (exit $rc)"
+}
+
+# assert_match WHAT REGEX TEXT: TEXT must match the extended regex.
+assert_match() {
+    if grep -Eq -- "$2" <<<"$3"; then
+        pass "$1"
+    else
+        fail "$1: no match for /$2/ in:"
+        printf '%s\n' "$3" | sed 's/^/    | /'
+    fi
+}
+
+# assert_no_match WHAT REGEX TEXT
+assert_no_match() {
+    if grep -Eq -- "$2" <<<"$3"; then
+        fail "$1: unexpected match for /$2/ in:"
+        printf '%s\n' "$3" | sed 's/^/    | /'
+    else
+        pass "$1"
+    fi
+}
+
+# --------------------------------------------------------------- environment
+
+require_root() {
+    if ((EUID != 0)); then
+        printf 'SKIP %s: needs root (network namespaces, XDP)\n' "$E2E_NAME"
+        exit 77
+    fi
+}
+
+require_portmux() {
+    [[ -x $PORTMUX ]] || die "portmux binary not found at $PORTMUX (build it, or set PORTMUX)"
+}
+
+require_tools() {
+    local tool missing=()
+    for tool in "$@"; do
+        command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+    done
+    ((${#missing[@]} == 0)) || die "missing tools: ${missing[*]} (run scripts/deps.sh)"
+}
+
+# Workdir, private bpffs and watchdog. Call once, after `trap e2e_cleanup EXIT`.
+e2e_setup() {
+    trap 'exit 143' TERM
+    trap 'exit 130' INT
+    E2E_WORKDIR=$(mktemp -d "/tmp/portmux-$E2E_NAME.XXXXXX")
+    mkdir "$E2E_WORKDIR/bpffs"
+    mount -t bpf bpf "$E2E_WORKDIR/bpffs" || die "cannot mount a bpffs instance on $E2E_WORKDIR/bpffs"
+    E2E_BPFFS=$E2E_WORKDIR/bpffs
+    # Ends the test (through the EXIT trap) if it runs past its time limit.
+    (
+        trap 'kill "$sleeper" 2>/dev/null; exit 0' TERM
+        sleep "$E2E_TIME_LIMIT" &
+        sleeper=$!
+        wait "$sleeper"
+        printf 'FAIL %s: still running after %ss, stopping it\n' "$E2E_NAME" "$E2E_TIME_LIMIT"
+        kill -TERM $$
+    ) &
+    E2E_WATCHDOG=$!
+}
+
+# Undoes everything the helpers created, in reverse dependency order.
+e2e_cleanup() {
+    local rc=$? entry ns iface pid
+    trap - TERM INT
+    set +e
+    if [[ -z $E2E_FINISHED ]]; then
+        # Ended early (a signal, the watchdog, or an unexpected exit): say so.
+        fail "$E2E_NAME ended early with exit status $rc"
+        printf '%d passed, %d failed\n' "$E2E_PASSED" "$E2E_FAILED"
+        ((rc != 0)) || rc=1
+    fi
+    for entry in "${E2E_DETACH[@]}"; do
+        ns=${entry%%/*} iface=${entry#*/}
+        if [[ -d $E2E_BPFFS/portmux/$iface ]] || in_ns "$ns" ip link show "$iface" 2>/dev/null | grep -q 'prog/xdp'; then
+            in_ns "$ns" "$PORTMUX" detach "$iface" >/dev/null 2>&1
+        fi
+    done
+    for pid in "${E2E_PIDS[@]}"; do
+        kill "$pid" 2>/dev/null
+    done
+    for pid in "${E2E_PIDS[@]}"; do
+        wait "$pid" 2>/dev/null
+    done
+    for ns in "${E2E_NAMESPACES[@]}"; do
+        # Anything still running inside a namespace this test made is ours.
+        for pid in $(ip netns pids "$ns" 2>/dev/null); do
+            kill "$pid" 2>/dev/null
+        done
+        ip netns del "$ns" 2>/dev/null
+    done
+    if [[ -n $E2E_BPFFS ]]; then
+        umount "$E2E_BPFFS" 2>/dev/null || umount -l "$E2E_BPFFS" 2>/dev/null
+    fi
+    if [[ -n $E2E_WORKDIR && -d $E2E_WORKDIR ]]; then
+        if [[ -n ${E2E_KEEP_WORKDIR:-} ]]; then
+            echo "kept $E2E_WORKDIR"
+        else
+            rm -rf "$E2E_WORKDIR"
+        fi
+    fi
+    if [[ -n $E2E_WATCHDOG ]]; then
+        kill "$E2E_WATCHDOG" 2>/dev/null
+        wait "$E2E_WATCHDOG" 2>/dev/null
+    fi
+    exit "$rc"
+}
+
+# ---------------------------------------------------------------- namespaces
+
+# make_ns_var VAR PREFIX: creates namespace PREFIX-<pid> with lo up and
+# stores its name in VAR (no subshell, so the trap knows about it).
+make_ns_var() {
+    local var=$1 name="$2-$E2E_ID"
+    ip netns add "$name" || die "cannot create network namespace $name"
+    E2E_NAMESPACES+=("$name")
+    ip -n "$name" link set lo up || die "cannot bring lo up in $name"
+    printf -v "$var" '%s' "$name"
+}
+
+# in_ns NS CMD...: runs CMD inside NS with the test's bpffs on /sys/fs/bpf.
+in_ns() {
+    local ns=$1
+    shift
+    ip netns exec "$ns" sh -c 'mount --bind "$0" /sys/fs/bpf && exec "$@"' "$E2E_BPFFS" "$@"
+}
+
+# start_in_ns NS OUTFILE CMD...: CMD in the background inside NS, stdout and
+# stderr to OUTFILE, stdin from /dev/null; the trap kills it.
+start_in_ns() {
+    local ns=$1 out=$2
+    shift 2
+    ip netns exec "$ns" "$@" >"$out" 2>&1 </dev/null &
+    E2E_PIDS+=($!)
+}
+
+# start_udp_backend NS PORT OUTFILE: a netcat that hears every client.
+start_udp_backend() {
+    start_in_ns "$1" "$3" nc -k -u -l "$2"
+}
+
+# register_detach NS IFACE: the trap detaches portmux from IFACE if still there.
+register_detach() {
+    E2E_DETACH+=("$1/$2")
+}
+
+# ------------------------------------------------------------------- waiting
+
+# retry TRIES CMD...: runs CMD up to TRIES times until it succeeds.
+retry() {
+    local tries=$1
+    shift
+    while ((tries-- > 1)); do
+        "$@" && return 0
+    done
+    "$@"
+}
+
+# wait_until SECONDS CMD...: polls CMD every 0.1 s until it succeeds; fails
+# (returns 1) after SECONDS.
+wait_until() {
+    local seconds=$1 tries
+    shift
+    tries=$((seconds * 10))
+    while ((tries-- > 0)); do
+        "$@" && return 0
+        sleep 0.1
+    done
+    "$@"
+}
+
+udp_port_listening() {
+    ip netns exec "$1" ss -Huln "sport = :$2" 2>/dev/null | grep -q .
+}
+
+# wait_for_udp_port NS PORT [SECONDS]: until something listens on UDP PORT in NS.
+wait_for_udp_port() {
+    wait_until "${3:-5}" udp_port_listening "$1" "$2"
+}
+
+# line_count FILE...: total lines in the files (0 when none exist yet).
+line_count() {
+    cat "$@" 2>/dev/null | wc -l
+}
+
+lines_at_least() {
+    local want=$1
+    shift
+    (($(line_count "$@") >= want))
+}
+
+# wait_for_lines COUNT SECONDS FILE...: until the files hold COUNT lines.
+wait_for_lines() {
+    local want=$1 seconds=$2
+    shift 2
+    wait_until "$seconds" lines_at_least "$want" "$@"
+}
+
+# --------------------------------------------------------------- counters
+
+# udp_counter NS NAME: a kernel SNMP counter (e.g. UdpInCsumErrors) in NS.
+udp_counter() {
+    local value
+    value=$(ip netns exec "$1" nstat -asz "$2" 2>/dev/null | awk -v n="$2" '$1 == n { print $2 }')
+    echo "${value:-0}"
+}
+
+# ------------------------------------------------------------------ traffic
+
+# send_datagrams NS ADDR PORT FIRST LAST: one `nc -u` per datagram, payloads
+# msg-FIRST..msg-LAST (three digits, newline-terminated), all from CPU 0 so
+# the per-CPU round-robin cursor is a single one.
+#
+# `-q0` with the payload already in stdin (a here-string), NOT `-w0`: with
+# -w0 netcat polls with a zero timeout and exits without sending anything
+# when the payload is not in its stdin pipe yet, which happens under load
+# (seen here: 299 of 300 sent while the machine was busy).
+send_datagrams() {
+    ip netns exec "$1" taskset -c 0 bash -c '
+        for ((i = $3; i <= $4; i++)); do
+            nc -u -q0 "$1" "$2" <<<"$(printf "msg-%03d" "$i")"
+        done' send "$2" "$3" "$4" "$5"
+}
+
+# expected_messages FIRST LAST: the payload lines send_datagrams sends, sorted.
+expected_messages() {
+    local i
+    for ((i = $1; i <= $2; i++)); do printf 'msg-%03d\n' "$i"; done | sort
+}
