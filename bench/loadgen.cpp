@@ -1,0 +1,477 @@
+// Load generator and counting sinks for bench/run.sh. Every mode is bounded
+// by a packet/connection count AND a time limit, and exits by itself.
+//
+//   udp-send   --dst ADDR --port P --size BYTES --count N --seconds S
+//              [--sockets K] [--batch B]
+//       sendmmsg() of BYTES-byte UDP payloads from K connected sockets
+//       (K source ports, rotated per batch: K "clients").
+//   udp-sink   --ports P1,P2,... [--idle-ms MS] [--seconds S] [--ready FILE]
+//       recvmmsg() on each port; counts datagrams per port. Ends MS after the
+//       last datagram (once one arrived) or after S seconds.
+//   tcp-serve  --ports P1,P2,... --seconds S [--ready FILE] [--size BYTES]
+//       Answers every BYTES-byte request with BYTES bytes; counts per port.
+//   tcp-client --dst ADDR --port P --mode connect|rr --count N --seconds S
+//              [--size BYTES] [--conns C]
+//       connect: connect, one request/response, close (RST), N times.
+//       rr: C persistent connections, N request/response round trips.
+//
+// Results are one JSON object on stdout. Options --cpu N pin the process.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Args {
+    std::map<std::string, std::string> values;
+    std::string get(const std::string& key, const std::string& fallback = "") const {
+        auto it = values.find(key);
+        if (it != values.end()) return it->second;
+        if (fallback.empty()) throw std::invalid_argument("missing --" + key);
+        return fallback;
+    }
+    long num(const std::string& key, long fallback = -1) const {
+        auto it = values.find(key);
+        if (it != values.end()) return std::stol(it->second);
+        if (fallback < 0) throw std::invalid_argument("missing --" + key);
+        return fallback;
+    }
+};
+
+[[noreturn]] void die(const std::string& what) {
+    std::fprintf(stderr, "portmux_loadgen: %s: %s\n", what.c_str(), std::strerror(errno));
+    std::exit(1);
+}
+
+std::vector<int> parse_ports(const std::string& list) {
+    std::vector<int> ports;
+    std::stringstream ss(list);
+    std::string item;
+    while (std::getline(ss, item, ',')) ports.push_back(std::stoi(item));
+    return ports;
+}
+
+double seconds_since(Clock::time_point t) {
+    return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+void pin(const Args& a) {
+    const long cpu = a.num("cpu", 1000);
+    if (cpu == 1000) return;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(static_cast<int>(cpu), &set);
+    if (sched_setaffinity(0, sizeof set, &set) != 0) die("sched_setaffinity");
+}
+
+void write_ready(const Args& a) {
+    const std::string path = a.get("ready", "-");
+    if (path != "-") std::ofstream(path) << "ready\n";
+}
+
+std::string cpu_json() {
+    rusage ru{};
+    getrusage(RUSAGE_SELF, &ru);
+    char text[128];
+    std::snprintf(text, sizeof text, "\"user_s\": %.3f, \"sys_s\": %.3f",
+                  ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6,
+                  ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6);
+    return text;
+}
+
+sockaddr_in address(const std::string& addr, int port) {
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(static_cast<std::uint16_t>(port));
+    if (inet_pton(AF_INET, addr.c_str(), &sa.sin_addr) != 1) {
+        throw std::invalid_argument("bad address " + addr);
+    }
+    return sa;
+}
+
+volatile sig_atomic_t g_stop = 0;
+
+// ------------------------------------------------------------------ UDP
+
+int udp_send(const Args& a) {
+    const sockaddr_in dst = address(a.get("dst"), static_cast<int>(a.num("port")));
+    const std::size_t size = static_cast<std::size_t>(a.num("size"));
+    const long count = a.num("count");
+    const double limit = static_cast<double>(a.num("seconds"));
+    const int sockets = static_cast<int>(a.num("sockets", 48));
+    const int batch = static_cast<int>(a.num("batch", 32));
+    pin(a);
+
+    std::vector<int> fds;
+    for (int i = 0; i < sockets; ++i) {
+        int fd = socket(AF_INET, SOCK_DGRAM, 0);
+        if (fd < 0) die("socket");
+        int sndbuf = 4 << 20;
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof sndbuf);
+        if (connect(fd, reinterpret_cast<const sockaddr*>(&dst), sizeof dst) != 0) die("connect");
+        fds.push_back(fd);
+    }
+    std::vector<char> payload(size, 'x');
+    std::memcpy(payload.data(), "PMX1", std::min<std::size_t>(4, size));
+    std::vector<iovec> iov(static_cast<std::size_t>(batch));
+    std::vector<mmsghdr> msgs(static_cast<std::size_t>(batch));
+    for (int i = 0; i < batch; ++i) {
+        iov[i] = {payload.data(), size};
+        msgs[i] = {};
+        msgs[i].msg_hdr.msg_iov = &iov[i];
+        msgs[i].msg_hdr.msg_iovlen = 1;
+    }
+    long sent = 0, errors = 0;
+    const auto start = Clock::now();
+    for (long round = 0; sent < count; ++round) {
+        if ((round & 63) == 0 && seconds_since(start) > limit) break;
+        const int n = static_cast<int>(std::min<long>(batch, count - sent));
+        const int r = sendmmsg(fds[static_cast<std::size_t>(round % sockets)], msgs.data(),
+                               static_cast<unsigned>(n), 0);
+        if (r < 0) {
+            ++errors;  // ENOBUFS or ECONNREFUSED (ICMP from a port without a socket)
+            continue;
+        }
+        sent += r;
+    }
+    const double elapsed = seconds_since(start);
+    std::printf("{\"sent\": %ld, \"send_errors\": %ld, \"elapsed_s\": %.4f, \"send_pps\": %.0f, %s}\n",
+                sent, errors, elapsed, sent / elapsed, cpu_json().c_str());
+    return 0;
+}
+
+int udp_sink(const Args& a) {
+    const std::vector<int> ports = parse_ports(a.get("ports"));
+    const long idle_ms = a.num("idle-ms", 300);
+    const double limit = static_cast<double>(a.num("seconds", 20));
+    pin(a);
+    const int ep = epoll_create1(0);
+    std::vector<int> fds;
+    for (std::size_t i = 0; i < ports.size(); ++i) {
+        int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+        if (fd < 0) die("socket");
+        int rcvbuf = 8 << 20;
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf);
+        const sockaddr_in sa = address("0.0.0.0", ports[i]);
+        if (bind(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) != 0) die("bind");
+        epoll_event ev{};
+        ev.events = EPOLLIN;
+        ev.data.u32 = static_cast<std::uint32_t>(i);
+        epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+        fds.push_back(fd);
+    }
+    write_ready(a);
+
+    constexpr int kBatch = 64;
+    static char buffers[kBatch][2048];
+    iovec iov[kBatch];
+    mmsghdr msgs[kBatch];
+    std::vector<long> counts(ports.size(), 0);
+    long bytes = 0;
+    bool got_any = false;
+    Clock::time_point first{}, last{};
+    const auto start = Clock::now();
+    while (seconds_since(start) < limit) {
+        epoll_event events[8];
+        const int n = epoll_wait(ep, events, 8, 50);
+        if (n <= 0) {
+            if (got_any && std::chrono::duration<double, std::milli>(Clock::now() - last).count() > idle_ms)
+                break;
+            continue;
+        }
+        for (int e = 0; e < n; ++e) {
+            const std::uint32_t idx = events[e].data.u32;
+            for (;;) {
+                for (int i = 0; i < kBatch; ++i) {
+                    iov[i] = {buffers[i], sizeof buffers[i]};
+                    msgs[i] = {};
+                    msgs[i].msg_hdr.msg_iov = &iov[i];
+                    msgs[i].msg_hdr.msg_iovlen = 1;
+                }
+                const int r = recvmmsg(fds[idx], msgs, kBatch, MSG_DONTWAIT, nullptr);
+                if (r <= 0) break;
+                if (!got_any) {
+                    got_any = true;
+                    first = Clock::now();
+                }
+                counts[idx] += r;
+                for (int i = 0; i < r; ++i) bytes += msgs[i].msg_len;
+                last = Clock::now();
+                if (r < kBatch) break;
+            }
+        }
+        if (got_any && std::chrono::duration<double, std::milli>(Clock::now() - last).count() > idle_ms)
+            break;
+    }
+    long total = 0;
+    std::string per_port;
+    for (std::size_t i = 0; i < ports.size(); ++i) {
+        total += counts[i];
+        per_port += (i ? ", " : "") + std::string("\"") + std::to_string(ports[i]) + "\": " +
+                    std::to_string(counts[i]);
+    }
+    const double span = got_any ? std::chrono::duration<double>(last - first).count() : 0;
+    std::printf("{\"received\": %ld, \"bytes\": %ld, \"per_port\": {%s}, \"span_s\": %.4f, "
+                "\"delivered_pps\": %.0f, %s}\n",
+                total, bytes, per_port.c_str(), span, span > 0 ? total / span : 0.0,
+                cpu_json().c_str());
+    return 0;
+}
+
+// ------------------------------------------------------------------ TCP
+
+bool read_full(int fd, char* buf, std::size_t n) {
+    std::size_t got = 0;
+    while (got < n) {
+        const ssize_t r = read(fd, buf + got, n - got);
+        if (r <= 0) {
+            if (r < 0 && errno == EINTR) continue;
+            return false;
+        }
+        got += static_cast<std::size_t>(r);
+    }
+    return true;
+}
+
+bool write_full(int fd, const char* buf, std::size_t n) {
+    std::size_t done = 0;
+    while (done < n) {
+        const ssize_t r = write(fd, buf + done, n - done);
+        if (r <= 0) {
+            if (r < 0 && errno == EINTR) continue;
+            return false;
+        }
+        done += static_cast<std::size_t>(r);
+    }
+    return true;
+}
+
+int tcp_serve(const Args& a) {
+    const std::vector<int> ports = parse_ports(a.get("ports"));
+    const double limit = static_cast<double>(a.num("seconds"));
+    const std::size_t size = static_cast<std::size_t>(a.num("size", 64));
+    pin(a);
+    signal(SIGTERM, [](int) { g_stop = 1; });
+    signal(SIGINT, [](int) { g_stop = 1; });
+    signal(SIGPIPE, SIG_IGN);
+    const int ep = epoll_create1(0);
+    struct Conn {
+        int fd;
+        std::size_t port_index;
+        std::size_t have;
+        char buf[2048];
+    };
+    std::vector<int> listeners;
+    for (std::size_t i = 0; i < ports.size(); ++i) {
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        const sockaddr_in sa = address("0.0.0.0", ports[i]);
+        if (bind(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) != 0) die("bind");
+        if (listen(fd, 4096) != 0) die("listen");
+        epoll_event ev{};
+        ev.events = EPOLLIN;
+        ev.data.u64 = i;  // listener i (small numbers); connections carry pointers
+        epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+        listeners.push_back(fd);
+    }
+    write_ready(a);
+    std::vector<long> conns(ports.size(), 0), requests(ports.size(), 0);
+    const auto start = Clock::now();
+    while (!g_stop && seconds_since(start) < limit) {
+        epoll_event events[64];
+        const int n = epoll_wait(ep, events, 64, 100);
+        for (int e = 0; e < n; ++e) {
+            const std::uint64_t tag = events[e].data.u64;
+            if (tag < listeners.size()) {
+                for (;;) {
+                    const int c = accept4(listeners[tag], nullptr, nullptr, SOCK_NONBLOCK);
+                    if (c < 0) break;
+                    int one = 1;
+                    setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+                    Conn* conn = new Conn{c, static_cast<std::size_t>(tag), 0, {}};
+                    epoll_event ev{};
+                    ev.events = EPOLLIN;
+                    ev.data.ptr = conn;
+                    epoll_ctl(ep, EPOLL_CTL_ADD, c, &ev);
+                    ++conns[tag];
+                }
+                continue;
+            }
+            Conn* conn = static_cast<Conn*>(events[e].data.ptr);
+            bool closed = false;
+            for (;;) {
+                const ssize_t r = read(conn->fd, conn->buf + conn->have, size - conn->have);
+                if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
+                    closed = true;
+                    break;
+                }
+                if (r < 0) break;
+                conn->have += static_cast<std::size_t>(r);
+                if (conn->have == size) {
+                    conn->have = 0;
+                    ++requests[conn->port_index];
+                    // Small responses: the socket buffer takes them at once.
+                    if (!write_full(conn->fd, conn->buf, size)) {
+                        closed = true;
+                        break;
+                    }
+                }
+            }
+            if (closed) {
+                epoll_ctl(ep, EPOLL_CTL_DEL, conn->fd, nullptr);
+                close(conn->fd);
+                delete conn;
+            }
+        }
+    }
+    std::string per_port;
+    for (std::size_t i = 0; i < ports.size(); ++i) {
+        per_port += (i ? ", " : "") + std::string("\"") + std::to_string(ports[i]) + "\": {\"connections\": " +
+                    std::to_string(conns[i]) + ", \"requests\": " + std::to_string(requests[i]) + "}";
+    }
+    std::printf("{\"per_port\": {%s}, %s}\n", per_port.c_str(), cpu_json().c_str());
+    return 0;
+}
+
+double percentile(std::vector<double> v, double p) {
+    if (v.empty()) return 0;
+    std::sort(v.begin(), v.end());
+    const std::size_t i = std::min(v.size() - 1, static_cast<std::size_t>(p * (v.size() - 1) + 0.5));
+    return v[i];
+}
+
+int connect_to(const sockaddr_in& dst) {
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) die("socket");
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    timeval tv{1, 0};  // a lost packet costs a bounded second, never a hang
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    if (connect(fd, reinterpret_cast<const sockaddr*>(&dst), sizeof dst) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+void close_with_reset(int fd) {
+    linger l{1, 0};  // RST: no TIME_WAIT piles up over thousands of connections
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+    close(fd);
+}
+
+int tcp_client(const Args& a) {
+    const sockaddr_in dst = address(a.get("dst"), static_cast<int>(a.num("port")));
+    const std::string mode = a.get("mode");
+    const long count = a.num("count");
+    const double limit = static_cast<double>(a.num("seconds"));
+    const std::size_t size = static_cast<std::size_t>(a.num("size", 64));
+    pin(a);
+    signal(SIGPIPE, SIG_IGN);
+    std::vector<char> request(size, 'r'), response(size);
+    std::vector<double> latency_us;
+    long done = 0, failures = 0;
+    const auto start = Clock::now();
+    if (mode == "connect") {
+        for (long i = 0; i < count && seconds_since(start) < limit; ++i) {
+            const auto t0 = Clock::now();
+            const int fd = connect_to(dst);
+            if (fd < 0) {
+                ++failures;
+                continue;
+            }
+            const bool ok = write_full(fd, request.data(), size) && read_full(fd, response.data(), size);
+            const auto t1 = Clock::now();
+            close_with_reset(fd);
+            if (!ok) {
+                ++failures;
+                continue;
+            }
+            ++done;
+            latency_us.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
+        }
+    } else {
+        const int conns = static_cast<int>(a.num("conns", 6));
+        std::vector<int> fds;
+        for (int i = 0; i < conns; ++i) {
+            const int fd = connect_to(dst);
+            if (fd < 0) die("connect");
+            fds.push_back(fd);
+        }
+        for (long i = 0; i < count; ++i) {
+            if ((i & 255) == 0 && seconds_since(start) > limit) break;
+            const int fd = fds[static_cast<std::size_t>(i % conns)];
+            const auto t0 = Clock::now();
+            if (!write_full(fd, request.data(), size) || !read_full(fd, response.data(), size)) {
+                ++failures;
+                break;
+            }
+            latency_us.push_back(
+                std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+            ++done;
+        }
+        for (int fd : fds) close(fd);
+    }
+    const double elapsed = seconds_since(start);
+    std::printf("{\"mode\": \"%s\", \"completed\": %ld, \"failures\": %ld, \"elapsed_s\": %.4f, "
+                "\"per_s\": %.0f, \"p50_us\": %.1f, \"p99_us\": %.1f, %s}\n",
+                mode.c_str(), done, failures, elapsed, done / elapsed, percentile(latency_us, 0.5),
+                percentile(latency_us, 0.99), cpu_json().c_str());
+    return failures > done ? 1 : 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    if (argc < 2) {
+        std::fprintf(stderr, "usage: portmux_loadgen udp-send|udp-sink|tcp-serve|tcp-client --key value...\n");
+        return 2;
+    }
+    Args a;
+    for (int i = 2; i + 1 < argc; i += 2) {
+        std::string key = argv[i];
+        if (key.rfind("--", 0) != 0) {
+            std::fprintf(stderr, "portmux_loadgen: unexpected %s\n", argv[i]);
+            return 2;
+        }
+        a.values[key.substr(2)] = argv[i + 1];
+    }
+    const std::string mode = argv[1];
+    try {
+        if (mode == "udp-send") return udp_send(a);
+        if (mode == "udp-sink") return udp_sink(a);
+        if (mode == "tcp-serve") return tcp_serve(a);
+        if (mode == "tcp-client") return tcp_client(a);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "portmux_loadgen: %s\n", e.what());
+        return 2;
+    }
+    std::fprintf(stderr, "portmux_loadgen: unknown mode %s\n", mode.c_str());
+    return 2;
+}

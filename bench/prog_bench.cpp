@@ -1,0 +1,716 @@
+// Per-packet cost of the portmux XDP program and of reference programs,
+// measured with BPF_PROG_TEST_RUN on crafted frames (no interface needed).
+//
+// BPF_PROG_TEST_RUN with repeat = N runs the program N times over ONE
+// buffer, which each run leaves rewritten. To time the hit path rather than
+// a miss, the maps are programmed so a rewritten packet lands on a frontend
+// again: 9875 -> 9876 and 9876 -> 9875 (the "ping-pong" pair, for the
+// headline rows), or 9875 -> 9875 (a "self loop", for the scaling matrix,
+// which must also work with a single frontend). The JSON config forbids
+// both; write_config on a Config built here does not check. Every timed
+// run is followed by a check of the per-CPU counters that all iterations
+// took the intended path.
+//
+// A TCP SYN can only open a new flow once per key, so the new-flow path is
+// timed in single-shot mode: one run per syscall (repeat = 1), a fresh
+// client port each time, the kernel's own per-run duration averaged. The
+// XDP_PASS floor is measured the same way for that comparison, since
+// single-shot durations carry the timer's own overhead.
+//
+// Output: a JSON document on stdout (or --json FILE); progress on stderr.
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "baseline.skel.h"
+#include "config.hpp"
+#include "maps.hpp"
+#include "portmux.skel.h"
+#include "portmux_shared.h"
+#include "skeleton.hpp"
+
+namespace {
+
+using Bytes = std::vector<std::uint8_t>;
+using json = nlohmann::json;
+
+constexpr int kXdpDrop = 1;
+constexpr int kXdpPass = 2;
+constexpr std::uint16_t kFrontA = 9875;
+constexpr std::uint16_t kFrontB = 9876;
+constexpr int kCpu = 0;
+
+struct Options {
+    std::uint32_t repeat = 1000000;   // iterations per timed run
+    int runs = 5;                     // timed runs per case (median reported)
+    std::uint32_t single_shots = 100000;  // calls per single-shot run
+    std::uint32_t big_flow_table = 1000000;
+    bool quick = false;
+    std::string json_path;
+};
+
+[[noreturn]] void fail(const std::string& what) {
+    throw std::system_error(errno, std::generic_category(), what);
+}
+
+// ---------------------------------------------------------------- frames
+
+std::uint16_t fold(std::uint32_t sum) {
+    while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+    return static_cast<std::uint16_t>(sum);
+}
+
+std::uint32_t add_bytes(std::uint32_t sum, const std::uint8_t* p, std::size_t n) {
+    for (std::size_t i = 0; i + 1 < n; i += 2) sum += (p[i] << 8) | p[i + 1];
+    if (n & 1) sum += p[n - 1] << 8;
+    return sum;
+}
+
+struct FrameSpec {
+    std::uint8_t protocol = IPPROTO_UDP;
+    std::uint32_t saddr = 0xc6120001;  // 198.18.0.1 (benchmark range; never sent)
+    std::uint32_t daddr = 0xc6120002;  // 198.18.0.2
+    std::uint16_t sport = 40000;
+    std::uint16_t dport = kFrontA;
+    std::uint8_t tcp_flags = 0x10;     // ACK
+    std::string payload_prefix;        // rest of the payload is zero
+    std::size_t frame_size = 64;       // Ethernet frame without FCS
+};
+
+// An Ethernet/IPv4/UDP or TCP frame with valid IP and L4 checksums.
+Bytes make_frame(const FrameSpec& spec) {
+    const std::size_t l4_header = spec.protocol == IPPROTO_UDP ? 8 : 20;
+    const std::size_t header = 14 + 20 + l4_header;
+    std::size_t size = std::max(spec.frame_size, header + spec.payload_prefix.size());
+    if (spec.protocol == IPPROTO_TCP && spec.tcp_flags == 0x02) size = header;  // bare SYN
+    Bytes f(size, 0);
+    const std::uint8_t mac_dst[6] = {0x02, 0, 0, 0, 0, 2}, mac_src[6] = {0x02, 0, 0, 0, 0, 1};
+    std::memcpy(&f[0], mac_dst, 6);
+    std::memcpy(&f[6], mac_src, 6);
+    f[12] = 0x08;
+    f[13] = 0x00;
+    std::uint8_t* ip = &f[14];
+    const std::uint16_t ip_len = static_cast<std::uint16_t>(size - 14);
+    ip[0] = 0x45;
+    ip[2] = ip_len >> 8;
+    ip[3] = ip_len & 0xff;
+    ip[6] = 0x40;  // DF
+    ip[8] = 64;
+    ip[9] = spec.protocol;
+    const std::uint32_t s = htonl(spec.saddr), d = htonl(spec.daddr);
+    std::memcpy(ip + 12, &s, 4);
+    std::memcpy(ip + 16, &d, 4);
+    const std::uint16_t ip_csum = static_cast<std::uint16_t>(~fold(add_bytes(0, ip, 20)));
+    ip[10] = ip_csum >> 8;
+    ip[11] = ip_csum & 0xff;
+
+    std::uint8_t* l4 = ip + 20;
+    const std::uint16_t l4_len = static_cast<std::uint16_t>(ip_len - 20);
+    l4[0] = spec.sport >> 8;
+    l4[1] = spec.sport & 0xff;
+    l4[2] = spec.dport >> 8;
+    l4[3] = spec.dport & 0xff;
+    std::size_t csum_at;
+    if (spec.protocol == IPPROTO_UDP) {
+        l4[4] = l4_len >> 8;
+        l4[5] = l4_len & 0xff;
+        csum_at = 6;
+    } else {
+        l4[4] = 0;  // sequence number 1
+        l4[7] = 1;
+        if (spec.tcp_flags & 0x10) l4[11] = 1;  // ack number 1
+        l4[12] = 5 << 4;  // data offset: 20 bytes
+        l4[13] = spec.tcp_flags;
+        l4[14] = 0xff;    // window
+        l4[15] = 0xff;
+        csum_at = 16;
+    }
+    std::memcpy(l4 + l4_header, spec.payload_prefix.data(), spec.payload_prefix.size());
+    std::uint32_t sum = add_bytes(0, ip + 12, 8);
+    sum += spec.protocol;
+    sum += l4_len;
+    sum = add_bytes(sum, l4, l4_len);
+    std::uint16_t csum = static_cast<std::uint16_t>(~fold(sum));
+    if (spec.protocol == IPPROTO_UDP && csum == 0) csum = 0xffff;
+    l4[csum_at] = csum >> 8;
+    l4[csum_at + 1] = csum & 0xff;
+    return f;
+}
+
+std::uint16_t dest_port_of(const Bytes& frame) {
+    return static_cast<std::uint16_t>((frame[14 + 20 + 2] << 8) | frame[14 + 20 + 3]);
+}
+
+// ---------------------------------------------------------------- timing
+
+struct RunResult {
+    double ns = 0;           // per packet, wall clock over the syscall / repeat
+    std::uint32_t kernel_ns = 0;  // the kernel's own (integer) average
+    std::uint32_t retval = 0;
+};
+
+// One BPF_PROG_TEST_RUN of `repeat` iterations over one buffer.
+RunResult test_run(int prog_fd, const Bytes& frame, std::uint32_t repeat, Bytes* out = nullptr) {
+    bpf_test_run_opts opts{};
+    opts.sz = sizeof opts;
+    opts.data_in = frame.data();
+    opts.data_size_in = static_cast<std::uint32_t>(frame.size());
+    Bytes buffer;
+    if (out) {
+        buffer.resize(frame.size() + 256);
+        opts.data_out = buffer.data();
+        opts.data_size_out = static_cast<std::uint32_t>(buffer.size());
+    }
+    opts.repeat = static_cast<int>(repeat);
+    const auto start = std::chrono::steady_clock::now();
+    if (bpf_prog_test_run_opts(prog_fd, &opts) != 0) fail("BPF_PROG_TEST_RUN");
+    const auto stop = std::chrono::steady_clock::now();
+    if (out) {
+        buffer.resize(opts.data_size_out);
+        *out = std::move(buffer);
+    }
+    RunResult result;
+    result.ns = std::chrono::duration<double, std::nano>(stop - start).count() / repeat;
+    result.kernel_ns = opts.duration;
+    result.retval = opts.retval;
+    return result;
+}
+
+struct Stats {
+    std::vector<double> samples;
+    double median() const {
+        std::vector<double> s = samples;
+        std::sort(s.begin(), s.end());
+        const std::size_t n = s.size();
+        return n == 0 ? 0 : (n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2);
+    }
+    double min() const { return *std::min_element(samples.begin(), samples.end()); }
+    double max() const { return *std::max_element(samples.begin(), samples.end()); }
+    json to_json() const {
+        return {{"median_ns", median()}, {"min_ns", min()}, {"max_ns", max()}, {"samples_ns", samples}};
+    }
+};
+
+// Median of `runs` timed runs, after one untimed warm-up run (which also
+// brings the maps into the state the loop keeps them in).
+Stats time_repeat(int prog_fd, const Bytes& frame, const Options& o, std::uint32_t expect_retval,
+                  std::uint64_t* iterations = nullptr) {
+    Stats stats;
+    const RunResult warm = test_run(prog_fd, frame, std::max<std::uint32_t>(o.repeat / 10, 1000));
+    if (warm.retval != expect_retval) {
+        throw std::runtime_error(fmt::format("warm-up returned {} instead of {}", warm.retval,
+                                             expect_retval));
+    }
+    for (int i = 0; i < o.runs; ++i) {
+        const RunResult r = test_run(prog_fd, frame, o.repeat);
+        if (r.retval != expect_retval) throw std::runtime_error("unexpected verdict in a timed run");
+        stats.samples.push_back(r.ns);
+    }
+    if (iterations) *iterations = std::max<std::uint32_t>(o.repeat / 10, 1000) + std::uint64_t{o.repeat} * o.runs;
+    return stats;
+}
+
+// Single-shot mode: `o.single_shots` runs of repeat = 1, each on a frame
+// from make(i); the kernel's per-run durations averaged. Median of runs.
+Stats time_single_shots(int prog_fd, const std::function<Bytes(std::uint32_t)>& make, const Options& o,
+                        std::uint32_t expect_retval, std::uint32_t& counter) {
+    Stats stats;
+    std::vector<Bytes> frames(o.single_shots);
+    for (int run = -1; run < o.runs; ++run) {  // run -1: warm-up
+        const std::uint32_t n = run < 0 ? std::max<std::uint32_t>(o.single_shots / 10, 100) : o.single_shots;
+        for (std::uint32_t i = 0; i < n; ++i) frames[i] = make(counter++);
+        std::uint64_t total = 0;
+        for (std::uint32_t i = 0; i < n; ++i) {
+            const RunResult r = test_run(prog_fd, frames[i], 1);
+            if (r.retval != expect_retval) throw std::runtime_error("unexpected verdict (single shot)");
+            total += r.kernel_ns;
+        }
+        if (run >= 0) stats.samples.push_back(static_cast<double>(total) / n);
+    }
+    return stats;
+}
+
+void pin_to_cpu(int cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    if (sched_setaffinity(0, sizeof set, &set) != 0) fail("pinning the benchmark thread");
+}
+
+// ---------------------------------------------------------------- portmux
+
+struct PortmuxSizes {
+    std::uint32_t state_slots = PORTMUX_DEFAULT_STATE_SLOTS;
+    std::uint32_t flow_entries = PORTMUX_DEFAULT_FLOW_TABLE_SIZE;
+};
+
+portmux::SkeletonPtr load_portmux(const PortmuxSizes& sizes) {
+    portmux::SkeletonPtr skel = portmux::open_skeleton();
+    if (bpf_map__set_max_entries(skel->maps.frontend_state, sizes.state_slots) ||
+        bpf_map__set_max_entries(skel->maps.flows, sizes.flow_entries)) {
+        fail("sizing the maps");
+    }
+    if (int err = portmux_bpf__load(skel.get()); err) {
+        errno = -err;
+        fail("loading the portmux BPF object");
+    }
+    return skel;
+}
+
+portmux::DataPathMaps data_path_maps(const portmux_bpf& skel) {
+    return {bpf_map__fd(skel.maps.frontends), bpf_map__fd(skel.maps.frontend_state),
+            bpf_map__fd(skel.maps.routes)};
+}
+
+portmux::Frontend frontend(std::uint16_t port, portmux::Protocol protocol,
+                           std::vector<std::uint16_t> backends) {
+    portmux::Frontend f;
+    f.port = port;
+    f.protocol = protocol;
+    for (std::uint16_t b : backends) f.backends.emplace_back(b);
+    return f;
+}
+
+// Clears every flow and reply entry (between scenarios).
+void clear_table(int fd) {
+    portmux_flow_key key{}, next{};
+    std::vector<portmux_flow_key> keys;
+    while (bpf_map_get_next_key(fd, keys.empty() ? nullptr : &key, &next) == 0) {
+        keys.push_back(next);
+        key = next;
+    }
+    for (const auto& k : keys) bpf_map_delete_elem(fd, &k);
+}
+
+// The per-CPU state of one frontend, summed over CPUs.
+struct FrontendCounters {
+    std::uint64_t received = 0, forwarded = 0, dropped = 0;
+};
+
+FrontendCounters counters_of(const portmux::DataPathMaps& maps, std::uint16_t port,
+                             portmux::Protocol protocol) {
+    portmux_frontend_key key{};
+    key.port = htons(port);
+    key.protocol = static_cast<std::uint8_t>(protocol);
+    portmux_frontend value{};
+    if (bpf_map_lookup_elem(maps.frontends, &key, &value) != 0) fail("reading a frontend");
+    const int cpus = libbpf_num_possible_cpus();
+    std::vector<portmux_frontend_state> states(static_cast<std::size_t>(cpus));
+    if (bpf_map_lookup_elem(maps.frontend_state, &value.slot, states.data()) != 0) fail("reading state");
+    FrontendCounters c;
+    for (const auto& s : states) {
+        c.received += s.received;
+        for (auto d : s.drops) c.dropped += d;
+        for (const auto& b : s.backends) c.forwarded += b.packets;
+    }
+    return c;
+}
+
+FrontendCounters counters_sum(const portmux::DataPathMaps& maps, std::initializer_list<std::uint16_t> ports,
+                              portmux::Protocol protocol) {
+    FrontendCounters total;
+    for (std::uint16_t p : ports) {
+        const FrontendCounters c = counters_of(maps, p, protocol);
+        total.received += c.received;
+        total.forwarded += c.forwarded;
+        total.dropped += c.dropped;
+    }
+    return total;
+}
+
+// Throws unless (nearly) every iteration was a forward (or a drop).
+void require_hits(const char* what, const FrontendCounters& before, const FrontendCounters& after,
+                  std::uint64_t iterations, bool drops) {
+    const std::uint64_t got =
+        drops ? after.dropped - before.dropped : after.forwarded - before.forwarded;
+    // The first couple of iterations of a flow case take the miss path.
+    if (got + 4 < iterations || got > iterations) {
+        throw std::runtime_error(fmt::format("{}: {} of {} iterations took the timed path", what,
+                                             got, iterations));
+    }
+}
+
+json program_info(int prog_fd) {
+    bpf_prog_info info{};
+    __u32 len = sizeof info;
+    if (bpf_obj_get_info_by_fd(prog_fd, &info, &len) != 0) fail("reading program info");
+    return {{"id", info.id},
+            {"xlated_insns", info.xlated_prog_len / 8},
+            {"jited_bytes", info.jited_prog_len},
+            {"verified_insns", info.verified_insns}};
+}
+
+json row(const std::string& name, const Stats& s) {
+    json j = s.to_json();
+    j["name"] = name;
+    return j;
+}
+
+// ---------------------------------------------------------------- cases
+
+struct Baselines {
+    double pass_ns = 0;
+    double pass_single_ns = 0;
+};
+
+json bench_baselines(const Options& o, Baselines& base) {
+    bench_baseline* skel = bench_baseline__open_and_load();
+    if (!skel) fail("loading the baseline BPF object");
+    std::unique_ptr<bench_baseline, void (*)(bench_baseline*)> guard(skel, bench_baseline__destroy);
+
+    // The demo's map: 9875 -> [9876], 9876 -> [9875], host byte order.
+    struct DemoBackends {
+        std::uint16_t ports[4];
+        std::uint64_t index;
+    };
+    for (auto [from, to] : {std::pair<std::uint16_t, std::uint16_t>{kFrontA, kFrontB}, {kFrontB, kFrontA}}) {
+        DemoBackends v{{to, 0, 0, 0}, 0};
+        if (bpf_map_update_elem(bpf_map__fd(skel->maps.demo_backend_ports), &from, &v, BPF_ANY) != 0)
+            fail("writing the demo map");
+    }
+    const Bytes udp = make_frame({});
+    json rows = json::array();
+    const int pass = bpf_program__fd(skel->progs.bench_pass);
+    const int drop = bpf_program__fd(skel->progs.bench_drop);
+    const int demo = bpf_program__fd(skel->progs.bench_demo);
+
+    std::cerr << "baseline: XDP_PASS\n";
+    Stats s = time_repeat(pass, udp, o, kXdpPass);
+    base.pass_ns = s.median();
+    rows.push_back(row("xdp_pass", s));
+    std::cerr << "baseline: XDP_DROP\n";
+    rows.push_back(row("xdp_drop", time_repeat(drop, udp, o, kXdpDrop)));
+
+    // The demo must really rewrite (and keep hitting): check one run.
+    Bytes out;
+    test_run(demo, udp, 1, &out);
+    if (dest_port_of(out) != kFrontB) throw std::runtime_error("the demo program did not rewrite");
+    std::cerr << "baseline: aya demo algorithm\n";
+    rows.push_back(row("aya_demo", time_repeat(demo, udp, o, kXdpPass)));
+
+    std::uint32_t counter = 0;
+    std::cerr << "baseline: XDP_PASS single-shot\n";
+    Stats single = time_single_shots(
+        pass, [&](std::uint32_t) { return udp; }, o, kXdpPass, counter);
+    base.pass_single_ns = single.median();
+    rows.push_back(row("xdp_pass_single_shot", single));
+
+    json progs = json::object();
+    progs["xdp_pass"] = program_info(pass);
+    progs["xdp_drop"] = program_info(drop);
+    progs["aya_demo"] = program_info(demo);
+    return {{"rows", rows}, {"programs", progs}};
+}
+
+// Frames of new TCP connections: a different client (address, port) each.
+Bytes new_syn(std::uint32_t i, std::uint16_t dport) {
+    FrameSpec spec;
+    spec.protocol = IPPROTO_TCP;
+    spec.tcp_flags = 0x02;
+    spec.saddr = 0xc6130000u | ((i >> 14) & 0xffff);  // 198.19.x.y
+    spec.sport = static_cast<std::uint16_t>(1024 + (i & 0x3fff));
+    spec.dport = dport;
+    return make_frame(spec);
+}
+
+json bench_portmux(const Options& o) {
+    using portmux::Protocol;
+    json rows = json::array();
+    portmux::SkeletonPtr skel = load_portmux({});
+    const int prog = bpf_program__fd(skel->progs.portmux_xdp);
+    const portmux::DataPathMaps maps = data_path_maps(*skel);
+    const int flows_fd = bpf_map__fd(skel->maps.flows);
+    const int replies_fd = bpf_map__fd(skel->maps.replies);
+
+    auto timed = [&](const char* name, const Bytes& frame, std::uint32_t verdict, Protocol proto,
+                     bool drops) {
+        std::cerr << "portmux: " << name << "\n";
+        const FrontendCounters before = counters_sum(maps, {kFrontA, kFrontB}, proto);
+        std::uint64_t iterations = 0;
+        Stats s = time_repeat(prog, frame, o, verdict, &iterations);
+        require_hits(name, before, counters_sum(maps, {kFrontA, kFrontB}, proto), iterations, drops);
+        rows.push_back(row(name, s));
+    };
+
+    // UDP round robin, the ping-pong pair.
+    portmux::Config udp;
+    udp.frontends = {frontend(kFrontA, Protocol::udp, {kFrontB}),
+                     frontend(kFrontB, Protocol::udp, {kFrontA})};
+    portmux::write_config(maps, udp);
+    timed("udp", make_frame({}), kXdpPass, Protocol::udp, false);
+
+    // A UDP datagram to a port that is no frontend: parse + one lookup.
+    {
+        FrameSpec spec;
+        spec.dport = 53;
+        std::cerr << "portmux: udp_not_a_frontend\n";
+        rows.push_back(row("udp_not_a_frontend", time_repeat(prog, make_frame(spec), o, kXdpPass)));
+    }
+
+    // UDP with flow affinity: after the first two packets every one is a known flow.
+    {
+        portmux::Config cfg = udp;
+        for (auto& f : cfg.frontends) f.affinity = portmux::Affinity::flow;
+        portmux::write_config(maps, cfg);
+        timed("udp_flow_affinity", make_frame({}), kXdpPass, Protocol::udp, false);
+    }
+
+    // Validation drop: the payload must start with "PMX1"; it starts with "XXXX".
+    {
+        portmux::Config cfg = udp;
+        portmux::Validation v;
+        v.matches.push_back({0, {'P', 'M', 'X', '1'}, {}});
+        cfg.frontends[0].validate = v;
+        portmux::write_config(maps, cfg);
+        FrameSpec spec;
+        spec.payload_prefix = "XXXX";
+        timed("udp_validation_drop", make_frame(spec), kXdpDrop, Protocol::udp, true);
+    }
+
+    // A validation the packet passes, then round robin (the cost of a validate block).
+    {
+        portmux::Config cfg = udp;
+        portmux::Validation v;
+        v.matches.push_back({0, {'P', 'M', 'X', '1'}, {}});
+        for (auto& f : cfg.frontends) f.validate = v;
+        portmux::write_config(maps, cfg);
+        FrameSpec spec;
+        spec.payload_prefix = "PMX1";
+        timed("udp_validation_pass", make_frame(spec), kXdpPass, Protocol::udp, false);
+    }
+
+    // Tag routing: tag "abcd" at payload offset 4 routes 9875 -> 9876 and 9876 -> 9875.
+    {
+        portmux::Config cfg = udp;
+        for (auto& f : cfg.frontends) {
+            portmux::Route r;
+            r.offset = 4;
+            r.length = 4;
+            r.tags.push_back({{'a', 'b', 'c', 'd'}, f.backends[0].port});
+            f.route = r;
+        }
+        portmux::write_config(maps, cfg);
+        FrameSpec spec;
+        spec.payload_prefix = "PMX1abcd";
+        timed("udp_tag_routed", make_frame(spec), kXdpPass, Protocol::udp, false);
+    }
+
+    // TCP: established flow (ACK of a flow the table knows after the first
+    // two iterations), then new flows (SYN, single shot).
+    portmux::Config tcp;
+    tcp.frontends = {frontend(kFrontA, Protocol::tcp, {kFrontB}),
+                     frontend(kFrontB, Protocol::tcp, {kFrontA})};
+    portmux::write_config(maps, tcp);
+    clear_table(flows_fd);
+    clear_table(replies_fd);
+    {
+        FrameSpec spec;
+        spec.protocol = IPPROTO_TCP;
+        spec.tcp_flags = 0x10;  // ACK
+        timed("tcp_established", make_frame(spec), kXdpPass, Protocol::tcp, false);
+    }
+    {
+        std::cerr << "portmux: tcp_new_flow (single shot)\n";
+        std::uint32_t counter = 0;
+        const FrontendCounters before = counters_sum(maps, {kFrontA, kFrontB}, Protocol::tcp);
+        Stats s = time_single_shots(
+            prog, [](std::uint32_t i) { return new_syn(i, kFrontA); }, o, kXdpPass, counter);
+        require_hits("tcp_new_flow", before, counters_sum(maps, {kFrontA, kFrontB}, Protocol::tcp),
+                     counter, false);
+        rows.push_back(row("tcp_new_flow_single_shot", s));
+    }
+    return {{"rows", rows}, {"program", program_info(prog)}};
+}
+
+// The UDP path with F frontends and B backends: frontend 9875 rewrites to
+// 9875 (all B backend slots name it) so every iteration is a hit; the other
+// F - 1 frontends fill the hash map.
+json bench_scaling(const Options& o) {
+    using portmux::Protocol;
+    json rows = json::array();
+    portmux::SkeletonPtr skel = load_portmux({PORTMUX_MAX_FRONTENDS, PORTMUX_DEFAULT_FLOW_TABLE_SIZE});
+    const int prog = bpf_program__fd(skel->progs.portmux_xdp);
+    const portmux::DataPathMaps maps = data_path_maps(*skel);
+    const std::vector<std::uint32_t> frontend_counts =
+        o.quick ? std::vector<std::uint32_t>{1, 65535} : std::vector<std::uint32_t>{1, 100, 10000, 65535};
+    const std::vector<std::uint16_t> backend_counts = {1, 8, 64};
+    const Bytes frame = make_frame({});
+    for (std::uint32_t f_count : frontend_counts) {
+        for (std::uint16_t b_count : backend_counts) {
+            portmux::Config cfg;
+            cfg.frontends.push_back(
+                frontend(kFrontA, Protocol::udp, std::vector<std::uint16_t>(b_count, kFrontA)));
+            // Fillers: ports counting down from 65535, skipping 9875.
+            for (std::uint32_t port = 65535; cfg.frontends.size() < f_count; --port) {
+                if (port == kFrontA) continue;
+                cfg.frontends.push_back(frontend(static_cast<std::uint16_t>(port), Protocol::udp,
+                                                 std::vector<std::uint16_t>(b_count, kFrontA)));
+            }
+            const auto t0 = std::chrono::steady_clock::now();
+            portmux::write_config(maps, cfg);
+            const double write_s =
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            std::cerr << fmt::format("scaling: {} frontends x {} backends (config written in {:.2f} s)\n",
+                                     f_count, b_count, write_s);
+            const FrontendCounters before = counters_of(maps, kFrontA, Protocol::udp);
+            std::uint64_t iterations = 0;
+            Stats s = time_repeat(prog, frame, o, kXdpPass, &iterations);
+            require_hits("scaling", before, counters_of(maps, kFrontA, Protocol::udp), iterations, false);
+            json r = row("udp", s);
+            r["frontends"] = f_count;
+            r["backends"] = b_count;
+            r["config_write_s"] = write_s;
+            rows.push_back(r);
+        }
+    }
+    return rows;
+}
+
+// The flow paths with the table holding only the measured flow, then
+// `o.big_flow_table` flows (random clients, bulk-inserted first).
+json bench_flow_table(const Options& o) {
+    using portmux::Protocol;
+    json rows = json::array();
+    const std::uint32_t capacity = std::max<std::uint32_t>(o.big_flow_table + o.big_flow_table / 16,
+                                                           PORTMUX_DEFAULT_FLOW_TABLE_SIZE);
+    portmux::SkeletonPtr skel = load_portmux({PORTMUX_DEFAULT_STATE_SLOTS, capacity});
+    const int prog = bpf_program__fd(skel->progs.portmux_xdp);
+    const portmux::DataPathMaps maps = data_path_maps(*skel);
+    const int flows_fd = bpf_map__fd(skel->maps.flows);
+    portmux::Config cfg;
+    cfg.frontends = {frontend(kFrontA, Protocol::tcp, {kFrontA})};
+    portmux::write_config(maps, cfg);
+    portmux_frontend fe{};
+    portmux_frontend_key fkey{htons(kFrontA), PORTMUX_PROTO_TCP, 0};
+    if (bpf_map_lookup_elem(maps.frontends, &fkey, &fe) != 0) fail("reading the TCP frontend");
+
+    FrameSpec ack;
+    ack.protocol = IPPROTO_TCP;
+    ack.tcp_flags = 0x10;
+    const Bytes ack_frame = make_frame(ack);
+    std::uint32_t syn_counter = 0;
+
+    for (std::uint32_t fill : {0u, o.big_flow_table}) {
+        if (fill) {
+            const auto t0 = std::chrono::steady_clock::now();
+            std::mt19937 rng(42);
+            const std::uint32_t batch = 65536;
+            std::vector<portmux_flow_key> keys(batch);
+            std::vector<portmux_flow> values(batch);
+            for (std::uint32_t done = 0; done < fill;) {
+                const std::uint32_t n = std::min(batch, fill - done);
+                for (std::uint32_t i = 0; i < n; ++i) {
+                    portmux_flow_key k{};
+                    k.client_addr[0] = htonl(0xc6120000u | (rng() & 0x1ffff));  // 198.18.0.0/15, a map key only
+                    k.client_port = htons(static_cast<std::uint16_t>(1024 + rng() % 60000));
+                    k.service_port = htons(kFrontA);
+                    k.protocol = PORTMUX_PROTO_TCP;
+                    k.family = 4;
+                    keys[i] = k;
+                    values[i] = {htons(kFrontA), 0, fe.generation, 0, 0};
+                }
+                __u32 count = n;
+                LIBBPF_OPTS(bpf_map_batch_opts, opts);
+                if (bpf_map_update_batch(flows_fd, keys.data(), values.data(), &count, &opts) != 0) {
+                    for (std::uint32_t i = 0; i < n; ++i)  // no batch support: one by one
+                        bpf_map_update_elem(flows_fd, &keys[i], &values[i], BPF_ANY);
+                }
+                done += n;
+            }
+            std::cerr << fmt::format("flow table: {} flows inserted in {:.2f} s\n", fill,
+                                     std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+        }
+        std::cerr << fmt::format("flow table ({} flows): tcp_established\n", fill);
+        const FrontendCounters before = counters_of(maps, kFrontA, Protocol::tcp);
+        std::uint64_t iterations = 0;
+        Stats est = time_repeat(prog, ack_frame, o, kXdpPass, &iterations);
+        require_hits("flow table", before, counters_of(maps, kFrontA, Protocol::tcp), iterations, false);
+        json r = row("tcp_established", est);
+        r["flows"] = fill ? fill : 1;
+        rows.push_back(r);
+
+        std::cerr << fmt::format("flow table ({} flows): tcp_new_flow (single shot)\n", fill);
+        Options shots = o;
+        shots.single_shots = std::min<std::uint32_t>(o.single_shots, 20000);  // keeps the table ~ its size
+        Stats syn = time_single_shots(
+            prog, [](std::uint32_t i) { return new_syn(i, kFrontA); }, shots, kXdpPass, syn_counter);
+        json s = row("tcp_new_flow_single_shot", syn);
+        s["flows"] = fill ? fill : 1;
+        rows.push_back(s);
+        // Back to a table with only the measured flow before the next fill.
+        if (!fill) clear_table(flows_fd);
+    }
+    return rows;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    Options o;
+    for (int i = 1; i < argc; ++i) {
+        const std::string a = argv[i];
+        auto next = [&]() -> std::string {
+            if (i + 1 >= argc) throw std::invalid_argument(a + " needs a value");
+            return argv[++i];
+        };
+        if (a == "--repeat") o.repeat = static_cast<std::uint32_t>(std::stoul(next()));
+        else if (a == "--runs") o.runs = std::stoi(next());
+        else if (a == "--single-shots") o.single_shots = static_cast<std::uint32_t>(std::stoul(next()));
+        else if (a == "--flows") o.big_flow_table = static_cast<std::uint32_t>(std::stoul(next()));
+        else if (a == "--quick") o.quick = true;
+        else if (a == "--json") o.json_path = next();
+        else {
+            std::cerr << "usage: portmux_prog_bench [--repeat N] [--runs K] [--single-shots N] "
+                         "[--flows N] [--quick] [--json FILE]\n";
+            return 2;
+        }
+    }
+    try {
+        libbpf_set_print([](libbpf_print_level level, const char* fmt, va_list args) {
+            return level == LIBBPF_WARN ? vfprintf(stderr, fmt, args) : 0;
+        });
+        pin_to_cpu(kCpu);
+        json doc;
+        doc["repeat"] = o.repeat;
+        doc["runs"] = o.runs;
+        doc["single_shots"] = o.single_shots;
+        doc["cpu"] = kCpu;
+        doc["frame_bytes"] = 64;
+        Baselines base;
+        doc["baseline"] = bench_baselines(o, base);
+        doc["portmux"] = bench_portmux(o);
+        doc["scaling"] = bench_scaling(o);
+        doc["flow_table"] = bench_flow_table(o);
+        doc["floor_ns"] = base.pass_ns;
+        doc["floor_single_shot_ns"] = base.pass_single_ns;
+        const std::string text = doc.dump(2);
+        if (o.json_path.empty()) {
+            std::cout << text << "\n";
+        } else {
+            std::ofstream(o.json_path) << text << "\n";
+        }
+    } catch (const std::exception& e) {
+        std::cerr << "portmux_prog_bench: " << e.what() << "\n";
+        return 1;
+    }
+    return 0;
+}
