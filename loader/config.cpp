@@ -120,44 +120,56 @@ TextPosition position_of(std::string_view text, std::size_t bytes_read) {
 
 // nlohmann's message without its "[json.exception...] parse error at line
 // L, column C: " prefix, whose position we compute ourselves.
-std::string parse_error_detail(const nlohmann::json::parse_error& error) {
-    const std::string_view message = error.what();
+std::string parse_error_detail(std::string_view message) {
     const std::size_t start = message.find("parse error");
     const std::size_t colon = start == std::string_view::npos ? start : message.find(": ", start);
     return std::string(colon == std::string_view::npos ? message : message.substr(colon + 2));
 }
 
+ConfigError syntax_error(std::string_view text, std::size_t bytes_read, std::string_view message) {
+    const TextPosition position = position_of(text, bytes_read);
+    return ConfigError({}, fmt::format("line {}, column {}: {}", position.line, position.column,
+                                       parse_error_detail(message)));
+}
+
 // nlohmann silently keeps the last of repeated keys; in a config a second
-// "port" is a mistake, not an override. Following the parser's events keeps
-// track of the path so the repetition is reported where it is.
-class DuplicateKeyDetector {
+// "port" is a mistake, not an override. A first SAX pass over the text
+// follows the path so the repetition is reported where it is, and reports
+// syntax errors. (A SAX pass, not a parse callback: nlohmann's callback
+// parser rescans the enclosing array at the end of every object, which
+// makes a large array of objects quadratic.)
+class DuplicateKeyDetector : public nlohmann::json_sax<Json> {
 public:
-    bool on_event(Json::parse_event_t event, const Json& parsed) {
-        switch (event) {
-        case Json::parse_event_t::object_start:
-        case Json::parse_event_t::array_start:
-            containers_.emplace_back(next_child_path(),
-                                     event == Json::parse_event_t::array_start);
-            break;
-        case Json::parse_event_t::key: {
-            Container& object = containers_.back();
-            object.current_key = parsed.get<std::string>();
-            if (!object.keys.insert(object.current_key).second) {
-                throw ConfigError(member_path(object.path, object.current_key),
-                                  fmt::format("duplicate key {}", json_string(object.current_key)));
-            }
-            break;
+    explicit DuplicateKeyDetector(std::string_view text) : text_(text) {}
+
+    bool null() override { return value(); }
+    bool boolean(bool /*unused*/) override { return value(); }
+    bool number_integer(number_integer_t /*unused*/) override { return value(); }
+    bool number_unsigned(number_unsigned_t /*unused*/) override { return value(); }
+    bool number_float(number_float_t /*unused*/, const string_t& /*unused*/) override {
+        return value();
+    }
+    bool string(string_t& /*unused*/) override { return value(); }
+    bool binary(binary_t& /*unused*/) override { return value(); }
+
+    bool start_object(std::size_t /*unused*/) override { return start(false); }
+    bool start_array(std::size_t /*unused*/) override { return start(true); }
+    bool end_object() override { return end(); }
+    bool end_array() override { return end(); }
+
+    bool key(string_t& name) override {
+        Container& object = containers_.back();
+        object.current_key = name;
+        if (!object.keys.insert(object.current_key).second) {
+            throw ConfigError(member_path(object.path, object.current_key),
+                              fmt::format("duplicate key {}", json_string(object.current_key)));
         }
-        case Json::parse_event_t::value:
-            child_done();
-            break;
-        case Json::parse_event_t::object_end:
-        case Json::parse_event_t::array_end:
-            containers_.pop_back();
-            child_done();
-            break;
-        }
-        return true;  // keep everything
+        return true;
+    }
+
+    bool parse_error(std::size_t position, const std::string& /*last_token*/,
+                     const nlohmann::detail::exception& error) override {
+        throw syntax_error(text_, position, error.what());
     }
 
 private:
@@ -171,6 +183,22 @@ private:
         std::string current_key;      // objects
         std::set<std::string> keys;   // objects
     };
+
+    bool value() {
+        child_done();
+        return true;
+    }
+
+    bool start(bool array) {
+        containers_.emplace_back(next_child_path(), array);
+        return true;
+    }
+
+    bool end() {
+        containers_.pop_back();
+        child_done();
+        return true;
+    }
 
     std::string next_child_path() const {
         if (containers_.empty()) {
@@ -187,19 +215,17 @@ private:
         }
     }
 
+    std::string_view text_;
     std::vector<Container> containers_;
 };
 
 Json parse_json(std::string_view text) {
-    DuplicateKeyDetector detector;
+    DuplicateKeyDetector detector(text);
+    (void)Json::sax_parse(text, &detector);  // throws on the first mistake
     try {
-        return Json::parse(text, [&detector](int /*depth*/, Json::parse_event_t event, Json& parsed) {
-            return detector.on_event(event, parsed);
-        });
-    } catch (const nlohmann::json::parse_error& error) {
-        const TextPosition position = position_of(text, error.byte);
-        throw ConfigError({}, fmt::format("line {}, column {}: {}", position.line, position.column,
-                                          parse_error_detail(error)));
+        return Json::parse(text);
+    } catch (const nlohmann::json::parse_error& error) {  // not expected after the first pass
+        throw syntax_error(text, error.byte, error.what());
     }
 }
 
@@ -625,6 +651,7 @@ Route read_route(const Json& value, const std::string& path, std::uint16_t front
                                             route.offset, route.length, end, highest_payload_offset));
     }
     const std::string tags_path = member_path(path, "tags");
+    std::map<std::vector<std::uint8_t>, std::size_t> first_index;  // a route may have 65536 tags
     for (std::size_t index = 0; index < route.tags.size(); ++index) {
         const RouteTag& tag = route.tags[index];
         const std::string tag_path = element_path(tags_path, index);
@@ -633,14 +660,11 @@ Route read_route(const Json& value, const std::string& path, std::uint16_t front
                                                     describe_bytes(tag.tag),
                                                     count_bytes(tag.tag.size()), route.length));
         }
-        const auto earlier = std::find_if(route.tags.begin(), route.tags.begin() + index,
-                                          [&tag](const RouteTag& other) { return other.tag == tag.tag; });
-        if (earlier != route.tags.begin() + index) {
-            throw ConfigError(tag_path,
-                              fmt::format("duplicate tag {} (already listed at {})",
-                                          describe_bytes(tag.tag),
-                                          element_path(tags_path, static_cast<std::size_t>(
-                                                                      earlier - route.tags.begin()))));
+        const auto [earlier, first] = first_index.try_emplace(tag.tag, index);
+        if (!first) {
+            throw ConfigError(tag_path, fmt::format("duplicate tag {} (already listed at {})",
+                                                    describe_bytes(tag.tag),
+                                                    element_path(tags_path, earlier->second)));
         }
     }
     return route;

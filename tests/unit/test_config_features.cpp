@@ -64,6 +64,16 @@ std::string got(const std::string& text) {
     return (text.starts_with('"') ? "got the string " : "got ") + text;
 }
 
+// {"hex": "<VALUE as 4 hex digits>", "backend": BACKEND}
+std::string fmt_hex_tag(int value, int backend) {
+    static const char digits[] = "0123456789abcdef";
+    std::string hex;
+    for (int shift = 12; shift >= 0; shift -= 4) {
+        hex += digits[(value >> shift) & 0xf];
+    }
+    return R"({"hex": ")" + hex + R"(", "backend": )" + std::to_string(backend) + "}";
+}
+
 Bytes bytes(std::string_view text) {
     return {text.begin(), text.end()};
 }
@@ -801,6 +811,25 @@ TEST_CASE("listed backends and route targets together are at most 64", "[config]
         listed));
     CHECK(error.path() == "frontends[0].route.tags[3].backend");
     CHECK_THAT(error.reason(), Contains("5003") && Contains("65") && Contains("at most 64"));
+}
+
+TEST_CASE("the routes map holds 65536 tags in all frontends together", "[config][route]") {
+    // Every 2-byte tag on one frontend fills the map; one more anywhere is too many.
+    std::string tags;
+    for (int value = 0; value < 65536; ++value) {
+        tags += fmt_hex_tag(value, 5001 + value % 8) + (value + 1 < 65536 ? "," : "");
+    }
+    const std::string full = R"({"port": 9000, "backends": [],
+        "route": {"offset": 0, "length": 2, "tags": [)" + tags + "]}}";
+    const Config config = parse_config(R"({"frontends": [)" + full + "]}");
+    CHECK(config.frontends[0].route->tags.size() == 65536);
+    CHECK(config.frontends[0].backends.size() == 8);
+
+    const ConfigError error = rejection(R"({"frontends": [)" + full + R"(,
+        {"port": 7000, "backends": [],
+         "route": {"offset": 0, "length": 1, "tags": [{"tag": "a", "backend": 7001}]}}]})");
+    CHECK(error.path() == "frontends[1].route.tags[0]");
+    CHECK_THAT(error.reason(), Contains("too many route tags") && Contains("65536"));
 }
 
 TEST_CASE("the example of the config format parses as documented", "[config]") {
