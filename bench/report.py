@@ -141,6 +141,31 @@ def flow_table(prog):
     return "\n".join(out), growth
 
 
+def ablation_table(prog):
+    rows = {r["name"]: r for r in prog.get("ablation", [])}
+    if not rows:
+        return "", {}
+    floor = prog["floor_ns"]
+    labels = [
+        ("parse", "parse_l4() only (Ethernet, VLAN, IPv4/IPv6, UDP/TCP)"),
+        ("parse_lookup", "+ `frontends` hash lookup and per-CPU `frontend_state` lookup"),
+        ("parse_lookup_rr_rewrite", "+ round robin, port rewrite with checksum fix, counters"),
+        ("full", "+ payload location and `remember_reply` (= balance(), as portmux_xdp runs it)"),
+    ]
+    out = ["| stage (each adds to the one before) | ns per packet, median | added by this stage | × floor |",
+           "| --- | ---: | ---: | ---: |"]
+    prev = floor
+    steps = {}
+    for key, label in labels:
+        r = rows.get(key)
+        if not r:
+            continue
+        steps[key] = r["median_ns"] - prev
+        out.append(f"| {label} | {fmt_ns(r['median_ns'])} | {steps[key]:+.1f} | {r['median_ns'] / floor:.2f} |")
+        prev = r["median_ns"]
+    return "\n".join(out), {k: rows[k]["median_ns"] for k in rows} | {"steps": steps}
+
+
 def program_sizes(prog):
     out = ["| program | xlated instructions | JIT bytes | instructions the verifier processed |",
            "| --- | ---: | ---: | ---: |"]
@@ -383,8 +408,11 @@ def main():
     md.append(f"`build/bench/portmux_prog_bench` runs each program with `bpf_prog_test_run_opts` on a "
               f"64-byte Ethernet/IPv4 frame, repeat = {prog['repeat']:,}, {prog['runs']} timed runs after a "
               f"warm-up, the median reported; the thread is pinned to CPU {prog['cpu']} (round-robin cursors "
-              "are per CPU). ns per packet = wall time of the syscall / repeat (the copy in and out is "
-              "negligible against a million runs). The test run reuses one buffer that each run leaves "
+              "are per CPU). ns per packet = the thread's CPU time over the syscall (CLOCK_THREAD_CPUTIME_ID) "
+              "/ repeat. Not the wall clock: on this shared machine the test-run loop yields to other "
+              "tasks and the wall clock counted their time too (2-4× inflated at times); the kernel's own "
+              "`duration` agrees with the CPU time within 1-2 ns but is truncated to whole ns. Both are "
+              "kept in the raw JSON. The test run reuses one buffer that each run leaves "
               "rewritten, so the maps send it back into a frontend: 9875 → 9876 and 9876 → 9875 (the JSON "
               "config forbids that; the benchmark writes the maps through `write_config` directly). After "
               "each case the per-CPU counters are checked: every iteration took the timed path (a hit, or "
@@ -423,32 +451,50 @@ def main():
     md.append("")
     if flow_growth:
         md.append("Growth with the big table: " + ", ".join(f"{k}: {v * 100:+.0f}%" for k, v in flow_growth.items())
-                  + ". A new flow writes two LRU hash entries (flow and reply) and costs about a "
-                    "microsecond either way; an established flow costs one LRU lookup more than a UDP "
-                    "packet.")
+                  + ". A new TCP flow writes two LRU hash entries (the flow and the reply mapping) "
+                    "besides its lookups, hence its cost; once the table is full every insert also "
+                    "evicts. An established flow costs one LRU lookup (the flow) more than a UDP packet.")
     md.append("")
     md.append("## Why the UDP path costs what it does")
     md.append("")
-    md.append(f"- The floor ({floor:.1f} ns) is the cost of the test-run loop entering an XDP program "
-              "that does nothing; a 1.5× target leaves "
-              f"{0.5 * floor:.0f} ns for parsing, a hash lookup and a rewrite, less than one BPF hash-map "
-              "lookup costs here.")
-    md.append(f"- Parsing plus the one `frontends` hash lookup (a UDP packet to a port that is no frontend) "
-              f"already costs {miss_ns:.1f} ns ({miss_ns / floor:.1f}× floor).")
-    md.append(f"- A hit adds {udp_ns - miss_ns:.1f} ns: the per-CPU state lookup, the round-robin step, "
-              "the incremental checksum update, two per-CPU counters, and `remember_reply`, which builds "
-              "a 24-byte flow key and looks it up in the `replies` LRU hash on every packet (so the TC "
-              "egress program can restore the frontend port in replies) — a second hash lookup, on a "
-              "jhash of a larger key, on every packet. That lookup is the largest single item after the "
-              "frontend lookup.")
-    md.append(f"- The aya demo algorithm costs {demo_ns:.1f} ns because its hash-map update on every "
-              "packet (allocation-free but with a bucket lock and an RCU element swap) is dearer than "
-              "portmux's per-CPU cursor.")
+    abl_md, abl = ablation_table(prog)
+    if abl_md:
+        md.append("`bench/bpf/ablation.bpf.c` builds portmux's UDP path stage by stage from the data "
+                  "path's own headers (`xdp/*.h`) and maps, programmed with the same ping-pong config:")
+        md.append("")
+        md.append(abl_md)
+        md.append("")
+    steps = abl.get("steps", {}) if abl_md else {}
+    md.append(f"- The floor ({floor:.1f} ns) is the test-run loop calling an XDP program that does "
+              f"nothing; a 1.5× target leaves {0.5 * floor:.1f} ns for parsing, a hash lookup and a "
+              "rewrite."
+              + (f" Parsing alone takes {steps['parse']:.1f} ns of it" if "parse" in steps else "")
+              + ", and one BPF hash-map lookup costs more than the whole budget, so the 1.5× target "
+                "cannot be met by any program that looks the frontend up in a hash map, the aya demo "
+                f"included ({demo_ns / floor:.1f}×).")
+    if steps:
+        md.append(f"- The `frontends` hash lookup (a 4-byte key, the value a ~700-byte entry) with the "
+                  f"per-CPU state lookup adds {steps.get('parse_lookup', 0):.1f} ns; a packet to a port that "
+                  f"is no frontend stops there ({miss_ns:.1f} ns in total).")
+        md.append(f"- Round robin, the checksum-fixed rewrite and the two per-CPU counters add only "
+                  f"{steps.get('parse_lookup_rr_rewrite', 0):.1f} ns.")
+        md.append(f"- The last stage adds {steps.get('full', 0):.1f} ns: `remember_reply` builds a 24-byte "
+                  "flow key and looks it up in the `replies` LRU hash on every packet (so that the TC "
+                  "egress program can give replies the frontend port back), a second hash lookup per "
+                  "packet on a longer key. It is the single largest item after the frontend lookup and "
+                  "the reason portmux's UDP path is "
+                  + ("above" if udp_ns >= demo_ns else "close to")
+                  + f" the demo's {demo_ns:.1f} ns: without it the path would cost about "
+                  f"{abl.get('parse_lookup_rr_rewrite', 0):.1f} ns. Recording the reply mapping only when "
+                  "it changes is already done (look before write); skipping the per-packet lookup for "
+                  "clients seen recently (e.g. a per-CPU last-client cache in `frontend_state`) or for "
+                  "frontends that need no reply translation would remove most of it.")
+    md.append(f"- The aya demo algorithm costs {demo_ns:.1f} ns: one lookup plus a hash-map update on "
+              "every packet (bucket lock, element swap), against portmux's per-CPU cursor.")
     md.append("- `bpftool prog profile` could not be used: Debian's bpftool 7.1 is built without it "
               "(the error is below), and it would need hardware performance counters, which this VM "
-              "does not expose (`perf stat -e cycles` reports `<not supported>`). The attribution above "
-              "comes from the ablation rows of the cost table (not-a-frontend vs. hit), the live "
-              "run-time statistics and the instruction counts:")
+              "does not expose (`perf stat -e cycles` reports `<not supported>`). Hence the ablation "
+              "above, the live run-time statistics below and the instruction counts:")
     md.append("")
     md.append(program_sizes(prog))
     md.append("")
