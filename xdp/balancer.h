@@ -144,8 +144,11 @@ static __always_inline int choose_tcp(const struct frontend_ctx *ctx)
 	flow = bpf_map_lookup_elem(&flows, &key);
 	if (flow && (!opens || now - flow->created_ns < SYN_RETRANSMIT_WINDOW_NS)) {
 		choice = resolve_flow(fe, flow);
-		if (choice >= 0)
+		if (choice >= 0) {
+			/* The replies LRU evicts on its own: put back an entry it lost. */
+			remember_reply(&key, backend_port(fe, choice));
 			return choice;
+		}
 	}
 	choice = opens ? pick_round_robin(ctx) : pick_by_hash(fe, flow_hash(&key));
 	if (choice >= 0)
@@ -170,6 +173,7 @@ static __always_inline int choose_udp_flow(const struct frontend_ctx *ctx)
 		if (choice >= 0) {
 			if (now - flow->last_seen_ns > FLOW_REFRESH_NS)
 				flow->last_seen_ns = now;
+			remember_reply(&key, backend_port(fe, choice));
 			return choice;
 		}
 	}
