@@ -337,3 +337,81 @@ expected_messages() {
     local i
     for ((i = $1; i <= $2; i++)); do printf 'msg-%03d\n' "$i"; done | sort
 }
+
+# ------------------------------------------------- TCP and request/response
+# (helpers for tcp_loopback, udp_request_response, veth_native_bidirectional
+# and udp_tag_routing)
+
+tcp_port_listening() {
+    ip netns exec "$1" ss -Htln "sport = :$2" 2>/dev/null | grep -q .
+}
+
+# wait_for_tcp_port NS PORT [SECONDS]: until something listens on TCP PORT in NS.
+wait_for_tcp_port() {
+    wait_until "${3:-5}" tcp_port_listening "$1" "$2"
+}
+
+# snmp_counter NS NAME: any nstat counter (TcpInCsumErrors, TcpOutRsts...) in NS.
+snmp_counter() {
+    udp_counter "$@"
+}
+
+# start_tcp_reply_backend NS PORT CONNECTIONS DIR: a TCP backend that serves
+# CONNECTIONS connections one after another with `nc -l`, each answered with
+# the line "backend-PORT". What connection I sent goes to DIR/tcp-PORT-I.txt,
+# followed by a line "exit N" with nc's exit status. Between two connections
+# the port is briefly closed: wait_for_tcp_port before each client.
+start_tcp_reply_backend() {
+    start_in_ns "$1" "$4/tcp-$2.log" bash -c '
+        for ((i = 1; i <= $2; i++)); do
+            nc -l "$1" <<<"backend-$1" >"$3/tcp-$1-$i.txt" 2>&1
+            echo "exit $?" >>"$3/tcp-$1-$i.txt"
+        done' backend "$2" "$3" "$4"
+}
+
+# start_udp_reply_backend NS PORT REQUESTS DIR: a UDP backend that answers
+# REQUESTS requests one after another, each with the datagram "reply-from-PORT"
+# (`nc -u -l -W1`: it connects to the first client, sends its stdin, and
+# stops after one datagram). Request I goes to DIR/udp-PORT-I.txt, then
+# "exit N". Between two requests the port is briefly closed: wait_for_udp_port.
+start_udp_reply_backend() {
+    start_in_ns "$1" "$4/udp-$2.log" bash -c '
+        for ((i = 1; i <= $2; i++)); do
+            nc -u -l -W1 "$1" <<<"reply-from-$1" >"$3/udp-$1-$i.txt" 2>&1
+            echo "exit $?" >>"$3/udp-$1-$i.txt"
+        done' backend "$2" "$3" "$4"
+}
+
+# all_ports_listening NS tcp|udp PORT...: every PORT has a listener in NS.
+all_ports_listening() {
+    local ns=$1 proto=$2 port
+    shift 2
+    for port in "$@"; do
+        "${proto}_port_listening" "$ns" "$port" || return 1
+    done
+}
+
+# stats_value JSON IFACE FRONTEND_PORT FIELD: one number out of
+# `portmux stats --json`. FIELD is received, forwarded, dropped,
+# drops.REASON, or backend.PORT.packets / backend.PORT.bytes. Prints
+# "missing" when the interface, frontend, field or backend is not there.
+stats_value() {
+    python3 -c '
+import json, sys
+iface, port, field = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+try:
+    doc = json.load(sys.stdin)
+    frontend = next(f for i in doc["interfaces"] if i["interface"] == iface
+                    for f in i["frontends"] if f["port"] == port)
+    parts = field.split(".")
+    if parts[0] == "backend":
+        backend = next(b for b in frontend["backends"] if b["port"] == int(parts[1]))
+        print(backend[parts[2]])
+    elif parts[0] == "drops":
+        print(frontend["drops"][parts[1]])
+    else:
+        print(frontend[field])
+except (KeyError, StopIteration, IndexError, ValueError):
+    print("missing")
+' "$2" "$3" "$4" <<<"$1" 2>/dev/null || echo missing
+}
