@@ -2,6 +2,7 @@
 // flow and its reply entry; later segments follow the flow table; segments
 // of unknown flows are hashed over the live backends; a SYN repeated within
 // 3 s is a retransmission; a backend removed by a reload moves its flows.
+// UDP flow affinity, which shares the flow table, is tested at the end.
 // main() pins the process to one CPU, so the round-robin cursor is exact.
 #include <catch2/catch.hpp>
 
@@ -159,7 +160,7 @@ TEST_CASE("TCP: the flow key holds client address, client port and frontend port
 TEST_CASE("TCP: a segment of an unknown flow goes to a stable hashed backend and creates the flow", "[tcp]") {
     configure_tcp();
     const PacketBuilder client = GENERATE(ipv4_client(), ipv6_client());
-    const std::uint8_t flags = GENERATE(kTcpAck, std::uint8_t(kTcpPsh | kTcpAck), std::uint8_t(kTcpFin | kTcpAck),
+    const std::uint8_t flags = GENERATE(as<std::uint8_t>{}, kTcpAck, std::uint8_t(kTcpPsh | kTcpAck), std::uint8_t(kTcpFin | kTcpAck),
                                         std::uint8_t(kTcpSyn | kTcpAck), kTcpRst);
     INFO("flags 0x" << std::hex << int(flags));
     CounterTally tally(3);
@@ -348,4 +349,155 @@ TEST_CASE("TCP: no live backend drops SYNs and unknown segments as no_backend", 
     CHECK(data_path().flow_count() == 0);
     CHECK(data_path().reply_count() == 0);
     require_counters(kTcpFrontend, Protocol::tcp, tally.expected());
+}
+
+// UDP frontends with "affinity": "flow" use the same flow table: a client
+// address and port stick to their backend until idle for flow_idle_seconds.
+namespace {
+
+constexpr std::uint16_t kIdleSeconds = 30;
+
+Frontend udp_flow_frontend(const std::vector<std::uint16_t>& backends = kBackendPorts) {
+    Frontend frontend = make_frontend(kFrontendPort, Protocol::udp, backends);
+    frontend.affinity = Affinity::flow;
+    frontend.flow_idle_seconds = kIdleSeconds;
+    return frontend;
+}
+
+Frame udp_from(const PacketBuilder& client, std::uint16_t client_port, std::size_t payload = 12) {
+    return PacketBuilder(client).udp(client_port, kFrontendPort).payload(counting_payload(payload)).build();
+}
+
+// Sets the flow of `request` as last seen `age_ns` ago.
+void age_flow(const Frame& request, std::uint64_t age_ns) {
+    const auto key = request_flow_key(request);
+    portmux_flow flow = *data_path().flow(key);
+    flow.last_seen_ns = monotonic_ns() - age_ns;
+    data_path().set_flow(key, flow);
+}
+
+}  // namespace
+
+TEST_CASE("UDP flow affinity: a client sticks to its backend, another client port takes the next", "[udp-flow]") {
+    data_path().configure(config_of({udp_flow_frontend()}));
+    const PacketBuilder client = GENERATE(ipv4_client(), ipv6_client());
+    CounterTally tally(3);
+    const std::vector<std::uint16_t> client_ports{40001, 40002, 40003, 40004};
+    const std::vector<std::uint16_t> expected{9876, 9877, 9878, 9876};
+    for (int round = 0; round < 3; ++round) {
+        for (std::size_t i = 0; i < client_ports.size(); ++i) {
+            const Frame frame = udp_from(client, client_ports[i], 10 + i);
+            INFO("round " << round << ", client port " << client_ports[i]);
+            CHECK(forward(frame) == expected[i]);
+            tally.forwarded(index_of(kBackendPorts, expected[i]), frame);
+            const auto flow = data_path().flow(request_flow_key(frame));
+            REQUIRE(flow.has_value());
+            CHECK(ntohs(flow->backend_port) == expected[i]);
+            CHECK(flow->backend_index == index_of(kBackendPorts, expected[i]));
+            CHECK(ntohs(data_path().reply(reply_key(frame, expected[i]))->frontend_port) == kFrontendPort);
+        }
+    }
+    CHECK(data_path().flow_count() == 4);
+    CHECK(data_path().reply_count() == 4);
+    require_counters(kFrontendPort, Protocol::udp, tally.expected());
+}
+
+TEST_CASE("UDP flow affinity: an idle flow is rebalanced, a live one refreshed", "[udp-flow]") {
+    data_path().configure(config_of({udp_flow_frontend()}));
+    CounterTally tally(3);
+    const Frame a = udp_from(ipv4_client(), 40001);
+    const Frame b = udp_from(ipv4_client(), 40002);
+    CHECK(forward(a) == 9876);
+    tally.forwarded(0, a);
+    CHECK(forward(b) == 9877);
+    tally.forwarded(1, b);
+
+    SECTION("idle one second longer than flow_idle_seconds: the next backend in turn") {
+        age_flow(a, (kIdleSeconds + 1) * kSecond);
+        const std::uint64_t before = monotonic_ns();
+        CHECK(forward(a) == 9878);
+        tally.forwarded(2, a);
+        const auto flow = data_path().flow(request_flow_key(a));
+        CHECK(ntohs(flow->backend_port) == 9878);
+        CHECK(flow->backend_index == 2);
+        CHECK(flow->created_ns >= before);
+        CHECK(flow->last_seen_ns >= before);
+        CHECK(data_path().reply(reply_key(a, 9878)).has_value());
+        // And it sticks to the new one.
+        CHECK(forward(a) == 9878);
+        tally.forwarded(2, a);
+    }
+    SECTION("idle just under flow_idle_seconds: kept, and its idle clock restarts") {
+        age_flow(a, (kIdleSeconds - 1) * kSecond);
+        const std::uint64_t before = monotonic_ns();
+        CHECK(forward(a) == 9876);
+        tally.forwarded(0, a);
+        CHECK(data_path().flow(request_flow_key(a))->last_seen_ns >= before);
+        // The cursor did not move: a new client takes 9878.
+        const Frame c = udp_from(ipv4_client(), 40003);
+        CHECK(forward(c) == 9878);
+        tally.forwarded(2, c);
+    }
+    SECTION("seen half a second ago: the idle clock is not rewritten (refreshed at most once a second)") {
+        age_flow(a, kSecond / 2);
+        const std::uint64_t last_seen = data_path().flow(request_flow_key(a))->last_seen_ns;
+        CHECK(forward(a) == 9876);
+        tally.forwarded(0, a);
+        CHECK(data_path().flow(request_flow_key(a))->last_seen_ns == last_seen);
+    }
+    // b was not touched by any of it.
+    CHECK(forward(b) == 9877);
+    tally.forwarded(1, b);
+    require_counters(kFrontendPort, Protocol::udp, tally.expected());
+}
+
+TEST_CASE("UDP flow affinity: a reload that removes a backend moves its flows round robin", "[udp-flow][generation]") {
+    data_path().configure(config_of({udp_flow_frontend()}));
+    const Frame a = udp_from(ipv6_client(), 40001);
+    const Frame b = udp_from(ipv6_client(), 40002);
+    const Frame c = udp_from(ipv6_client(), 40003);
+    CHECK(forward(a) == 9876);
+    CHECK(forward(b) == 9877);
+    CHECK(forward(c) == 9878);
+    // Cursor now at 0 of 3. 9876 leaves: 9877 and 9878 move to indices 0, 1.
+    const Frontend reduced = udp_flow_frontend({9877, 9878});
+    data_path().reload(config_of({reduced}));
+    CHECK(forward(c) == 9878);
+    CHECK(data_path().flow(request_flow_key(c))->backend_index == 1);
+    CHECK(data_path().flow(request_flow_key(c))->generation == generation_of(reduced));
+    CHECK(forward(b) == 9877);
+    CHECK(data_path().flow(request_flow_key(b))->backend_index == 0);
+    // a's backend is gone: the next in round robin (cursor 0 -> 9877).
+    CHECK(forward(a) == 9877);
+    const auto moved = data_path().flow(request_flow_key(a));
+    CHECK(ntohs(moved->backend_port) == 9877);
+    CHECK(moved->backend_index == 0);
+    CHECK(moved->generation == generation_of(reduced));
+    CHECK(forward(a) == 9877);
+    CHECK(data_path().flow_count() == 3);
+}
+
+TEST_CASE("flows: a reply entry the replies table lost is recorded again by the next packet", "[tcp][udp-flow][reply]") {
+    // flows and replies are separate LRU tables: busy per-packet UDP
+    // frontends can evict a long-lived connection's reply entry while its
+    // flow stays, and its replies would then leave from the backend port.
+    SECTION("TCP") {
+        configure_tcp();
+        const Frame syn = segment(ipv6_client(), 40001, kTcpSyn);
+        CHECK(forward(syn) == 8081);
+        data_path().erase_reply(reply_key(syn, 8081));
+        CHECK(forward(segment(ipv6_client(), 40001, kTcpPsh | kTcpAck, 20)) == 8081);
+        require_flow(syn, tcp_frontend(), 8081);
+    }
+    SECTION("UDP flow affinity") {
+        data_path().configure(config_of({udp_flow_frontend()}));
+        const Frame datagram = udp_from(ipv4_client(), 40001);
+        CHECK(forward(datagram) == 9876);
+        data_path().erase_reply(reply_key(datagram, 9876));
+        CHECK(forward(datagram) == 9876);
+        const auto entry = data_path().reply(reply_key(datagram, 9876));
+        REQUIRE(entry.has_value());
+        CHECK(ntohs(entry->frontend_port) == kFrontendPort);
+    }
+    CHECK(data_path().reply_count() == 1);
 }

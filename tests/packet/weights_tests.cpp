@@ -238,3 +238,27 @@ TEST_CASE("drain: a UDP affinity flow pinned to a backend keeps it after the dra
     tally.forwarded(2, fourth);
     require_counters(kFrontendPort, Protocol::udp, tally.expected());
 }
+
+// KNOWN BUG (loader/maps.cpp, write_config): a frontend that stays keeps its
+// frontend_state slot, and per-backend counters are indexed by position in
+// backends[]. When a reload removes a backend from the middle, the ones
+// after it shift down an index and inherit its counters: here 9878 reports
+// 9877's packet and bytes. Tagged [!mayfail] until the loader moves (or
+// resets) the counters with their backends.
+TEST_CASE("counters: a reload that removes a backend keeps each backend's counters with it", "[weights][!mayfail]") {
+    configure_standard_frontend();
+    CounterTally before(3);
+    for (std::size_t i = 0; i < 3; ++i) {
+        const Frame frame = udp_datagram(10 * i);
+        CHECK(forward(frame) == kBackendPorts[i]);
+        before.forwarded(i, frame);
+    }
+    require_counters(kFrontendPort, Protocol::udp, before.expected());
+
+    data_path().reload(udp_config({{kFrontendPort, {9876, 9878}}}));
+    ExpectedCounters after;
+    after.received = 3;
+    after.packets = {1, 1};
+    after.bytes = {before.expected().bytes[0], before.expected().bytes[2]};
+    require_counters(kFrontendPort, Protocol::udp, after);
+}

@@ -148,6 +148,12 @@ void LoadedDataPath::set_reply(const portmux_flow_key& key, std::uint16_t fronte
     }
 }
 
+void LoadedDataPath::erase_reply(const portmux_flow_key& key) const {
+    if (bpf_map_delete_elem(replies_fd(), &key) != 0) {
+        throw std::system_error(errno, std::generic_category(), "deleting a reply entry");
+    }
+}
+
 FrontendStats LoadedDataPath::stats(std::uint16_t frontend_port, Protocol protocol) const {
     for (const FrontendStats& stats : read_stats(maps())) {
         if (stats.port == frontend_port && stats.protocol == protocol) {

@@ -83,6 +83,7 @@ public:
     void set_flow(const portmux_flow_key& key, const portmux_flow& flow) const;
     std::optional<portmux_reply> reply(const portmux_flow_key& key) const;
     void set_reply(const portmux_flow_key& key, std::uint16_t frontend_port) const;
+    void erase_reply(const portmux_flow_key& key) const;  // as an LRU eviction would
     std::size_t flow_count() const;
     std::size_t reply_count() const;
 
