@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# e2e: UDP request/response through the frontend on a namespace's loopback,
+# generic XDP: replies must come back from the frontend port.
+#
+# Three backends on 9876-9878, each answering three requests one after
+# another with the datagram "reply-from-PORT" (`nc -u -l -W1`: it connects to
+# the client, so it replies from its own port, 9876-9878). portmux on lo with
+# examples/udp-roundrobin.json (9875/udp); everything sent from CPU 0.
+#
+# Round 1: six `nc -u` clients. nc -u connects its socket to 127.0.0.1:9875,
+# so the kernel hands it only datagrams from 9875: receiving the reply at all
+# proves portmux's TC egress program rewrote the reply's source port. Each
+# client exits 0 with exactly its backend's reply, in round-robin order.
+# Round 2: three requests from an unconnected python3 socket, which shows
+# the reply's source address as is: exactly 127.0.0.1:9875.
+# Then: each backend heard exactly the requests it answered, portmux stats
+# counts 9 received and forwarded, 3 per backend, nothing dropped; UdpNoPorts
+# is unchanged (no request and no reply fell on a port without a socket) and
+# UdpInCsumErrors is 0.
+set -uo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+FRONTEND=9875
+BACKENDS=(9876 9877 9878)
+NC_CLIENTS=6
+PY_CLIENTS=3
+TOTAL=$((NC_CLIENTS + PY_CLIENTS))
+PER_BACKEND=$((TOTAL / 3))
+CONFIG=$REPO_ROOT/examples/udp-roundrobin.json
+
+require_root
+trap e2e_cleanup EXIT
+e2e_setup
+require_tools ip nc ss nstat taskset timeout python3
+require_portmux
+[[ -r $CONFIG ]] || die "missing config $CONFIG"
+
+make_ns_var NS pmrr
+log "namespace $NS, portmux $PORTMUX"
+
+for port in "${BACKENDS[@]}"; do
+    start_udp_reply_backend "$NS" "$port" "$PER_BACKEND" "$E2E_WORKDIR"
+done
+wait_until 5 all_ports_listening "$NS" udp "${BACKENDS[@]}" ||
+    die "the UDP backends on ${BACKENDS[*]} never all started listening"
+pass "three answering UDP backends listening on ${BACKENDS[*]}"
+
+register_detach "$NS" lo
+assert_ok "portmux attach lo --mode generic" \
+    in_ns "$NS" "$PORTMUX" attach lo --mode generic --config "$CONFIG" || finish
+log "$E2E_LAST_OUTPUT"
+assert_match "attach reports generic mode" 'generic mode' "$E2E_LAST_OUTPUT"
+
+# Every backend either listens for its next request or has answered them all.
+backends_ready() {
+    local port
+    for port in "${BACKENDS[@]}"; do
+        grep -qs '^exit ' "$E2E_WORKDIR/udp-$port-$PER_BACKEND.txt" ||
+            udp_port_listening "$NS" "$port" || return 1
+    done
+}
+
+noports_before=$(udp_counter "$NS" UdpNoPorts)
+assert_eq 0 "$(udp_counter "$NS" UdpInCsumErrors)" "UdpInCsumErrors before the requests"
+
+answers=()
+log "round 1: $NC_CLIENTS connected nc -u clients"
+for ((i = 1; i <= NC_CLIENTS; i++)); do
+    wait_until 5 backends_ready || fail "before request $i: a backend is not listening again"
+    rc=0
+    # -W1: done after one datagram back; -w3 bounds the wait for it.
+    reply=$(ip netns exec "$NS" taskset -c 0 timeout 10 \
+        nc -u -W1 -w3 127.0.0.1 "$FRONTEND" <<<"request-$i") || rc=$?
+    assert_eq 0 "$rc" "request $i: nc -u 127.0.0.1:$FRONTEND exit status"
+    assert_match "request $i: the connected client got a backend's reply" \
+        '^reply-from-(9876|9877|9878)$' "$reply"
+    answers+=("${reply#reply-from-}")
+done
+
+log "round 2: $PY_CLIENTS requests from an unconnected socket"
+for ((i = NC_CLIENTS + 1; i <= TOTAL; i++)); do
+    wait_until 5 backends_ready || fail "before request $i: a backend is not listening again"
+    rc=0
+    reply=$(ip netns exec "$NS" taskset -c 0 timeout 10 python3 - "$FRONTEND" "request-$i" <<'EOF'
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(5)
+s.bind(("127.0.0.1", 0))
+s.sendto(sys.argv[2].encode() + b"\n", ("127.0.0.1", int(sys.argv[1])))
+data, (host, port) = s.recvfrom(2048)
+print(f"{host}:{port} {data.decode().strip()}")
+EOF
+    ) || rc=$?
+    assert_eq 0 "$rc" "request $i: python3 client exit status"
+    assert_match "request $i: reply comes from the frontend, 127.0.0.1:$FRONTEND" \
+        "^127\\.0\\.0\\.1:$FRONTEND reply-from-(9876|9877|9878)\$" "$reply"
+    answers+=("${reply##*reply-from-}")
+done
+log "backends answering requests 1..$TOTAL: ${answers[*]}"
+
+first_three=$(printf '%s\n' "${answers[@]:0:3}" | sort -u | wc -l)
+assert_eq 3 "$first_three" "the first three requests reached three different backends"
+for ((i = 3; i < TOTAL; i++)); do
+    assert_eq "${answers[i - 3]}" "${answers[i]}" "request $((i + 1)) reached the same backend as request $((i - 2))"
+done
+for port in "${BACKENDS[@]}"; do
+    assert_eq "$PER_BACKEND" "$(printf '%s\n' "${answers[@]}" | grep -cx "$port")" \
+        "requests answered by backend $port"
+done
+
+for port in "${BACKENDS[@]}"; do
+    wait_until 5 grep -q '^exit ' "$E2E_WORKDIR/udp-$port-$PER_BACKEND.txt" ||
+        fail "backend $port: its last nc never exited"
+    expected=
+    for ((i = 1; i <= TOTAL; i++)); do
+        [[ ${answers[i - 1]} == "$port" ]] && expected+="request-$i | exit 0 | "
+    done
+    heard=$(for ((c = 1; c <= PER_BACKEND; c++)); do cat "$E2E_WORKDIR/udp-$port-$c.txt"; done |
+        sed 's/$/ | /' | tr -d '\n')
+    assert_eq "$expected" "$heard" "backend $port heard exactly the requests it answered"
+done
+
+stats=$(in_ns "$NS" "$PORTMUX" stats lo --json 2>&1)
+assert_eq "$TOTAL" "$(stats_value "$stats" lo "$FRONTEND" received)" "portmux stats: received"
+assert_eq "$TOTAL" "$(stats_value "$stats" lo "$FRONTEND" forwarded)" "portmux stats: forwarded"
+assert_eq 0 "$(stats_value "$stats" lo "$FRONTEND" dropped)" "portmux stats: dropped"
+for port in "${BACKENDS[@]}"; do
+    assert_eq "$PER_BACKEND" "$(stats_value "$stats" lo "$FRONTEND" "backend.$port.packets")" \
+        "portmux stats: packets to backend $port"
+done
+
+assert_eq "$noports_before" "$(udp_counter "$NS" UdpNoPorts)" \
+    "UdpNoPorts unchanged: no request or reply hit a port without a socket"
+assert_eq 0 "$(udp_counter "$NS" UdpInCsumErrors)" "UdpInCsumErrors after $TOTAL exchanges"
+
+assert_ok "portmux detach lo" in_ns "$NS" "$PORTMUX" detach lo
+finish
