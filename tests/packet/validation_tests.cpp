@@ -204,6 +204,12 @@ TEST_CASE("validation: lengths come from the headers, not from Ethernet padding"
     Frame padded = udp_datagram(ipv4_client(), counting_payload(2));
     padded.bytes.resize(60, 0);
     require_rejected(padded, PORTMUX_DROP_TOO_SHORT, tally);
+    // 3 payload bytes, padded: accepted, and its bytes counted as the whole
+    // 60-byte frame, padding included.
+    Frame padded_ok = udp_datagram(ipv4_client(), counting_payload(3));
+    padded_ok.bytes.resize(60, 0xee);
+    CHECK(forward(padded_ok) == kBackendPorts[0]);
+    tally.forwarded(0, padded_ok);
     // A UDP length beyond the IP payload contradicts the IP header.
     Frame overlong = udp_datagram(ipv4_client(), counting_payload(8));
     overlong.write16(overlong.l4_offset + 4, 8 + 9);

@@ -5,6 +5,8 @@
 #include <catch2/catch.hpp>
 
 #include <arpa/inet.h>
+#include <bpf/libbpf.h>
+#include <sched.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -261,4 +263,49 @@ TEST_CASE("counters: a reload that removes a backend keeps each backend's counte
     after.packets = {1, 1};
     after.bytes = {before.expected().bytes[0], before.expected().bytes[2]};
     require_counters(kFrontendPort, Protocol::udp, after);
+}
+
+namespace {
+
+// Runs `body` with the process pinned to `cpu`, then restores the pinning
+// main() chose.
+template <typename Body>
+void on_cpu(int cpu, Body body) {
+    cpu_set_t original;
+    REQUIRE(sched_getaffinity(0, sizeof original, &original) == 0);
+    cpu_set_t only;
+    CPU_ZERO(&only);
+    CPU_SET(cpu, &only);
+    REQUIRE(sched_setaffinity(0, sizeof only, &only) == 0);
+    REQUIRE(sched_getcpu() == cpu);
+    body();
+    REQUIRE(sched_setaffinity(0, sizeof original, &original) == 0);
+}
+
+}  // namespace
+
+TEST_CASE("counters: each CPU has its own cursor and counters, read_stats sums them", "[weights][cpu]") {
+    std::vector<int> cpus;
+    for (int cpu = 0; cpu < 2 && cpu < libbpf_num_possible_cpus(); ++cpu) {
+        cpus.push_back(cpu);
+    }
+    if (cpus.size() < 2) {
+        WARN("only one CPU: nothing to sum");
+        return;
+    }
+    configure_standard_frontend();
+    CounterTally tally(3);
+    // Two datagrams on the first CPU, three on the second: each CPU's
+    // cursor starts at the first backend.
+    const std::vector<std::vector<std::uint16_t>> expected{{9876, 9877}, {9876, 9877, 9878}};
+    for (std::size_t c = 0; c < cpus.size(); ++c) {
+        on_cpu(cpus[c], [&] {
+            for (std::uint16_t backend : expected[c]) {
+                const Frame frame = udp_datagram(5 + backend % 7);
+                CHECK(forward(frame) == backend);
+                tally.forwarded(index_of(kBackendPorts, backend), frame);
+            }
+        });
+    }
+    require_counters(kFrontendPort, Protocol::udp, tally.expected());
 }
