@@ -390,10 +390,47 @@ struct Baselines {
     double pass_single_ns = 0;
 };
 
-json bench_baselines(const Options& o, Baselines& base) {
+struct TimedCase {
+    std::string name;
+    int prog_fd;
+    Bytes frame;
+    std::uint32_t verdict;
+    Stats stats;
+};
+
+// Times the cases interleaved: run k of every case, then run k + 1 of
+// every case, so a burst of load from other work on this machine lands on
+// all of them alike and their ratios stay comparable.
+void time_interleaved(std::vector<TimedCase>& cases, const Options& o) {
+    for (auto& c : cases) {  // warm-up, and the verdict check
+        const RunResult warm = test_run(c.prog_fd, c.frame, std::max<std::uint32_t>(o.repeat / 10, 1000));
+        if (warm.retval != c.verdict) {
+            throw std::runtime_error(fmt::format("{}: warm-up returned {} instead of {}", c.name,
+                                                 warm.retval, c.verdict));
+        }
+    }
+    for (int run = 0; run < o.runs; ++run) {
+        for (auto& c : cases) {
+            const RunResult r = test_run(c.prog_fd, c.frame, o.repeat);
+            if (r.retval != c.verdict) throw std::runtime_error(c.name + ": unexpected verdict");
+            c.stats.samples.push_back(r.cpu_ns);
+            c.stats.wall_samples.push_back(r.ns);
+            c.stats.kernel_samples.push_back(r.kernel_ns);
+        }
+    }
+}
+
+// The headline comparison, interleaved: the floor, XDP_DROP, the aya demo
+// algorithm, portmux's UDP path, and portmux's UDP path stage by stage
+// (bench/bpf/ablation.bpf.c, the data path's own code in its own maps).
+json bench_headline(const Options& o, Baselines& base) {
     bench_baseline* skel = bench_baseline__open_and_load();
     if (!skel) fail("loading the baseline BPF object");
     std::unique_ptr<bench_baseline, void (*)(bench_baseline*)> guard(skel, bench_baseline__destroy);
+    struct bench_ablation* abl = bench_ablation__open_and_load();
+    if (!abl) fail("loading the ablation BPF object");
+    std::unique_ptr<struct bench_ablation, void (*)(struct bench_ablation*)> abl_guard(abl, bench_ablation__destroy);
+    portmux::SkeletonPtr pm = load_portmux({});
 
     // The demo's map: 9875 -> [9876], 9876 -> [9875], host byte order.
     struct DemoBackends {
@@ -405,65 +442,74 @@ json bench_baselines(const Options& o, Baselines& base) {
         if (bpf_map_update_elem(bpf_map__fd(skel->maps.demo_backend_ports), &from, &v, BPF_ANY) != 0)
             fail("writing the demo map");
     }
-    const Bytes udp = make_frame({});
-    json rows = json::array();
+    // portmux and the ablation object: the ping-pong pair.
+    portmux::Config udp;
+    udp.frontends = {frontend(kFrontA, portmux::Protocol::udp, {kFrontB}),
+                     frontend(kFrontB, portmux::Protocol::udp, {kFrontA})};
+    const portmux::DataPathMaps pm_maps = data_path_maps(*pm);
+    portmux::write_config(pm_maps, udp);
+    portmux::write_config({bpf_map__fd(abl->maps.frontends), bpf_map__fd(abl->maps.frontend_state),
+                           bpf_map__fd(abl->maps.routes)},
+                          udp);
+
+    const Bytes frame = make_frame({});
     const int pass = bpf_program__fd(skel->progs.bench_pass);
     const int drop = bpf_program__fd(skel->progs.bench_drop);
     const int demo = bpf_program__fd(skel->progs.bench_demo);
+    const int portmux_prog = bpf_program__fd(pm->progs.portmux_xdp);
 
-    std::cerr << "baseline: XDP_PASS\n";
-    Stats s = time_repeat(pass, udp, o, kXdpPass);
-    base.pass_ns = s.median();
-    rows.push_back(row("xdp_pass", s));
-    std::cerr << "baseline: XDP_DROP\n";
-    rows.push_back(row("xdp_drop", time_repeat(drop, udp, o, kXdpDrop)));
+    // The demo and portmux must really rewrite: check one run each.
+    for (int fd : {demo, portmux_prog}) {
+        Bytes out;
+        test_run(fd, frame, 1, &out);
+        if (dest_port_of(out) != kFrontB) throw std::runtime_error("a balancer did not rewrite");
+    }
 
-    // The demo must really rewrite (and keep hitting): check one run.
-    Bytes out;
-    test_run(demo, udp, 1, &out);
-    if (dest_port_of(out) != kFrontB) throw std::runtime_error("the demo program did not rewrite");
-    std::cerr << "baseline: aya demo algorithm\n";
-    rows.push_back(row("aya_demo", time_repeat(demo, udp, o, kXdpPass)));
+    std::vector<TimedCase> cases = {
+        {"xdp_pass", pass, frame, kXdpPass, {}},
+        {"xdp_drop", drop, frame, kXdpDrop, {}},
+        {"aya_demo", demo, frame, kXdpPass, {}},
+        {"udp", portmux_prog, frame, kXdpPass, {}},
+        {"parse", bpf_program__fd(abl->progs.abl_parse), frame, kXdpPass, {}},
+        {"parse_lookup", bpf_program__fd(abl->progs.abl_lookup), frame, kXdpPass, {}},
+        {"parse_lookup_rr_rewrite", bpf_program__fd(abl->progs.abl_rewrite), frame, kXdpPass, {}},
+        {"full", bpf_program__fd(abl->progs.abl_full), frame, kXdpPass, {}},
+    };
+    std::cerr << "headline: floor, drop, aya demo, portmux UDP and its stages, interleaved\n";
+    const FrontendCounters before = counters_sum(pm_maps, {kFrontA, kFrontB}, portmux::Protocol::udp);
+    time_interleaved(cases, o);
+    const std::uint64_t iterations =
+        std::max<std::uint32_t>(o.repeat / 10, 1000) + std::uint64_t{o.repeat} * o.runs + 1;
+    require_hits("headline udp", before, counters_sum(pm_maps, {kFrontA, kFrontB}, portmux::Protocol::udp),
+                 iterations, false);
+
+    json baseline_rows = json::array(), ablation_rows = json::array();
+    json portmux_udp;
+    for (auto& c : cases) {
+        if (c.name == "xdp_pass") base.pass_ns = c.stats.median();
+        if (c.name == "xdp_pass" || c.name == "xdp_drop" || c.name == "aya_demo") {
+            baseline_rows.push_back(row(c.name, c.stats));
+        } else if (c.name == "udp") {
+            portmux_udp = row(c.name, c.stats);
+        } else {
+            ablation_rows.push_back(row(c.name, c.stats));
+        }
+    }
 
     std::uint32_t counter = 0;
     std::cerr << "baseline: XDP_PASS single-shot\n";
     Stats single = time_single_shots(
-        pass, [&](std::uint32_t) { return udp; }, o, kXdpPass, counter);
+        pass, [&](std::uint32_t) { return frame; }, o, kXdpPass, counter);
     base.pass_single_ns = single.median();
-    rows.push_back(row("xdp_pass_single_shot", single));
+    baseline_rows.push_back(row("xdp_pass_single_shot", single));
 
     json progs = json::object();
     progs["xdp_pass"] = program_info(pass);
     progs["xdp_drop"] = program_info(drop);
     progs["aya_demo"] = program_info(demo);
-    return {{"rows", rows}, {"programs", progs}};
-}
-
-// portmux's UDP path stage by stage (bench/bpf/ablation.bpf.c), with the
-// same ping-pong config in the ablation object's own maps.
-json bench_stages(const Options& o) {
-    struct bench_ablation* skel = bench_ablation__open_and_load();
-    if (!skel) fail("loading the ablation BPF object");
-    std::unique_ptr<struct bench_ablation, void (*)(struct bench_ablation*)> guard(skel, bench_ablation__destroy);
-    const portmux::DataPathMaps maps{bpf_map__fd(skel->maps.frontends), bpf_map__fd(skel->maps.frontend_state),
-                                     bpf_map__fd(skel->maps.routes)};
-    portmux::Config udp;
-    udp.frontends = {frontend(kFrontA, portmux::Protocol::udp, {kFrontB}),
-                     frontend(kFrontB, portmux::Protocol::udp, {kFrontA})};
-    portmux::write_config(maps, udp);
-    const Bytes frame = make_frame({});
-    json rows = json::array();
-    const std::pair<const char*, bpf_program*> stages[] = {
-        {"parse", skel->progs.abl_parse},
-        {"parse_lookup", skel->progs.abl_lookup},
-        {"parse_lookup_rr_rewrite", skel->progs.abl_rewrite},
-        {"full", skel->progs.abl_full},
-    };
-    for (const auto& [name, program] : stages) {
-        std::cerr << "ablation: " << name << "\n";
-        rows.push_back(row(name, time_repeat(bpf_program__fd(program), frame, o, kXdpPass)));
-    }
-    return rows;
+    return {{"baseline", {{"rows", baseline_rows}, {"programs", progs}}},
+            {"portmux_udp", portmux_udp},
+            {"ablation", ablation_rows}};
 }
 
 // Frames of new TCP connections: a different client (address, port) each.
@@ -500,8 +546,7 @@ json bench_portmux(const Options& o) {
     portmux::Config udp;
     udp.frontends = {frontend(kFrontA, Protocol::udp, {kFrontB}),
                      frontend(kFrontB, Protocol::udp, {kFrontA})};
-    portmux::write_config(maps, udp);
-    timed("udp", make_frame({}), kXdpPass, Protocol::udp, false);
+    portmux::write_config(maps, udp);  // (the UDP hit path itself is timed in bench_headline)
 
     // A UDP datagram to a port that is no frontend: parse + one lookup.
     {
@@ -741,9 +786,11 @@ int main(int argc, char** argv) {
         doc["cpu"] = kCpu;
         doc["frame_bytes"] = 64;
         Baselines base;
-        doc["baseline"] = bench_baselines(o, base);
+        json headline = bench_headline(o, base);
+        doc["baseline"] = headline["baseline"];
         doc["portmux"] = bench_portmux(o);
-        doc["ablation"] = bench_stages(o);
+        doc["portmux"]["rows"].insert(doc["portmux"]["rows"].begin(), headline["portmux_udp"]);
+        doc["ablation"] = headline["ablation"];
         doc["scaling"] = bench_scaling(o);
         doc["flow_table"] = bench_flow_table(o);
         doc["floor_ns"] = base.pass_ns;

@@ -188,6 +188,8 @@ def udp_summary(live):
         g["pps"].append(sink["delivered_pps"])
         g["sent_pps"].append(r["sender"]["send_pps"])
         g["cpu"].append(r["cpu_s"])
+        if r.get("wall_s"):
+            g.setdefault("util", []).append(r["cpu_s"] / (r["wall_s"] * r.get("cpus", 2)))
         g["received"].append(sink["received"])
         g["sent"].append(r["sender"]["sent"])
         total = max(sink["received"], 1)
@@ -408,7 +410,9 @@ def main():
     md.append(f"`build/bench/portmux_prog_bench` runs each program with `bpf_prog_test_run_opts` on a "
               f"64-byte Ethernet/IPv4 frame, repeat = {prog['repeat']:,}, {prog['runs']} timed runs after a "
               f"warm-up, the median reported; the thread is pinned to CPU {prog['cpu']} (round-robin cursors "
-              "are per CPU). ns per packet = the thread's CPU time over the syscall (CLOCK_THREAD_CPUTIME_ID) "
+              "are per CPU). The floor, XDP_DROP, the aya demo, portmux's UDP path and the ablation stages "
+              "below are timed interleaved (run k of each, then run k + 1 of each), so a burst of other "
+              "work hits them alike. ns per packet = the thread's CPU time over the syscall (CLOCK_THREAD_CPUTIME_ID) "
               "/ repeat. Not the wall clock: on this shared machine the test-run loop yields to other "
               "tasks and the wall clock counted their time too (2-4× inflated at times); the kernel's own "
               "`duration` agrees with the CPU time within 1-2 ns but is truncated to whole ns. Both are "
@@ -498,6 +502,13 @@ def main():
     md.append("")
     md.append(program_sizes(prog))
     md.append("")
+    vi = prog["portmux"]["program"]["verified_insns"]
+    md.append(f"The verifier processed {vi:,} instructions to load portmux_xdp "
+              f"({100 * vi / 1_000_000:.0f}% of its 1,000,000 limit) for {prog['portmux']['program']['xlated_insns']:,} "
+              "instructions of program (the unrolled payload matching and flow-resolution loops "
+              "are the likely multipliers of its states). It does not cost time per packet, but it is the budget further "
+              "data-path features will run into.")
+    md.append("")
     if profile:
         md.append("```\n$ bpftool prog profile id <portmux_xdp> duration 2 cycles instructions\n" + profile[:1500] + "\n```")
         md.append("")
@@ -530,6 +541,41 @@ def main():
     md.append(f"- {ipvs}")
     md.append("")
     md.append(udp_tables(groups))
+    gap_lines = []
+    for (path, size) in sorted({(k[0], k[1]) for k in groups}, key=lambda k: (["veth", "lo"].index(k[0]), k[1])):
+        d, x, p = (groups.get((path, size, s)) for s in ("direct", "xdp_pass", "portmux"))
+        if d and x and p:
+            dp, xp, pp = med(d["pps"]), med(x["pps"]), med(p["pps"])
+            gap_lines.append(f"| {PATH_NAMES[path]}, {size} B | {xp / dp:.2f} | {pp / xp:.2f} | {pp / dp:.2f} |")
+    if gap_lines:
+        md.append("Where the gap between portmux and the direct path comes from (ratios of the medians "
+                  "above): the first column is what attaching any XDP program costs on that path "
+                  "(XDP_PASS attached vs. direct), the second what portmux's work and the spreading over "
+                  "three sockets cost on top of that (portmux vs. XDP_PASS attached):")
+        md.append("")
+        md.append("| path | XDP_PASS attached / direct | portmux / XDP_PASS attached | portmux / direct |")
+        md.append("| --- | ---: | ---: | ---: |")
+        md += gap_lines
+        md.append("")
+        md.append("On the veth, native XDP switches the receiving end to the veth's NAPI poll with XDP "
+                  "headroom (an skb from the local stack is converted, and copied when it lacks headroom "
+                  "or is shared); generic XDP on lo linearises and may copy every skb too. That cost is "
+                  "the same for any XDP program, and this setup, where one CPU runs the sender and the "
+                  "whole receive path, shows it undiluted. A NIC driver with native XDP support runs the "
+                  "program on its own receive buffers before any skb exists, so this part should be far "
+                  "smaller there (not measurable on this machine, which has no such NIC). The live run-time statistics "
+                  "below give portmux's own program cost on these paths.")
+        md.append("")
+    utils = [u for g in groups.values() for u in g.get("util", [])]
+    if utils:
+        u = med(utils)
+        md.append(f"Machine-wide CPU use during the UDP trials: median {100 * u:.0f}% of both cores. "
+                  + ("The machine was saturated (by these trials and by the other work on it), so the "
+                     "CPU-seconds columns say little about the systems themselves in this run: compare "
+                     "delivered packets/s." if u > 0.85 else
+                     "CPU seconds include the other work on the machine; compare them between systems "
+                     "within this run only."))
+        md.append("")
     rt = runtime_lines(live)
     if rt:
         md.append("The XDP program's own cost under live traffic, from the kernel's BPF run-time statistics "
@@ -557,6 +603,16 @@ def main():
     md.append("")
     md.append(tcp_md)
     md.append("")
+    tg = tcp_groups
+    if "direct" in tg and "portmux" in tg:
+        d = med(tg["direct"]["cps"])
+        x = med(tg["xdp_pass"]["cps"]) if "xdp_pass" in tg else None
+        p = med(tg["portmux"]["cps"])
+        md.append(f"Connections/s through portmux: {p / d:.2f}× direct"
+                  + (f" ({p / x:.2f}× with XDP_PASS attached)" if x else "")
+                  + "; every new connection takes the new-flow path (two LRU inserts, see the flow-table "
+                    "section) and every reply segment passes the TC egress program.")
+        md.append("")
     md.append("Latency percentiles come from every round trip of the repetitions' runs (median of the "
               "per-run p50 and p99); with two busy cores shared with other work the p99 values mostly "
               "measure scheduling delays.")

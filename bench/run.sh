@@ -7,7 +7,7 @@
 #
 # Needs root (BPF, network namespaces). Installs what it lacks with apt-get
 # (nftables, nginx-light + libnginx-mod-stream, gnuplot-nox, jq, python3).
-# Bounded: about 5-6 minutes on 2 cores (--quick: about 1.5). Traffic only
+# Bounded: about 6 minutes on 2 cores (--quick: about 1.5). Traffic only
 # goes to addresses inside two network namespaces it creates (and removes on
 # exit, as it removes everything else it set up).
 #
@@ -47,8 +47,8 @@ if [[ $QUICK -eq 1 ]]; then
   REPS=${REPS:-1}
 else
   REPS=${REPS:-3}
-  UDP_COUNT=1000000; UDP_SECONDS=2; TCP_CONNS=2000; TCP_RR=20000; TCP_SECONDS=2
-  PROG_ARGS=(--runs 5 --repeat 1000000 --single-shots 100000 --flows 1000000)
+  UDP_COUNT=1000000; UDP_SECONDS=1.5; TCP_CONNS=2000; TCP_RR=20000; TCP_SECONDS=2
+  PROG_ARGS=(--runs 5 --repeat 1000000 --single-shots 50000 --flows 1000000)
 fi
 SIZES=(64 512)                   # UDP payload bytes
 FRONT=9875
@@ -299,8 +299,9 @@ udp_trial() {  # path system size rep port
         --cpu 1 > "$WORK/sink.json" &
   local sink=$!
   for _ in $(seq 100); do [[ -e $ready ]] && break; sleep 0.02; done
-  local c0 c1 sender
+  local c0 c1 sender t0 t1
   c0=$(cpu_busy_jiffies)
+  t0=$(date +%s.%N)
   if [[ $path == veth ]]; then
     sender=$(in_cli "$LOADGEN" udp-send --dst "$dst" --port "$port" --size "$size" \
              --count "$UDP_COUNT" --seconds "$UDP_SECONDS" --cpu 0)
@@ -310,10 +311,13 @@ udp_trial() {  # path system size rep port
   fi
   wait "$sink" || true
   c1=$(cpu_busy_jiffies)
+  t1=$(date +%s.%N)
   jq -c --arg path "$path" --arg system "$system" --argjson size "$size" --argjson rep "$rep" \
         --argjson sender "$sender" --argjson cpu "$(awk -v a="$c0" -v b="$c1" -v hz="$HZ" 'BEGIN {printf "%.2f", (b - a) / hz}')" \
+        --argjson wall "$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", b - a}')" \
+        --argjson cpus "$(nproc)" \
         '{kind: "udp", path: $path, system: $system, size: $size, rep: $rep, sender: $sender,
-          sink: ., cpu_s: $cpu}' "$WORK/sink.json" >> "$WORK/live.jsonl"
+          sink: ., cpu_s: $cpu, wall_s: $wall, cpus: $cpus}' "$WORK/sink.json" >> "$WORK/live.jsonl"
   tail -1 "$WORK/live.jsonl" | jq -r '"    \(.size) B: sent \(.sender.sent) at \(.sender.send_pps)/s, delivered \(.sink.received) at \(.sink.delivered_pps)/s \(.sink.per_port), cpu \(.cpu_s) s"' >&2
   rm -f "$ready"
 }
