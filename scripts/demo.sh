@@ -15,7 +15,7 @@ NS=pmdemo-$$
 if [[ -t 1 && -z ${NO_COLOR:-} ]]; then
     BOLD=$'\e[1m' DIM=$'\e[2m' GREEN=$'\e[32m' RED=$'\e[31m' CYAN=$'\e[36m' RESET=$'\e[0m'
 else
-    BOLD= DIM= GREEN= RED= CYAN= RESET=
+    BOLD='' DIM='' GREEN='' RED='' CYAN='' RESET=''
 fi
 step() { printf '\n%s==>%s %s%s%s\n' "$CYAN" "$RESET" "$BOLD" "$*" "$RESET"; }
 show() { sed "s/^/    /"; }
