@@ -415,3 +415,117 @@ except (KeyError, StopIteration, IndexError, ValueError):
     print("missing")
 ' "$2" "$3" "$4" <<<"$1" 2>/dev/null || echo missing
 }
+
+# ------------------------------------------- python3 sinks, senders, known bugs
+# (helpers for reload_under_load, weights_drain, prometheus_format, faults
+# and soak_short)
+
+# The python3 these helpers run: the system one when there is one (a pyenv
+# shim first in PATH costs about 2 s per start, a lot for a test that
+# starts it dozens of times). E2E_PYTHON overrides.
+E2E_PYTHON=${E2E_PYTHON:-$(if [[ -x /usr/bin/python3 ]]; then echo /usr/bin/python3; else command -v python3; fi)}
+
+# xfail WHAT: a check that fails because of a known, reported portmux bug.
+# Printed, not counted as a failure; set E2E_STRICT=1 to count it.
+xfail() {
+    if [[ -n ${E2E_STRICT:-} ]]; then
+        fail "$* (known bug)"
+    else
+        printf '%sXFAIL%s %s\n' "$E2E_YELLOW" "$E2E_RESET" "$*"
+    fi
+}
+
+# start_udp_sink NS OUTFILE PORT...: one python3 process listening on every
+# UDP PORT (all addresses); each datagram becomes the line "PORT PAYLOAD" in
+# OUTFILE, written as it arrives. Receive buffers are forced to 16 MiB so a
+# burst of thousands of datagrams is not dropped by a slow reader.
+start_udp_sink() {
+    local ns=$1 out=$2
+    shift 2
+    start_in_ns "$ns" "$out.log" "$E2E_PYTHON" -u -c '
+import selectors, signal, socket, sys
+out = open(sys.argv[1], "a", buffering=1)
+sel = selectors.DefaultSelector()
+for port in sys.argv[2:]:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, 33, 16 << 20)  # SO_RCVBUFFORCE (root)
+    s.bind(("0.0.0.0", int(port)))
+    s.setblocking(False)
+    sel.register(s, selectors.EVENT_READ, int(port))
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+while True:
+    for key, _ in sel.select():
+        while True:
+            try:
+                data = key.fileobj.recv(65535)
+            except BlockingIOError:
+                break
+            out.write("%d %s\n" % (key.data, data.decode(errors="replace").strip()))
+' "$out" "$@"
+}
+
+# send_udp_seq NS ADDR PORT FIRST LAST [PER_SECOND]: from CPU 0, one socket
+# sends the datagrams "seq-FIRST".."seq-LAST" in order, paced at PER_SECOND
+# when given (0 or absent: as fast as possible). Prints how many it sent.
+send_udp_seq() {
+    ip netns exec "$1" taskset -c 0 "$E2E_PYTHON" -c '
+import socket, sys, time
+addr, port, first, last, rate = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+start = time.monotonic()
+sent = 0
+for i in range(first, last + 1):
+    if rate > 0:
+        delay = start + sent / rate - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+    s.sendto(b"seq-%d" % i, (addr, port))
+    sent += 1
+print(sent)
+' "$2" "$3" "$4" "$5" "${6:-0}"
+}
+
+# start_tcp_sink NS OUTFILE PORT...: a threaded python3 TCP server on every
+# PORT. Each line a client sends is logged as "PORT CONN LINE" (CONN counts
+# the connections of that port from 1) and answered with "backend-PORT LINE".
+start_tcp_sink() {
+    local ns=$1 out=$2
+    shift 2
+    start_in_ns "$ns" "$out.log" "$E2E_PYTHON" -u -c '
+import signal, socketserver, sys, threading
+out = open(sys.argv[1], "a", buffering=1)
+lock = threading.Lock()
+counts = {}
+class Handler(socketserver.StreamRequestHandler):
+    def handle(self):
+        port = self.server.server_address[1]
+        with lock:
+            counts[port] = counts.get(port, 0) + 1
+            conn = counts[port]
+        for raw in self.rfile:
+            line = raw.decode(errors="replace").strip()
+            with lock:
+                out.write("%d %d %s\n" % (port, conn, line))
+            self.wfile.write(b"backend-%d %s\n" % (port, line.encode()))
+            self.wfile.flush()
+class Server(socketserver.ThreadingTCPServer):
+    allow_reuse_address = True
+    daemon_threads = True
+servers = [Server(("0.0.0.0", int(p)), Handler) for p in sys.argv[2:]]
+for server in servers:
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+threading.Event().wait()
+' "$out" "$@"
+}
+
+# tcp_exchange NS ADDR PORT LINE: from CPU 0, one connection that sends LINE,
+# prints the one-line answer and closes. Exit status non-zero on any error.
+tcp_exchange() {
+    ip netns exec "$1" taskset -c 0 timeout 10 "$E2E_PYTHON" -c '
+import socket, sys
+with socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5) as s:
+    s.sendall(sys.argv[3].encode() + b"\n")
+    print(s.makefile().readline().strip())
+' "$2" "$3" "$4"
+}
