@@ -281,9 +281,9 @@ def chart(groups, png, work):
     systems = [s for s in SYSTEM_ORDER if any(k[2] == s for k in groups)]
     clusters = sorted({(k[0], k[1]) for k in groups}, key=lambda k: (["veth", "lo"].index(k[0]), k[1]))
     with open(data, "w") as f:
-        f.write("cluster " + " ".join(f"{s} {s}_lo {s}_hi" for s in systems) + "\n")
+        f.write("# cluster " + " ".join(f"{s} {s}_lo {s}_hi" for s in systems) + "\n")
         for path, size in clusters:
-            label = f'"{"veth native" if path == "veth" else "loopback generic"}, {size} B"'
+            label = f'"{"veth (native)" if path == "veth" else "lo (generic)"}, {size} B"'
             cols = []
             for s in systems:
                 g = groups.get((path, size, s))
@@ -297,14 +297,14 @@ def chart(groups, png, work):
         c = 2 + 3 * i
         plots.append(f"'{data}' using {c}:{c + 1}:{c + 2}:xtic(1) title '{SYSTEM_NAMES[s]}'")
     script = f"""
-set terminal pngcairo size 1000,560 font 'sans,10'
+set terminal pngcairo size 1000,600 font 'sans,10' noenhanced
 set output '{png}'
-set title 'Delivered UDP packets/s per system (median of repetitions; bars: min-max)'
+set title 'Delivered UDP packets/s per system (median of repetitions; error bars: min-max)'
 set ylabel 'thousand packets/s delivered to the sinks'
 set style data histogram
 set style histogram errorbars gap 2 lw 1
 set style fill solid 0.8 border -1
-set key top right
+set key below center horizontal
 set grid ytics
 set yrange [0:*]
 plot {", ".join(plots)}

@@ -103,6 +103,7 @@ VETH_CLI=pmxc$ID
 VETH_LB=pmxl$ID
 NGINX_PID=
 MNT_PID=
+OLD_BPF_STATS=
 BG_PIDS=()
 PORT=
 
@@ -129,6 +130,7 @@ cleanup() {
     in_bpffs bpftool net detach xdpgeneric dev lo >/dev/null 2>&1
   fi
   [[ -n $MNT_PID ]] && kill "$MNT_PID" 2>/dev/null
+  [[ -n $OLD_BPF_STATS ]] && sysctl -qw kernel.bpf_stats_enabled="$OLD_BPF_STATS"
   ip netns del "$NS_CLI" 2>/dev/null
   ip netns del "$NS_LB" 2>/dev/null
   rm -rf "$WORK"
@@ -385,10 +387,11 @@ for path in veth lo; do
       > "$WORK/profile.txt" 2>&1 &
     PROFILE_PID=$!
   fi
-  old_stats=$(sysctl -n kernel.bpf_stats_enabled)
+  OLD_BPF_STATS=$(sysctl -n kernel.bpf_stats_enabled)
   sysctl -qw kernel.bpf_stats_enabled=1
   udp_trial "$path" portmux_stats 64 0 "$PORT"
-  sysctl -qw kernel.bpf_stats_enabled="$old_stats"
+  sysctl -qw kernel.bpf_stats_enabled="$OLD_BPF_STATS"
+  OLD_BPF_STATS=
   bpftool -j prog show id "$prog_id" | jq -c --arg path "$path" \
       '{kind: "runtime", path: $path, run_cnt: .run_cnt, run_time_ns: .run_time_ns,
         xlated: .bytes_xlated, jited: .bytes_jited}' >> "$WORK/live.jsonl"
@@ -398,11 +401,13 @@ done
 
 END_TS=$(date +%s)
 echo "$IPVS_NOTE" > "$WORK/ipvs.txt"
-mkdir -p "$BUILD/bench"
-cp "$WORK/prog.json" "$WORK/live.jsonl" "$BUILD/bench/"
+# Everything the report reads, kept so it can be regenerated:
+#   python3 bench/report.py --work $BUILD/bench/results --md ... --png ... (same options)
+mkdir -p "$BUILD/bench/results"
+cp "$WORK"/*.json "$WORK"/*.jsonl "$WORK"/*.txt "$BUILD/bench/results/" 2>/dev/null || true
 log "writing $OUT_MD and $OUT_PNG"
-python3 "$ROOT/bench/report.py" --work "$WORK" --md "$OUT_MD" --png "$OUT_PNG" \
+python3 "$ROOT/bench/report.py" --work "$BUILD/bench/results" --md "$OUT_MD" --png "$OUT_PNG" \
         --seconds $(( END_TS - START_TS )) --quick "$QUICK" --reps "$REPS" \
         --udp-count "$UDP_COUNT" --udp-seconds "$UDP_SECONDS" --tcp-conns "$TCP_CONNS" \
         --tcp-rr "$TCP_RR" --tcp-seconds "$TCP_SECONDS" --portmux-tcp "$PORTMUX_TCP"
-log "done in $(( END_TS - START_TS )) s (raw results: $BUILD/bench/prog.json, $BUILD/bench/live.jsonl)"
+log "done in $(( END_TS - START_TS )) s (raw results in $BUILD/bench/results)"
