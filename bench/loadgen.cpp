@@ -54,6 +54,7 @@ struct Args {
         if (fallback.empty()) throw std::invalid_argument("missing --" + key);
         return fallback;
     }
+    double real(const std::string& key) const { return std::stod(get(key)); }
     long num(const std::string& key, long fallback = -1) const {
         auto it = values.find(key);
         if (it != values.end()) return std::stol(it->second);
@@ -121,7 +122,7 @@ int udp_send(const Args& a) {
     const sockaddr_in dst = address(a.get("dst"), static_cast<int>(a.num("port")));
     const std::size_t size = static_cast<std::size_t>(a.num("size"));
     const long count = a.num("count");
-    const double limit = static_cast<double>(a.num("seconds"));
+    const double limit = a.real("seconds");
     const int sockets = static_cast<int>(a.num("sockets", 48));
     const int batch = static_cast<int>(a.num("batch", 32));
     pin(a);
@@ -167,7 +168,7 @@ int udp_send(const Args& a) {
 int udp_sink(const Args& a) {
     const std::vector<int> ports = parse_ports(a.get("ports"));
     const long idle_ms = a.num("idle-ms", 300);
-    const double limit = static_cast<double>(a.num("seconds", 20));
+    const double limit = a.values.count("seconds") ? a.real("seconds") : 20.0;
     pin(a);
     const int ep = epoll_create1(0);
     std::vector<int> fds;
@@ -272,7 +273,7 @@ bool write_full(int fd, const char* buf, std::size_t n) {
 
 int tcp_serve(const Args& a) {
     const std::vector<int> ports = parse_ports(a.get("ports"));
-    const double limit = static_cast<double>(a.num("seconds"));
+    const double limit = a.real("seconds");
     const std::size_t size = static_cast<std::size_t>(a.num("size", 64));
     pin(a);
     signal(SIGTERM, [](int) { g_stop = 1; });
@@ -390,7 +391,7 @@ int tcp_client(const Args& a) {
     const sockaddr_in dst = address(a.get("dst"), static_cast<int>(a.num("port")));
     const std::string mode = a.get("mode");
     const long count = a.num("count");
-    const double limit = static_cast<double>(a.num("seconds"));
+    const double limit = a.real("seconds");
     const std::size_t size = static_cast<std::size_t>(a.num("size", 64));
     pin(a);
     signal(SIGPIPE, SIG_IGN);

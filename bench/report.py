@@ -564,7 +564,9 @@ def main():
                   "whole receive path, shows it undiluted. A NIC driver with native XDP support runs the "
                   "program on its own receive buffers before any skb exists, so this part should be far "
                   "smaller there (not measurable on this machine, which has no such NIC). The live run-time statistics "
-                  "below give portmux's own program cost on these paths.")
+                  "below give portmux's own program cost on these paths. Where the min–max spreads of "
+                  "the rows overlap, as most do on this loaded machine, a ratio here is within the noise "
+                  "(a ratio above 1 for a row that does more work than another is noise by definition).")
         md.append("")
     utils = [u for g in groups.values() for u in g.get("util", [])]
     if utils:
@@ -609,7 +611,7 @@ def main():
         x = med(tg["xdp_pass"]["cps"]) if "xdp_pass" in tg else None
         p = med(tg["portmux"]["cps"])
         md.append(f"Connections/s through portmux: {p / d:.2f}× direct"
-                  + (f" ({p / x:.2f}× with XDP_PASS attached)" if x else "")
+                  + (f", {p / x:.2f}× the path with XDP_PASS attached" if x else "")
                   + "; every new connection takes the new-flow path (two LRU inserts, see the flow-table "
                     "section) and every reply segment passes the TC egress program.")
         md.append("")
@@ -619,9 +621,10 @@ def main():
     md.append("")
     md.append("## Raw results")
     md.append("")
-    md.append("`bench/run.sh` leaves the raw JSON in its build directory (`bench/prog.json`, "
-              "`bench/live.jsonl`). Sources: `bench/prog_bench.cpp` (test-run harness), "
-              "`bench/bpf/baseline.bpf.c` (floor, drop, aya demo algorithm), `bench/loadgen.cpp` "
+    md.append("`bench/run.sh` leaves the raw results in its build directory (`bench/results/`: "
+              "`prog.json`, `live.jsonl`, ...), from which `bench/report.py` can regenerate this page. Sources: `bench/prog_bench.cpp` (test-run harness), "
+              "`bench/bpf/baseline.bpf.c` (floor, drop, aya demo algorithm), `bench/bpf/ablation.bpf.c` "
+              "(portmux's UDP path stage by stage), `bench/loadgen.cpp` "
               "(sender, sinks, TCP client/server), `bench/run.sh`, `bench/report.py`.")
     md.append("")
     with open(a.md, "w") as f:
