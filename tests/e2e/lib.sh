@@ -391,29 +391,35 @@ all_ports_listening() {
     done
 }
 
-# stats_value JSON IFACE FRONTEND_PORT FIELD: one number out of
-# `portmux stats --json`. FIELD is received, forwarded, dropped,
-# drops.REASON, or backend.PORT.packets / backend.PORT.bytes. Prints
-# "missing" when the interface, frontend, field or backend is not there.
-stats_value() {
-    python3 -c '
+# stats_flat JSON: `portmux stats --json` as lines "IFACE PORT FIELD VALUE",
+# FIELD one of received, forwarded, dropped, drops.REASON,
+# backend.PORT.packets, backend.PORT.bytes. One python3 run per document:
+# a pyenv shim can take seconds to start on a busy machine (see E2E_PYTHON).
+stats_flat() {
+    "${E2E_PYTHON:-python3}" -c '
 import json, sys
-iface, port, field = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-try:
-    doc = json.load(sys.stdin)
-    frontend = next(f for i in doc["interfaces"] if i["interface"] == iface
-                    for f in i["frontends"] if f["port"] == port)
-    parts = field.split(".")
-    if parts[0] == "backend":
-        backend = next(b for b in frontend["backends"] if b["port"] == int(parts[1]))
-        print(backend[parts[2]])
-    elif parts[0] == "drops":
-        print(frontend["drops"][parts[1]])
-    else:
-        print(frontend[field])
-except (KeyError, StopIteration, IndexError, ValueError):
-    print("missing")
-' "$2" "$3" "$4" <<<"$1" 2>/dev/null || echo missing
+for i in json.load(sys.stdin)["interfaces"]:
+    for f in i["frontends"]:
+        pre = "%s %d " % (i["interface"], f["port"])
+        for key in ("received", "forwarded", "dropped"):
+            print(pre + key, f[key])
+        for reason, count in f["drops"].items():
+            print(pre + "drops." + reason, count)
+        for b in f["backends"]:
+            print(pre + "backend.%d.packets" % b["port"], b["packets"])
+            print(pre + "backend.%d.bytes" % b["port"], b["bytes"])
+' <<<"$1" 2>/dev/null
+}
+
+# stats_value STATS IFACE FRONTEND_PORT FIELD: one number out of STATS, the
+# output of `portmux stats --json` or of stats_flat (faster when asking for
+# many values). Prints "missing" when there is no such value.
+stats_value() {
+    local flat=$1
+    [[ $flat == [{[]* ]] && flat=$(stats_flat "$flat")
+    awk -v i="$2" -v p="$3" -v f="$4" '
+        $1 == i && $2 == p && $3 == f { print $4; found = 1; exit }
+        END { if (!found) print "missing" }' <<<"$flat"
 }
 
 # ------------------------------------------- python3 sinks, senders, known bugs

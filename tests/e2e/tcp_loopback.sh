@@ -100,7 +100,8 @@ for port in "${BACKENDS[@]}"; do
     assert_eq "$expected" "$heard" "backend $port heard its clients' lines and exited 0 each time"
 done
 
-stats=$(in_ns "$NS" "$PORTMUX" stats lo --json 2>&1)
+stats_raw=$(in_ns "$NS" "$PORTMUX" stats lo --json 2>&1)
+stats=$(stats_flat "$stats_raw")
 received=$(stats_value "$stats" lo "$FRONTEND" received)
 forwarded=$(stats_value "$stats" lo "$FRONTEND" forwarded)
 assert_eq 0 "$(stats_value "$stats" lo "$FRONTEND" dropped)" "portmux stats: segments dropped"
@@ -114,7 +115,7 @@ for port in "${BACKENDS[@]}"; do
         sum=$((sum + packets))
     else
         fail "portmux stats: backend $port has packets '$packets', bytes '$bytes'"
-        printf '%s\n' "$stats" | sed 's/^/    | /'
+        printf '%s\n' "$stats_raw" | sed 's/^/    | /'
     fi
 done
 assert_eq "$forwarded" "$sum" "portmux stats: per-backend packets add up to forwarded"

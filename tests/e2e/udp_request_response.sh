@@ -81,7 +81,7 @@ log "round 2: $PY_CLIENTS requests from an unconnected socket"
 for ((i = NC_CLIENTS + 1; i <= TOTAL; i++)); do
     wait_until 5 backends_ready || fail "before request $i: a backend is not listening again"
     rc=0
-    reply=$(ip netns exec "$NS" taskset -c 0 timeout 10 python3 - "$FRONTEND" "request-$i" <<'EOF'
+    reply=$(ip netns exec "$NS" taskset -c 0 timeout 10 "$E2E_PYTHON" - "$FRONTEND" "request-$i" <<'EOF'
 import socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.settimeout(5)
@@ -120,7 +120,8 @@ for port in "${BACKENDS[@]}"; do
     assert_eq "$expected" "$heard" "backend $port heard exactly the requests it answered"
 done
 
-stats=$(in_ns "$NS" "$PORTMUX" stats lo --json 2>&1)
+stats_raw=$(in_ns "$NS" "$PORTMUX" stats lo --json 2>&1)
+stats=$(stats_flat "$stats_raw")
 assert_eq "$TOTAL" "$(stats_value "$stats" lo "$FRONTEND" received)" "portmux stats: received"
 assert_eq "$TOTAL" "$(stats_value "$stats" lo "$FRONTEND" forwarded)" "portmux stats: forwarded"
 assert_eq 0 "$(stats_value "$stats" lo "$FRONTEND" dropped)" "portmux stats: dropped"

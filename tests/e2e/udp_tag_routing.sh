@@ -72,7 +72,7 @@ tagged() {
 # sorted_lines FILE...: the delivered lines, sorted (one datagram per line).
 sorted_lines() { cat "$@" 2>/dev/null | sort; }
 
-stats_json() { in_ns "$NS" "$PORTMUX" stats lo --json 2>&1; }
+stats_json() { stats_flat "$(in_ns "$NS" "$PORTMUX" stats lo --json 2>&1)"; }
 
 noports_before=$(udp_counter "$NS" UdpNoPorts)
 assert_eq 0 "$(udp_counter "$NS" UdpInCsumErrors)" "UdpInCsumErrors at the start"
