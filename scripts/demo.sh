@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# portmux demo: 30 UDP datagrams to one port, spread round robin over three
-# netcat backends, inside a throwaway network namespace. Needs root.
+# portmux demo, inside a throwaway network namespace (needs root): 30 UDP
+# datagrams to one port, spread round robin over three netcat backends, then
+# three TCP conversations through another port, each answered by the next of
+# three netcat backends, the answer coming back from the frontend port.
 #   PORTMUX=/path/to/portmux  use that binary instead of building build/
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 REPO_ROOT=$PWD
 
-CONFIG=examples/udp-roundrobin.json
+CONFIG=examples/demo.json   # 9875/udp -> 9876-9878 and 8080/tcp -> 8081-8083
 FRONTEND=9875
 BACKENDS=(9876 9877 9878)
 COUNT=30
+TCP_FRONTEND=8080
+TCP_BACKENDS=(8081 8082 8083)
 NS=pmdemo-$$
 
 if [[ -t 1 && -z ${NO_COLOR:-} ]]; then
@@ -109,15 +113,49 @@ for port in "${BACKENDS[@]}"; do
     ((got == COUNT / ${#BACKENDS[@]})) || even=0
 done
 
+step "starting TCP backends on ${TCP_BACKENDS[*]} (nc -l, each answers one connection)"
+for port in "${TCP_BACKENDS[@]}"; do
+    ip netns exec "$NS" nc -l "$port" <<<"backend-$port says hello" >"$WORKDIR/tcp-$port.txt" 2>&1 &
+    PIDS+=($!)
+done
+for port in "${TCP_BACKENDS[@]}"; do
+    for ((try = 0; try < 50; try++)); do
+        ip netns exec "$NS" ss -Htln "sport = :$port" | grep -q . && break
+        sleep 0.1
+    done
+    ((try < 50)) || die "backend on TCP port $port did not start"
+done
+
+step "three TCP conversations with 127.0.0.1:$TCP_FRONTEND (nc -N: send a line, read the answer, close)"
+# A SYN takes the next backend; every later segment of the connection follows
+# it, and the answer comes back from port $TCP_FRONTEND.
+tcp_ok=1
+answered=()
+for i in 1 2 3; do
+    answer=$(ip netns exec "$NS" taskset -c 0 timeout 10 nc -N 127.0.0.1 "$TCP_FRONTEND" <<<"hello from client $i") ||
+        tcp_ok=0
+    printf '    client %d sent "hello from client %d", got: %s\n' "$i" "$i" "${answer:-(nothing)}"
+    [[ $answer =~ ^backend-(808[123])\ says\ hello$ ]] || tcp_ok=0
+    answered+=("${BASH_REMATCH[1]:-none}")
+done
+# Round robin: three connections, three different backends.
+(($(printf '%s\n' "${answered[@]}" | sort -u | wc -l) == 3)) || tcp_ok=0
+for port in "${TCP_BACKENDS[@]}"; do
+    printf '    backend %s heard: %s%s%s\n' "$port" "$DIM" "$(head -1 "$WORKDIR/tcp-$port.txt")" "$RESET"
+done
+
 step "portmux status"
 in_ns "$PORTMUX" status | show
+
+step "portmux stats"
+in_ns "$PORTMUX" stats | show
 
 step "portmux detach lo"
 in_ns "$PORTMUX" detach lo | show
 
-if ((received == COUNT && even)); then
-    printf '\n%sOK%s: all %d datagrams arrived, split evenly %d/%d/%d over the three backends\n' \
-        "$GREEN" "$RESET" "$COUNT" $((COUNT / 3)) $((COUNT / 3)) $((COUNT / 3))
-else
+((received == COUNT && even)) ||
     die "expected $COUNT datagrams split evenly, got $received (see above)"
-fi
+((tcp_ok)) || die "expected the three TCP clients to be answered by the three backends in turn (see above)"
+printf '\n%sOK%s: all %d datagrams arrived, split evenly %d/%d/%d over the three backends;\n' \
+    "$GREEN" "$RESET" "$COUNT" $((COUNT / 3)) $((COUNT / 3)) $((COUNT / 3))
+printf '    the three TCP clients were answered by %s, %s and %s in turn\n' "${answered[@]}"
