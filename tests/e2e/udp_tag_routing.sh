@@ -12,9 +12,11 @@
 #   2 too short: 6 bytes, and 22 bytes (one below the window)
 #   2 too long: 513 bytes (one above) and 1400 bytes, both with tag 600
 #   3 unknown tags: "699", "603", "abc"                  -> dropped
-# Checks: each backend holds exactly the lines with its tag (5, 6, 5), no
-# malformed datagram reached any backend, and `portmux stats --json` says
-# received 23, forwarded 16, dropped 7 = too_short 2 + too_long 2 +
+# and last, with no newline, 1 x tag 602 of exactly 23 bytes (the window's
+# lower edge, ending with the tag) -> delivered, it ends 5003's output.
+# Checks: each backend holds exactly the lines with its tag (5, 6, 5 + the
+# 23-byte one), no malformed datagram reached any backend, and `portmux stats
+# --json` says received 24, forwarded 17, dropped 7 = too_short 2 + too_long 2 +
 # unknown_tag 3, magic_mismatch 0, no_backend 0, exact packets and bytes
 # (frame = 42 + payload bytes) per backend.
 #
@@ -129,9 +131,20 @@ files=()
 for port in "${TAG_BACKENDS[@]}"; do files+=("$E2E_WORKDIR/tag-$port.txt"); done
 wait_for_lines "${#good[@]}" 10 "${files[@]}" ||
     fail "only $(line_count "${files[@]}") of ${#good[@]} valid datagrams arrived within 10 s"
+# The lower edge: 23 bytes, the tag its last 3, no newline (so nothing can
+# follow it in 5003's output). A pipe, not a here-string, to leave out the
+# newline; nc -q0 waits for the pipe's data or end, it cannot miss them.
+edge23=$(tagged "tag-602-23-bytes" 602)
+ip netns exec "$NS" taskset -c 0 bash -c 'printf %s "$1" | nc -u -q0 127.0.0.1 "$2"' \
+    send "$edge23" "$TAG_FRONTEND"
+want[5003]+="$edge23"$'\n'
+ends_with_edge() { [[ $(tail -c 23 "$E2E_WORKDIR/tag-5003.txt") == "$edge23" ]]; }
+wait_until 5 ends_with_edge ||
+    fail "the 23-byte datagram (window's lower edge) never reached backend 5003"
 # Grace period: a malformed datagram wrongly delivered would arrive by now.
 sleep 0.5
-assert_eq "${#good[@]}" "$(line_count "${files[@]}")" "datagrams delivered in total (valid ones only)"
+# wc -l counts newlines: the 23-byte datagram, last and without one, adds none.
+assert_eq "${#good[@]}" "$(line_count "${files[@]}")" "newline-terminated datagrams delivered in total (valid ones only)"
 for port in "${TAG_BACKENDS[@]}"; do
     expected=$(printf '%s' "${want[$port]}" | sort)
     if [[ $(sorted_lines "$E2E_WORKDIR/tag-$port.txt") == "$expected" ]]; then
@@ -145,8 +158,8 @@ done
 
 stats=$(stats_json)
 tv() { stats_value "$stats" lo "$TAG_FRONTEND" "$1"; }
-assert_eq 23 "$(tv received)" "stats 7000: received"
-assert_eq 16 "$(tv forwarded)" "stats 7000: forwarded"
+assert_eq 24 "$(tv received)" "stats 7000: received"
+assert_eq 17 "$(tv forwarded)" "stats 7000: forwarded"
 assert_eq 7 "$(tv dropped)" "stats 7000: dropped"
 assert_eq 2 "$(tv drops.too_short)" "stats 7000: drops too_short"
 assert_eq 2 "$(tv drops.too_long)" "stats 7000: drops too_long"
@@ -156,7 +169,7 @@ assert_eq 0 "$(tv drops.no_backend)" "stats 7000: drops no_backend"
 # Bytes are whole frames: 14 (Ethernet) + 20 (IPv4) + 8 (UDP) + payload.
 assert_eq "5 330" "$(tv backend.5001.packets) $(tv backend.5001.bytes)" "stats 7000: backend 5001 packets and bytes"
 assert_eq "6 884" "$(tv backend.5002.packets) $(tv backend.5002.bytes)" "stats 7000: backend 5002 packets and bytes"
-assert_eq "5 330" "$(tv backend.5003.packets) $(tv backend.5003.bytes)" "stats 7000: backend 5003 packets and bytes"
+assert_eq "6 395" "$(tv backend.5003.packets) $(tv backend.5003.bytes)" "stats 7000: backend 5003 packets and bytes"
 
 assert_ok "portmux detach lo (tag routing)" in_ns "$NS" "$PORTMUX" detach lo
 
