@@ -9,7 +9,7 @@
 #     portmux XDP program" and exits 0, detach exits 0, no pins remain.
 #  3. SIGKILL in the middle of attach: with strace, the loader is killed at
 #     every step after the program is loaded (mkdir of the pin directory,
-#     each of the 7 pins, each map write), plus at 5 moments chosen by time.
+#     each of the 7 pins, each map write), plus at 2 moments chosen by time.
 #     After each: status exits 0 or 1 without crashing, detach leaves no XDP
 #     program, no TC filter and no pins, status then says "not attached".
 #     With an XDP program left and no pins, a new attach is refused naming
