@@ -39,6 +39,7 @@
 #define PORTMUX_F_VALIDATE (1 << 1)        /* payload rules in .validation */
 #define PORTMUX_F_ROUTE (1 << 2)           /* backend chosen by a payload tag */
 #define PORTMUX_F_ROUTE_UNKNOWN_RR (1 << 3) /* unknown tag: round robin, else drop */
+#define PORTMUX_F_NO_REPLIES (1 << 4)      /* UDP, one way: record no reply translation */
 
 /* Why a packet addressed to a frontend was dropped; indexes drops[]. */
 enum portmux_drop_reason {

@@ -733,7 +733,8 @@ void check_frontend_keys(const Json& value, const std::string& path, Frontend& f
 ParsedFrontend read_frontend(const Json& value, const std::string& path) {
     require_object(value, path, R"("port" and "backends")");
     reject_unknown_keys(value, path, {"port", "protocol", "backends", "affinity",
-                                      "flow_idle_timeout", "validate", "route"});
+                                      "flow_idle_timeout", "reply_translation", "validate",
+                                      "route"});
 
     // Port and protocol first: the other keys are read knowing them.
     Frontend frontend;
@@ -767,6 +768,17 @@ ParsedFrontend read_frontend(const Json& value, const std::string& path) {
             frontend.flow_idle_seconds = static_cast<std::uint16_t>(
                 read_integer(member, key_path, "a number of seconds", lowest_idle_seconds,
                              highest_idle_seconds));
+        } else if (key == "reply_translation") {
+            if (tcp) {
+                throw ConfigError(key_path,
+                                  "a TCP frontend always translates replies: without it a client "
+                                  "answers the SYN-ACK with a reset");
+            }
+            if (!member.is_boolean()) {
+                throw ConfigError(key_path, fmt::format("expected true or false, got {}",
+                                                        describe(member)));
+            }
+            frontend.reply_translation = member.get<bool>();
         } else if (key == "validate") {
             frontend.validate = read_validation(member, key_path);
         } else if (key == "route") {

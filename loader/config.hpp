@@ -71,6 +71,9 @@ struct Frontend {
     std::vector<Backend> backends;
     Affinity affinity = Affinity::packet;
     std::uint16_t flow_idle_seconds = kDefaultFlowIdleSeconds;
+    // UDP only: false for one-way services, whose backends never answer;
+    // saves the reply-table lookup on every datagram.
+    bool reply_translation = true;
     std::optional<Validation> validate;
     std::optional<Route> route;
 };

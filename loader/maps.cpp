@@ -157,6 +157,9 @@ portmux_frontend encode_frontend(const Frontend& frontend, std::uint32_t slot) {
         value.flags |= PORTMUX_F_FLOW_AFFINITY;
     }
     value.flow_idle_seconds = frontend.flow_idle_seconds;
+    if (!frontend.reply_translation) {
+        value.flags |= PORTMUX_F_NO_REPLIES;
+    }
 
     if (frontend.validate) {
         value.flags |= PORTMUX_F_VALIDATE;
@@ -294,6 +297,7 @@ std::vector<InstalledFrontend> read_frontends(const DataPathMaps& maps) {
         frontend.affinity =
             (value.flags & PORTMUX_F_FLOW_AFFINITY) ? Affinity::flow : Affinity::packet;
         frontend.flow_idle_seconds = value.flow_idle_seconds;
+        frontend.reply_translation = !(value.flags & PORTMUX_F_NO_REPLIES);
         if (value.flags & PORTMUX_F_VALIDATE) {
             Validation rules;
             rules.min_payload = value.validation.min_payload;

@@ -92,13 +92,21 @@ static __always_inline __be16 backend_port(const struct portmux_frontend *fe, in
 	return fe->backends[verifier_bound(index, PORTMUX_MAX_BACKENDS - 1)];
 }
 
-/* Records where replies from `backend` to this client must appear to come from. */
-static __always_inline void remember_reply(const struct portmux_flow_key *flow_key,
+/*
+ * Records where replies from `backend` to this client must appear to come
+ * from; nothing for one-way frontends, for which this lookup would be most
+ * of the per-packet cost.
+ */
+static __always_inline void remember_reply(const struct portmux_frontend *fe,
+					   const struct portmux_flow_key *flow_key,
 					   __be16 backend)
 {
 	struct portmux_flow_key key;
 	struct portmux_reply *known;
 	struct portmux_reply reply = { .frontend_port = flow_key->service_port };
+
+	if (fe->flags & PORTMUX_F_NO_REPLIES)
+		return;
 
 	reply_key_for_request(&key, flow_key, backend);
 	known = bpf_map_lookup_elem(&replies, &key);
@@ -106,6 +114,15 @@ static __always_inline void remember_reply(const struct portmux_flow_key *flow_k
 	if (known && known->frontend_port == reply.frontend_port)
 		return;
 	bpf_map_update_elem(&replies, &key, &reply, BPF_ANY);
+}
+
+/*
+ * Flow ages need seconds, not nanoseconds: the coarse clock (jiffies
+ * resolution) costs a fraction of bpf_ktime_get_ns().
+ */
+static __always_inline __u64 flow_clock_ns(void)
+{
+	return bpf_ktime_get_coarse_ns();
 }
 
 static __always_inline void store_flow(const struct portmux_frontend *fe,
@@ -121,7 +138,7 @@ static __always_inline void store_flow(const struct portmux_frontend *fe,
 	};
 
 	bpf_map_update_elem(&flows, key, &flow, BPF_ANY);
-	remember_reply(key, flow.backend_port);
+	remember_reply(fe, key, flow.backend_port);
 }
 
 /*
@@ -137,22 +154,22 @@ static __always_inline int choose_tcp(const struct frontend_ctx *ctx)
 	bool opens = tcp->syn && !tcp->ack;
 	struct portmux_flow_key key = {};
 	struct portmux_flow *flow;
-	__u64 now = bpf_ktime_get_ns();
 	int choice;
 
 	request_flow_key(&key, ctx->pkt);
 	flow = bpf_map_lookup_elem(&flows, &key);
-	if (flow && (!opens || now - flow->created_ns < SYN_RETRANSMIT_WINDOW_NS)) {
+	/* The established path reads no clock: only a SYN needs the time. */
+	if (flow && (!opens || flow_clock_ns() - flow->created_ns < SYN_RETRANSMIT_WINDOW_NS)) {
 		choice = resolve_flow(fe, flow);
 		if (choice >= 0) {
 			/* The replies LRU evicts on its own: put back an entry it lost. */
-			remember_reply(&key, backend_port(fe, choice));
+			remember_reply(fe, &key, backend_port(fe, choice));
 			return choice;
 		}
 	}
 	choice = opens ? pick_round_robin(ctx) : pick_by_hash(fe, flow_hash(&key));
 	if (choice >= 0)
-		store_flow(fe, &key, choice, now);
+		store_flow(fe, &key, choice, flow_clock_ns());
 	return choice;
 }
 
@@ -163,7 +180,7 @@ static __always_inline int choose_udp_flow(const struct frontend_ctx *ctx)
 	struct portmux_flow_key key = {};
 	struct portmux_flow *flow;
 	__u64 idle_ns = (__u64)fe->flow_idle_seconds * 1000000000ULL;
-	__u64 now = bpf_ktime_get_ns();
+	__u64 now = flow_clock_ns();
 	int choice;
 
 	request_flow_key(&key, ctx->pkt);
@@ -173,7 +190,7 @@ static __always_inline int choose_udp_flow(const struct frontend_ctx *ctx)
 		if (choice >= 0) {
 			if (now - flow->last_seen_ns > FLOW_REFRESH_NS)
 				flow->last_seen_ns = now;
-			remember_reply(&key, backend_port(fe, choice));
+			remember_reply(fe, &key, backend_port(fe, choice));
 			return choice;
 		}
 	}
@@ -220,7 +237,7 @@ static __always_inline int choose_udp_packet(const struct frontend_ctx *ctx,
 		choice = pick_round_robin(ctx);
 	if (choice >= 0) {
 		request_flow_key(&key, ctx->pkt);
-		remember_reply(&key, backend_port(ctx->frontend, choice));
+		remember_reply(ctx->frontend, &key, backend_port(ctx->frontend, choice));
 	}
 	return choice;
 }

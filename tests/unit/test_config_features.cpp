@@ -920,3 +920,27 @@ TEST_CASE("examples/udp-validate-magic.json", "[config][file]") {
     CHECK(checked.validate->matches == std::vector<ByteMatch>{{0, bytes("PMUX"), {}}});
 }
 #endif
+
+TEST_CASE("reply_translation: UDP may turn it off, TCP may not", "[config][replies]") {
+    const Config config = parse_config(
+        R"({"frontends": [{"port": 514, "reply_translation": false, "backends": [5140, 5141]}]})");
+    CHECK_FALSE(config.frontends[0].reply_translation);
+    CHECK(parse_config(R"({"frontends": [{"port": 514, "backends": [5140]}]})")
+              .frontends[0]
+              .reply_translation);
+    try {
+        parse_config(R"({"frontends": [{"port": 514, "reply_translation": "no", "backends": [5140]}]})");
+        FAIL("a string was accepted");
+    } catch (const ConfigError& e) {
+        CHECK(e.path() == "frontends[0].reply_translation");
+        CHECK_THAT(e.reason(), Catch::Contains("true or false"));
+    }
+    try {
+        parse_config(R"({"frontends": [{"port": 80, "protocol": "tcp", "reply_translation": false,
+                                        "backends": [8080]}]})");
+        FAIL("TCP without replies was accepted");
+    } catch (const ConfigError& e) {
+        CHECK(e.path() == "frontends[0].reply_translation");
+        CHECK_THAT(e.reason(), Catch::Contains("TCP"));
+    }
+}
