@@ -299,6 +299,13 @@ void detach(const std::string& iface) {
     remove_pins(iface);
 }
 
+std::uint32_t program_on_interface(const std::string& iface) {
+    const unsigned ifindex = if_nametoindex(iface.c_str());
+    XdpMultiprogPtr multiprog = ifindex ? programs_on(ifindex) : nullptr;
+    const xdp_program* program = multiprog ? find_program(multiprog.get(), 0) : nullptr;
+    return program ? xdp_program__id(program) : 0;
+}
+
 std::vector<std::string> attached_interfaces() {
     std::vector<std::string> names;
     std::error_code err;

@@ -70,6 +70,10 @@ PinnedMaps open_pinned_maps(const std::string& iface);
 // The interfaces that have portmux pins.
 std::vector<std::string> attached_interfaces();
 
+// Id of a portmux XDP program on IFACE found by name, 0 when there is none:
+// tells "not attached" from "attached, but its pins are not in this bpffs".
+std::uint32_t program_on_interface(const std::string& iface);
+
 // Status of one interface; std::nullopt when portmux is not attached there.
 std::optional<InterfaceStatus> query_status(const std::string& iface);
 

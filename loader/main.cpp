@@ -62,6 +62,13 @@ int run_status(const Options& options) {
     if (!options.iface.empty()) {
         auto status = portmux::query_status(options.iface);
         if (!status) {
+            if (const std::uint32_t id = portmux::program_on_interface(options.iface)) {
+                fmt::print(stderr,
+                           "portmux: {} has a portmux XDP program (id {}) but its pins are not "
+                           "in this bpffs (was it attached from another mount namespace?); "
+                           "`portmux detach {}` removes it\n",
+                           options.iface, id, options.iface);
+            }
             if (options.json) {
                 fmt::print("{}\n", portmux::status_json({}).dump(2));
             } else {
