@@ -14,8 +14,11 @@
 #   round 1: tx off on the client veth: the balancer's kernel verifies every
 #            request after portmux's XDP program rewrote its destination port;
 #   round 2: tx off on the balancer veth too: the client's kernel also
-#            verifies every reply after the TC egress program rewrote its
-#            source port back to the frontend port.
+#            verifies every reply. A UDP reply already carries its full
+#            checksum when the TC egress program rewrites its source port
+#            back to the frontend port (this checks TC's checksum update);
+#            a TCP reply is still CHECKSUM_PARTIAL at TC and completed in
+#            software after it (this checks TC leaves a partial one right).
 # Each round: 6 `nc -N` TCP clients (one line each way, clean close, exit 0,
 # answers from 8081, 8082, 8083 in round-robin turn, 2 each), 6 `nc -u`
 # clients connected to 10.201.0.2:9875 (each receives its backend's reply,
