@@ -556,6 +556,15 @@ json bench_portmux(const Options& o) {
         rows.push_back(row("udp_not_a_frontend", time_repeat(prog, make_frame(spec), o, kXdpPass)));
     }
 
+    // UDP round robin for a one-way service: no reply translation, so no
+    // reply-table lookup per datagram.
+    {
+        portmux::Config cfg = udp;
+        for (auto& f : cfg.frontends) f.reply_translation = false;
+        portmux::write_config(maps, cfg);
+        timed("udp_one_way", make_frame({}), kXdpPass, Protocol::udp, false);
+    }
+
     // UDP with flow affinity: after the first two packets every one is a known flow.
     {
         portmux::Config cfg = udp;

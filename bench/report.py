@@ -76,6 +76,7 @@ def prog_tables(prog):
         ("XDP_DROP", base["xdp_drop"]),
         ("aya demo algorithm (C re-implementation)", base["aya_demo"]),
         ("portmux: UDP round robin", pm["udp"]),
+        ("portmux: UDP round robin, one way (reply_translation off)", pm["udp_one_way"]),
         ("portmux: UDP, port that is not a frontend", pm["udp_not_a_frontend"]),
         ("portmux: UDP with flow affinity (known flow)", pm["udp_flow_affinity"]),
         ("portmux: UDP validation drop (magic mismatch)", pm["udp_validation_drop"]),
