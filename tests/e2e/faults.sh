@@ -17,9 +17,10 @@
 #  4. SIGKILL in the middle of reload, at every bpf() call: status --json
 #     exits 0 and every frontend is wholly the old or wholly the new one; a
 #     new reload then installs the new config.
-#  5. bpffs not mounted: portmux mounts it (bpf_fs, mode 700) and works; the
-#     pins die with that mount namespace, and a later detach (another mount
-#     namespace) still removes the program and the TC filter by name.
+#  5. bpffs not mounted: portmux mounts it (bpf_fs, mode 1700) and works; the
+#     pins die with that mount namespace: a later status (another mount
+#     namespace) reports the program and suggests detach, and detach still
+#     removes the program and the TC filter by name.
 #  6. another XDP program on the interface (ip link xdpgeneric, and
 #     xdp-loader): portmux either shares it through libxdp's dispatcher or
 #     refuses naming it; the other program stays attached, same id.
@@ -293,6 +294,8 @@ assert_eq "before sysfs|after bpf_fs 1700|" "$(tr '\n' '|' <<<"$out")" \
 assert_match "the program attached there is still on $V2" 'prog/xdp' "$(ip -n "$NS" -d link show "$V2")"
 out=$(ip netns exec "$NS" "$PORTMUX" status "$V2" 2>&1)
 log "status $V2 with the pins gone: $out"
+assert_match "status $V2 reports the program whose pins are gone and suggests detach" \
+    "portmux XDP program .*portmux detach $V2" "$out"
 assert_ok "detach $V2 without its pins (found by name)" ip netns exec "$NS" "$PORTMUX" detach "$V2"
 clean_after "detach without pins" "$V2"
 
