@@ -242,7 +242,7 @@ TEST_CASE("TCP: a SYN after the 3 s window opens a new connection, balanced afre
     aged.last_seen_ns = aged.created_ns;
     data_path().set_flow(key, aged);
 
-    const std::uint64_t before = monotonic_ns();
+    const std::uint64_t before = coarse_monotonic_ns();
     CHECK(forward(syn) == 8082);
     tally.forwarded(1, syn);
     const auto renewed = data_path().flow(key);
@@ -414,7 +414,7 @@ TEST_CASE("UDP flow affinity: an idle flow is rebalanced, a live one refreshed",
 
     SECTION("idle one second longer than flow_idle_seconds: the next backend in turn") {
         age_flow(a, (kIdleSeconds + 1) * kSecond);
-        const std::uint64_t before = monotonic_ns();
+        const std::uint64_t before = coarse_monotonic_ns();
         CHECK(forward(a) == 9878);
         tally.forwarded(2, a);
         const auto flow = data_path().flow(request_flow_key(a));
@@ -429,7 +429,7 @@ TEST_CASE("UDP flow affinity: an idle flow is rebalanced, a live one refreshed",
     }
     SECTION("idle just under flow_idle_seconds: kept, and its idle clock restarts") {
         age_flow(a, (kIdleSeconds - 1) * kSecond);
-        const std::uint64_t before = monotonic_ns();
+        const std::uint64_t before = coarse_monotonic_ns();
         CHECK(forward(a) == 9876);
         tally.forwarded(0, a);
         CHECK(data_path().flow(request_flow_key(a))->last_seen_ns >= before);

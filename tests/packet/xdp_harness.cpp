@@ -239,6 +239,12 @@ std::uint64_t monotonic_ns() {
     return static_cast<std::uint64_t>(now.tv_sec) * 1000000000ull + static_cast<std::uint64_t>(now.tv_nsec);
 }
 
+std::uint64_t coarse_monotonic_ns() {
+    timespec now{};
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+    return static_cast<std::uint64_t>(now.tv_sec) * 1000000000ull + static_cast<std::uint64_t>(now.tv_nsec);
+}
+
 Bytes expected_source_rewrite(const Frame& input, std::uint16_t frontend_port) {
     Frame expected = input;
     expected.set_source_port(frontend_port);

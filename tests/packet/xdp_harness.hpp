@@ -122,6 +122,10 @@ portmux_flow_key reply_key(const Frame& request, std::uint16_t backend);
 
 // CLOCK_MONOTONIC in nanoseconds: bpf_ktime_get_ns()'s clock.
 std::uint64_t monotonic_ns();
+// CLOCK_MONOTONIC_COARSE (bpf_ktime_get_coarse_ns()'s clock, up to a tick
+// behind): a lower bound for a timestamp the data path takes afterwards,
+// whichever of the two clocks it reads.
+std::uint64_t coarse_monotonic_ns();
 
 // `input` (a reply leaving a backend) as TC egress must leave it: source
 // port replaced, transport checksum equal to a full recomputation (a zero
