@@ -120,6 +120,9 @@ struct portmux_frontend_state {
 	__u64 received; /* packets that matched the frontend */
 	__u64 drops[PORTMUX_DROP_REASONS];
 	struct portmux_backend_counters backends[PORTMUX_MAX_BACKENDS];
+	/* Sent to backends a reload has since removed (written by the loader
+	 * only), so received = forwarded + dropped holds across reloads. */
+	struct portmux_backend_counters retired;
 };
 
 /*

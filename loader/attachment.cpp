@@ -164,8 +164,14 @@ std::string attach_failure(const std::string& iface, unsigned ifindex, xdp_attac
             iface);
     }
     if (err == -EEXIST || err == -EBUSY) {
-        return fmt::format("{} already has an XDP program that libxdp cannot share: {}", iface,
-                           describe_programs(ifindex));
+        std::string message = fmt::format("{} already has an XDP program that libxdp cannot share: {}",
+                                          iface, describe_programs(ifindex));
+        if (XdpMultiprogPtr multiprog = programs_on(ifindex);
+            multiprog && find_program(multiprog.get(), 0)) {
+            message += fmt::format(" (a portmux program left by an interrupted attach; "
+                                   "`portmux detach {}` removes it)", iface);
+        }
+        return message;
     }
     return fmt::format("attaching the XDP program to {} in {} mode failed: {}", iface,
                        mode_name(mode), errno_text(err));
@@ -342,9 +348,14 @@ std::optional<InterfaceStatus> query_status(const std::string& iface) {
                              status.tc_program_id == pinned_program_id(dir, kTcProgramPin);
     }
 
-    const PinnedMaps maps = open_pinned_maps(iface);
-    for (InstalledFrontend& installed : read_frontends(maps.data_path())) {
-        status.frontends.push_back(std::move(installed.frontend));
+    try {
+        const PinnedMaps maps = open_pinned_maps(iface);
+        for (InstalledFrontend& installed : read_frontends(maps.data_path())) {
+            status.frontends.push_back(std::move(installed.frontend));
+        }
+    } catch (const std::runtime_error& e) {
+        // An attach interrupted before it pinned everything.
+        status.incomplete = e.what();
     }
     return status;
 }

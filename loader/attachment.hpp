@@ -49,6 +49,7 @@ struct InterfaceStatus {
     bool tc_attached = false;       // the reply translator on TC egress
     std::uint32_t tc_program_id = 0;
     std::vector<Frontend> frontends;
+    std::string incomplete;  // why the pins cannot be read, when they cannot
 };
 
 // The pinned maps of one interface, opened for reading and writing.

@@ -80,16 +80,65 @@ void zero_state(int frontend_state_fd, std::uint32_t slot) {
     }
 }
 
-// Slots of the frontends already installed, by key.
-std::map<KeyTuple, std::uint32_t> installed_slots(int frontends_fd) {
-    std::map<KeyTuple, std::uint32_t> slots;
+// What a reload needs to know of a frontend already installed.
+struct InstalledEntry {
+    std::uint32_t slot = 0;
+    std::vector<std::uint16_t> backend_ports;  // network order, by backend index
+};
+
+std::map<KeyTuple, InstalledEntry> installed_entries(int frontends_fd) {
+    std::map<KeyTuple, InstalledEntry> entries;
     for (const auto& key : list_keys<portmux_frontend_key>(frontends_fd, "frontends")) {
         portmux_frontend value{};
         if (bpf_map_lookup_elem(frontends_fd, &key, &value) == 0) {
-            slots[key_tuple(key)] = value.slot;
+            InstalledEntry& entry = entries[key_tuple(key)];
+            entry.slot = value.slot;
+            const auto count = std::min<std::size_t>(value.backend_count, PORTMUX_MAX_BACKENDS);
+            entry.backend_ports.assign(value.backends, value.backends + count);
         }
     }
-    return slots;
+    return entries;
+}
+
+/*
+ * Per-backend counters are indexed by position in the backend list. When a
+ * reload moves or removes backends, each CPU's counters move with their
+ * port, and those of removed ports go to `retired`. Runs right after the
+ * frontend entry is swapped: packets counted in the microseconds between
+ * the swap and this rewrite may land on a neighbour, the totals do not
+ * change.
+ */
+void remap_backend_counters(int frontend_state_fd, std::uint32_t slot,
+                            const std::vector<std::uint16_t>& old_ports,
+                            const portmux_frontend& updated) {
+    const std::vector<std::uint16_t> new_ports(updated.backends,
+                                               updated.backends + updated.backend_count);
+    if (old_ports == new_ports) {
+        return;
+    }
+    const int cpus = libbpf_num_possible_cpus();
+    if (cpus <= 0) {
+        throw_map_error(-cpus, "counting possible CPUs");
+    }
+    std::vector<portmux_frontend_state> states(static_cast<std::size_t>(cpus));
+    if (bpf_map_lookup_elem(frontend_state_fd, &slot, states.data()) != 0) {
+        throw_map_error(errno, fmt::format("reading the state of frontend slot {}", slot));
+    }
+    for (portmux_frontend_state& state : states) {
+        portmux_backend_counters moved[PORTMUX_MAX_BACKENDS]{};
+        for (std::size_t old_index = 0; old_index < old_ports.size(); ++old_index) {
+            const portmux_backend_counters& counts = state.backends[old_index];
+            const auto found = std::find(new_ports.begin(), new_ports.end(), old_ports[old_index]);
+            portmux_backend_counters& target =
+                found != new_ports.end() ? moved[found - new_ports.begin()] : state.retired;
+            target.packets += counts.packets;
+            target.bytes += counts.bytes;
+        }
+        std::copy(std::begin(moved), std::end(moved), state.backends);
+    }
+    if (bpf_map_update_elem(frontend_state_fd, &slot, states.data(), BPF_EXIST) != 0) {
+        throw_map_error(errno, fmt::format("moving the counters of frontend slot {}", slot));
+    }
 }
 
 portmux_route_key make_route_key(const portmux_frontend_key& frontend,
@@ -193,7 +242,7 @@ portmux_frontend encode_frontend(const Frontend& frontend, std::uint32_t slot) {
 
 void write_config(const DataPathMaps& maps, const Config& config) {
     const std::uint32_t capacity = state_capacity(maps.frontend_state);
-    std::map<KeyTuple, std::uint32_t> slots = installed_slots(maps.frontends);
+    const std::map<KeyTuple, InstalledEntry> installed = installed_entries(maps.frontends);
 
     // Slots: a staying frontend keeps its own, a new one takes a free one.
     std::set<KeyTuple> wanted;
@@ -201,8 +250,8 @@ void write_config(const DataPathMaps& maps, const Config& config) {
     for (const Frontend& frontend : config.frontends) {
         const KeyTuple key = key_tuple(make_key(frontend));
         wanted.insert(key);
-        if (auto it = slots.find(key); it != slots.end()) {
-            kept.insert(it->second);
+        if (auto it = installed.find(key); it != installed.end()) {
+            kept.insert(it->second.slot);
         }
     }
     std::vector<std::uint32_t> slot_of(config.frontends.size());
@@ -210,8 +259,8 @@ void write_config(const DataPathMaps& maps, const Config& config) {
     std::uint32_t next_free = 0;
     for (std::size_t i = 0; i < config.frontends.size(); ++i) {
         const KeyTuple key = key_tuple(make_key(config.frontends[i]));
-        if (auto it = slots.find(key); it != slots.end()) {
-            slot_of[i] = it->second;
+        if (auto it = installed.find(key); it != installed.end()) {
+            slot_of[i] = it->second.slot;
             continue;
         }
         while (kept.contains(next_free)) {
@@ -255,6 +304,10 @@ void write_config(const DataPathMaps& maps, const Config& config) {
         if (bpf_map_update_elem(maps.frontends, &key, &value, BPF_ANY) != 0) {
             throw_map_error(errno, fmt::format("writing frontend {}/{} to the frontends map",
                                                frontend.port, to_string(frontend.protocol)));
+        }
+        if (!fresh[i]) {
+            remap_backend_counters(maps.frontend_state, slot_of[i],
+                                   installed.at(key_tuple(key)).backend_ports, value);
         }
     }
 

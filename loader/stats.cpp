@@ -12,7 +12,7 @@
 namespace portmux {
 
 std::uint64_t FrontendStats::forwarded() const {
-    return std::accumulate(backends.begin(), backends.end(), std::uint64_t{0},
+    return std::accumulate(backends.begin(), backends.end(), retired.packets,
                            [](std::uint64_t sum, const BackendStats& b) { return sum + b.packets; });
 }
 
@@ -54,6 +54,8 @@ std::vector<FrontendStats> read_stats(const DataPathMaps& maps) {
                 stats.backends[b].packets += cpu.backends[b].packets;
                 stats.backends[b].bytes += cpu.backends[b].bytes;
             }
+            stats.retired.packets += cpu.retired.packets;
+            stats.retired.bytes += cpu.retired.bytes;
         }
         all.push_back(std::move(stats));
     }
@@ -69,6 +71,10 @@ std::string stats_table(const std::string& iface, const std::vector<FrontendStat
         for (const BackendStats& backend : frontend.backends) {
             out += fmt::format("    backend {:<6} {:>12} packets {:>14} bytes\n", backend.port,
                                backend.packets, backend.bytes);
+        }
+        if (frontend.retired.packets) {
+            out += fmt::format("    {:<14} {:>12} packets {:>14} bytes\n", "removed backends",
+                               frontend.retired.packets, frontend.retired.bytes);
         }
         for (std::size_t r = 0; r < frontend.drops.size(); ++r) {
             if (frontend.drops[r]) {
@@ -98,6 +104,8 @@ nlohmann::json stats_json(const std::vector<FrontendStats>& stats) {
                         {"forwarded", frontend.forwarded()},
                         {"dropped", frontend.dropped()},
                         {"drops", std::move(drops)},
+                        {"removed_backends",
+                         {{"packets", frontend.retired.packets}, {"bytes", frontend.retired.bytes}}},
                         {"backends", std::move(backends)}});
     }
     return list;
@@ -192,6 +200,13 @@ std::string stats_prometheus(const std::vector<InterfaceStats>& interfaces) {
                     out += fmt::format("{}{{{},backend=\"{}\"}} {}\n", metric->name,
                                        frontend_labels(entry.iface, frontend), backend.port,
                                        metric == &kForwarded ? backend.packets : backend.bytes);
+                }
+                // Traffic of backends a reload removed keeps the totals whole.
+                if (frontend.retired.packets) {
+                    out += fmt::format("{}{{{},backend=\"removed\"}} {}\n", metric->name,
+                                       frontend_labels(entry.iface, frontend),
+                                       metric == &kForwarded ? frontend.retired.packets
+                                                             : frontend.retired.bytes);
                 }
             }
         }

@@ -27,6 +27,7 @@ struct FrontendStats {
     std::uint64_t received = 0;
     std::array<std::uint64_t, PORTMUX_DROP_REASONS> drops{};
     std::vector<BackendStats> backends;
+    BackendStats retired;  // sent to backends a reload has removed since (port 0)
 
     std::uint64_t forwarded() const;
     std::uint64_t dropped() const;

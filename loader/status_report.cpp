@@ -134,6 +134,11 @@ std::string status_table(const std::vector<InterfaceStatus>& interfaces) {
                    ? fmt::format("  TC egress reply translation attached, program id {}\n",
                                  status.tc_program_id)
                    : std::string("  TC egress reply translation NOT attached\n");
+        if (!status.incomplete.empty()) {
+            out += fmt::format("  incomplete attachment ({}); run `portmux detach {}`\n",
+                               status.incomplete, status.iface);
+            continue;
+        }
         out += fmt::format("  {:<10} {:<6} {}\n", "FRONTEND", "PROTO", "BACKENDS");
         for (const Frontend& frontend : status.frontends) {
             out += fmt::format("  {:<10} {:<6} {}\n", frontend.port, to_string(frontend.protocol),
@@ -160,6 +165,7 @@ nlohmann::json status_json(const std::vector<InterfaceStatus>& interfaces) {
                         {"program_id", status.program_id},
                         {"tc_attached", status.tc_attached},
                         {"tc_program_id", status.tc_program_id},
+                        {"incomplete", status.incomplete},
                         {"frontends", std::move(frontends)}});
     }
     return {{"interfaces", std::move(list)}};

@@ -11,7 +11,7 @@ PACKAGES=(
     # C++ libraries
     libfmt-dev catch2 nlohmann-json3-dev libcli11-dev
     # end-to-end tests and the demo
-    iproute2 netcat-openbsd ethtool util-linux procps python3
+    iproute2 netcat-openbsd ethtool util-linux procps python3 time strace
 )
 
 missing=()

@@ -241,13 +241,11 @@ TEST_CASE("drain: a UDP affinity flow pinned to a backend keeps it after the dra
     require_counters(kFrontendPort, Protocol::udp, tally.expected());
 }
 
-// KNOWN BUG (loader/maps.cpp, write_config): a frontend that stays keeps its
-// frontend_state slot, and per-backend counters are indexed by position in
-// backends[]. When a reload removes a backend from the middle, the ones
-// after it shift down an index and inherit its counters: here 9878 reports
-// 9877's packet and bytes. Tagged [!mayfail] until the loader moves (or
-// resets) the counters with their backends.
-TEST_CASE("counters: a reload that removes a backend keeps each backend's counters with it", "[weights][!mayfail]") {
+// A frontend that stays keeps its frontend_state slot while per-backend
+// counters are indexed by position in backends[]: write_config moves each
+// CPU's counters with their port, and those of a removed backend to
+// `retired`, so no backend inherits another's counts.
+TEST_CASE("counters: a reload that removes a backend keeps each backend's counters with it", "[weights]") {
     configure_standard_frontend();
     CounterTally before(3);
     for (std::size_t i = 0; i < 3; ++i) {
