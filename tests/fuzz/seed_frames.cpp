@@ -247,15 +247,20 @@ std::vector<SeedFrame> seed_frames() {
     add_frame("route-cccc-weight0", "UDP to 9600 with tag CCCC: forwarded to 9603, a weight-0 route-only backend",
               v6().udp(40000, 9600).payload(text("..CCCC")).build());
     {
-        // 9600 -> 9602: ~check + ~0x2580 + 0x2582 = ~check + 0x10001. With
-        // check 0x0001 the first fold leaves 0x10000: a second fold is
-        // needed. With check 0x0002 the new checksum computes to 0 and must
-        // go out as 0xffff.
-        Frame f = v4().udp(40000, 9600).payload(text("..BBBB..")).build();
-        force_udp_checksum(f, f.l4_offset + 8 + 6, 0x0001);
-        add_frame("route-checksum-double-fold",
-                  "UDP to 9600 with tag BBBB (-> 9602) and checksum 0x0001: the incremental update needs "
-                  "its second carry fold", f);
+        // 9600 -> 9602. The data path sums the wire bytes as host-order
+        // words (byte-order independent, but the carries are not): on a
+        // little-endian host ~check + ~0x8025 + 0x8225 = ~check + 0x101ff,
+        // so a check of ff 01 on the wire (~0x01ff = 0xfe00) leaves 0x10000
+        // after the first fold: the second fold matters. 0x0001 is the same
+        // corner on a big-endian host.
+        for (const std::uint16_t check : {std::uint16_t{0xff01}, std::uint16_t{0x0001}}) {
+            Frame f = v4().udp(40000, 9600).payload(text("..BBBB..")).build();
+            force_udp_checksum(f, f.l4_offset + 8 + 6, check);
+            add_frame(check == 0xff01 ? "route-checksum-double-fold" : "route-checksum-double-fold-be",
+                      "UDP to 9600 with tag BBBB (-> 9602) and a checksum whose incremental update "
+                      "needs its second carry fold",
+                      f);
+        }
         Frame g = v4().udp(40000, 9600).payload(text("..BBBB..")).build();
         force_udp_checksum(g, g.l4_offset + 8 + 6, 0x0002);
         add_frame("route-checksum-to-ffff",
