@@ -28,6 +28,13 @@
 #define PORTMUX_PROTO_TCP 6
 #define PORTMUX_PROTO_UDP 17
 
+/*
+ * `backend_ports` bitmap: one bit per (protocol, port) that is a backend,
+ * 64 ports a word, UDP words first, then TCP.
+ */
+#define PORTMUX_BACKEND_PORT_WORDS (2 * 65536 / 64)
+#define PORTMUX_TCP_BACKEND_WORD_BASE (65536 / 64)
+
 /* Payload inspection bounds (validation matches and routing tags). */
 #define PORTMUX_MAX_MATCHES 4
 #define PORTMUX_MAX_MATCH_LEN 16
@@ -119,10 +126,9 @@ struct portmux_frontend_state {
 	__u32 pad;
 	__u64 received; /* packets that matched the frontend */
 	__u64 drops[PORTMUX_DROP_REASONS];
+	/* By position in portmux_frontend.backends[]; never rewritten by the
+	 * loader, so no count is lost to a read-modify-write race. */
 	struct portmux_backend_counters backends[PORTMUX_MAX_BACKENDS];
-	/* Sent to backends a reload has since removed (written by the loader
-	 * only), so received = forwarded + dropped holds across reloads. */
-	struct portmux_backend_counters retired;
 };
 
 /*

@@ -32,6 +32,7 @@ constexpr const char* kStatePin = "frontend_state";
 constexpr const char* kRoutesPin = "routes";
 constexpr const char* kFlowsPin = "flows";
 constexpr const char* kRepliesPin = "replies";
+constexpr const char* kBackendPortsPin = "backend_ports";
 
 std::string errno_text(int err) {
     return std::strerror(err < 0 ? -err : err);
@@ -264,10 +265,9 @@ AttachOutcome attach(const std::string& iface, const Config& config, AttachMode 
     pin(bpf_map__fd(skeleton.maps.routes), dir / kRoutesPin);
     pin(bpf_map__fd(skeleton.maps.flows), dir / kFlowsPin);
     pin(bpf_map__fd(skeleton.maps.replies), dir / kRepliesPin);
+    pin(bpf_map__fd(skeleton.maps.backend_ports), dir / kBackendPortsPin);
 
-    write_config({bpf_map__fd(skeleton.maps.frontends), bpf_map__fd(skeleton.maps.frontend_state),
-                  bpf_map__fd(skeleton.maps.routes)},
-                 config);
+    write_config(data_path_maps(skeleton), config);
 
     outcome.mode = mode_name(xdp_mode);
     outcome.program_id = xdp_program__id(loaded.program.get());
@@ -373,8 +373,8 @@ PinnedMaps open_pinned_maps(const std::string& iface) {
         }
         return fd;
     };
-    return {open(kFrontendsPin), open(kStatePin), open(kRoutesPin), open(kFlowsPin),
-            open(kRepliesPin)};
+    return {open(kFrontendsPin), open(kStatePin),  open(kRoutesPin),
+            open(kFlowsPin),     open(kRepliesPin), open(kBackendPortsPin)};
 }
 
 }  // namespace portmux

@@ -59,9 +59,10 @@ struct PinnedMaps {
     UniqueFd routes;
     UniqueFd flows;
     UniqueFd replies;
+    UniqueFd backend_ports;
 
     DataPathMaps data_path() const {
-        return {frontends.get(), frontend_state.get(), routes.get()};
+        return {frontends.get(), frontend_state.get(), routes.get(), backend_ports.get()};
     }
 };
 

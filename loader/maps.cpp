@@ -83,7 +83,6 @@ void zero_state(int frontend_state_fd, std::uint32_t slot) {
 // What a reload needs to know of a frontend already installed.
 struct InstalledEntry {
     std::uint32_t slot = 0;
-    std::vector<std::uint16_t> backend_ports;  // network order, by backend index
 };
 
 std::map<KeyTuple, InstalledEntry> installed_entries(int frontends_fd) {
@@ -91,54 +90,10 @@ std::map<KeyTuple, InstalledEntry> installed_entries(int frontends_fd) {
     for (const auto& key : list_keys<portmux_frontend_key>(frontends_fd, "frontends")) {
         portmux_frontend value{};
         if (bpf_map_lookup_elem(frontends_fd, &key, &value) == 0) {
-            InstalledEntry& entry = entries[key_tuple(key)];
-            entry.slot = value.slot;
-            const auto count = std::min<std::size_t>(value.backend_count, PORTMUX_MAX_BACKENDS);
-            entry.backend_ports.assign(value.backends, value.backends + count);
+            entries[key_tuple(key)].slot = value.slot;
         }
     }
     return entries;
-}
-
-/*
- * Per-backend counters are indexed by position in the backend list. When a
- * reload moves or removes backends, each CPU's counters move with their
- * port, and those of removed ports go to `retired`. Runs right after the
- * frontend entry is swapped: packets counted in the microseconds between
- * the swap and this rewrite may land on a neighbour, the totals do not
- * change.
- */
-void remap_backend_counters(int frontend_state_fd, std::uint32_t slot,
-                            const std::vector<std::uint16_t>& old_ports,
-                            const portmux_frontend& updated) {
-    const std::vector<std::uint16_t> new_ports(updated.backends,
-                                               updated.backends + updated.backend_count);
-    if (old_ports == new_ports) {
-        return;
-    }
-    const int cpus = libbpf_num_possible_cpus();
-    if (cpus <= 0) {
-        throw_map_error(-cpus, "counting possible CPUs");
-    }
-    std::vector<portmux_frontend_state> states(static_cast<std::size_t>(cpus));
-    if (bpf_map_lookup_elem(frontend_state_fd, &slot, states.data()) != 0) {
-        throw_map_error(errno, fmt::format("reading the state of frontend slot {}", slot));
-    }
-    for (portmux_frontend_state& state : states) {
-        portmux_backend_counters moved[PORTMUX_MAX_BACKENDS]{};
-        for (std::size_t old_index = 0; old_index < old_ports.size(); ++old_index) {
-            const portmux_backend_counters& counts = state.backends[old_index];
-            const auto found = std::find(new_ports.begin(), new_ports.end(), old_ports[old_index]);
-            portmux_backend_counters& target =
-                found != new_ports.end() ? moved[found - new_ports.begin()] : state.retired;
-            target.packets += counts.packets;
-            target.bytes += counts.bytes;
-        }
-        std::copy(std::begin(moved), std::end(moved), state.backends);
-    }
-    if (bpf_map_update_elem(frontend_state_fd, &slot, states.data(), BPF_EXIST) != 0) {
-        throw_map_error(errno, fmt::format("moving the counters of frontend slot {}", slot));
-    }
 }
 
 portmux_route_key make_route_key(const portmux_frontend_key& frontend,
@@ -240,6 +195,39 @@ portmux_frontend encode_frontend(const Frontend& frontend, std::uint32_t slot) {
     return value;
 }
 
+std::map<std::uint32_t, std::uint64_t> backend_port_words(const Config& config) {
+    std::map<std::uint32_t, std::uint64_t> words;
+    for (const Frontend& frontend : config.frontends) {
+        const std::uint32_t base =
+            frontend.protocol == Protocol::tcp ? PORTMUX_TCP_BACKEND_WORD_BASE : 0;
+        for (const Backend& backend : frontend.backends) {
+            words[base + backend.port / 64] |= std::uint64_t{1} << (backend.port % 64);
+        }
+    }
+    return words;
+}
+
+namespace {
+
+// Marks the config's backend ports; ports no longer backends are cleared
+// after the frontends changed, like every other stale entry.
+void write_backend_ports(int backend_ports_fd, const Config& config) {
+    const std::map<std::uint32_t, std::uint64_t> wanted = backend_port_words(config);
+    for (std::uint32_t word = 0; word < PORTMUX_BACKEND_PORT_WORDS; ++word) {
+        std::uint64_t current = 0;
+        if (bpf_map_lookup_elem(backend_ports_fd, &word, &current) != 0) {
+            throw_map_error(errno, "reading the backend_ports map");
+        }
+        const auto it = wanted.find(word);
+        const std::uint64_t bits = it == wanted.end() ? 0 : it->second;
+        if (bits != current && bpf_map_update_elem(backend_ports_fd, &word, &bits, BPF_ANY) != 0) {
+            throw_map_error(errno, "writing the backend_ports map");
+        }
+    }
+}
+
+}  // namespace
+
 void write_config(const DataPathMaps& maps, const Config& config) {
     const std::uint32_t capacity = state_capacity(maps.frontend_state);
     const std::map<KeyTuple, InstalledEntry> installed = installed_entries(maps.frontends);
@@ -305,10 +293,10 @@ void write_config(const DataPathMaps& maps, const Config& config) {
             throw_map_error(errno, fmt::format("writing frontend {}/{} to the frontends map",
                                                frontend.port, to_string(frontend.protocol)));
         }
-        if (!fresh[i]) {
-            remap_backend_counters(maps.frontend_state, slot_of[i],
-                                   installed.at(key_tuple(key)).backend_ports, value);
-        }
+    }
+
+    if (maps.backend_ports >= 0) {
+        write_backend_ports(maps.backend_ports, config);
     }
 
     // Stale entries go last, so a frontend that stays is never missing.

@@ -41,10 +41,8 @@ static_assert(sizeof(portmux_backend_counters) == 16);
 static_assert(offsetof(portmux_frontend_state, received) == 8);
 static_assert(offsetof(portmux_frontend_state, drops) == 16);
 static_assert(offsetof(portmux_frontend_state, backends) == 16 + 8 * PORTMUX_DROP_REASONS);
-static_assert(offsetof(portmux_frontend_state, retired) ==
-              16 + 8 * PORTMUX_DROP_REASONS + 16 * PORTMUX_MAX_BACKENDS);
 static_assert(sizeof(portmux_frontend_state) ==
-              offsetof(portmux_frontend_state, retired) + sizeof(portmux_backend_counters));
+              16 + 8 * PORTMUX_DROP_REASONS + 16 * PORTMUX_MAX_BACKENDS);
 
 static_assert(sizeof(portmux_flow_key) == 24);
 static_assert(offsetof(portmux_flow_key, client_port) == 16);

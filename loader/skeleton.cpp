@@ -13,6 +13,11 @@ SkeletonPtr open_skeleton() {
     return skeleton;
 }
 
+DataPathMaps data_path_maps(const portmux_bpf& skeleton) {
+    return {bpf_map__fd(skeleton.maps.frontends), bpf_map__fd(skeleton.maps.frontend_state),
+            bpf_map__fd(skeleton.maps.routes), bpf_map__fd(skeleton.maps.backend_ports)};
+}
+
 SkeletonPtr open_and_load_skeleton() {
     SkeletonPtr skeleton = open_skeleton();
     if (int err = portmux_bpf__load(skeleton.get()); err) {

@@ -54,8 +54,10 @@ std::vector<FrontendStats> read_stats(const DataPathMaps& maps) {
                 stats.backends[b].packets += cpu.backends[b].packets;
                 stats.backends[b].bytes += cpu.backends[b].bytes;
             }
-            stats.retired.packets += cpu.retired.packets;
-            stats.retired.bytes += cpu.retired.bytes;
+            for (std::size_t b = stats.backends.size(); b < PORTMUX_MAX_BACKENDS; ++b) {
+                stats.retired.packets += cpu.backends[b].packets;
+                stats.retired.bytes += cpu.backends[b].bytes;
+            }
         }
         all.push_back(std::move(stats));
     }

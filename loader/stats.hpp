@@ -27,7 +27,9 @@ struct FrontendStats {
     std::uint64_t received = 0;
     std::array<std::uint64_t, PORTMUX_DROP_REASONS> drops{};
     std::vector<BackendStats> backends;
-    BackendStats retired;  // sent to backends a reload has removed since (port 0)
+    // Counted at positions no current backend holds: backends a reload
+    // removed from the end of the list. Keeps received = forwarded + dropped.
+    BackendStats retired;
 
     std::uint64_t forwarded() const;
     std::uint64_t dropped() const;

@@ -265,6 +265,33 @@ static __always_inline int count_drop(struct portmux_frontend_state *state, __u3
 	return XDP_DROP;
 }
 
+/*
+ * A client that talks to a backend port directly (a health check, say, or
+ * an ephemeral port reused after a balanced connection) must get the
+ * backend's replies unchanged: drop the reply translation a balanced flow
+ * from the same client port left behind. TCP needs it only at a SYN.
+ */
+static __always_inline void forget_direct_client(const struct l4_packet *pkt)
+{
+	struct portmux_flow_key key = {};
+	__u32 port = bpf_ntohs(l4_ports(pkt)->dest);
+	__u32 word = port >> 6;
+	__u64 *bits;
+
+	if (pkt->l4_proto == IPPROTO_TCP) {
+		struct tcphdr *tcp = pkt->l4;
+
+		if (!tcp->syn || tcp->ack)
+			return;
+		word += PORTMUX_TCP_BACKEND_WORD_BASE;
+	}
+	bits = bpf_map_lookup_elem(&backend_ports, &word);
+	if (!bits || !(*bits & (1ULL << (port & 63))))
+		return;
+	request_flow_key(&key, pkt);
+	bpf_map_delete_elem(&replies, &key);
+}
+
 /* Balances one UDP or TCP packet; returns the XDP action. */
 static __always_inline int balance(struct xdp_md *xdp, struct l4_packet *pkt)
 {
@@ -280,8 +307,10 @@ static __always_inline int balance(struct xdp_md *xdp, struct l4_packet *pkt)
 	int choice;
 
 	ctx.frontend = bpf_map_lookup_elem(&frontends, &key);
-	if (!ctx.frontend)
+	if (!ctx.frontend) {
+		forget_direct_client(pkt);
 		return XDP_PASS;
+	}
 	slot = ctx.frontend->slot;
 	ctx.state = bpf_map_lookup_elem(&frontend_state, &slot);
 	if (!ctx.state)

@@ -45,6 +45,18 @@ struct {
 	__type(value, struct portmux_reply);
 } replies SEC(".maps");
 
+/*
+ * Which ports are backends, per protocol: lets a packet sent straight to a
+ * backend port retire a stale reply translation at the cost of one array
+ * lookup, without a hash lookup for every packet that is not ours.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, PORTMUX_BACKEND_PORT_WORDS);
+	__type(key, __u32);
+	__type(value, __u64);
+} backend_ports SEC(".maps");
+
 /* (frontend, payload tag) -> backend, for frontends with a route block. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

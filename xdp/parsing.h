@@ -191,7 +191,9 @@ static __always_inline int l4_len_from_ip(struct l4_packet *pkt)
 		len = (__s64)bpf_ntohs(pkt->ip6->payload_len) - (pkt->l4 - (void *)(pkt->ip6 + 1));
 	else
 		return -1;
-	if (len < 0)
+	/* The transport header must lie inside what the IP header covers. */
+	if (len < (pkt->l4_proto == IPPROTO_UDP ? (__s64)sizeof(struct udphdr)
+						 : (__s64)sizeof(struct tcphdr)))
 		return -1;
 	pkt->l4_len = len;
 	return 0;

@@ -129,7 +129,7 @@ after_kill() {
     if ((rc > 1)); then
         fail "$what: status lo exited $rc: $out"
     elif grep -q 'opening pinned map' <<<"$out"; then
-        xfail "$what: status lo gives a raw error for a half-made attachment instead of suggesting detach: $out"
+        fail "$what: status lo gives a raw error for a half-made attachment instead of suggesting detach: $out"
     else
         pass "$what: status lo exits $rc: $(head -1 <<<"$out")"
     fi
@@ -178,14 +178,14 @@ if command -v strace >/dev/null 2>&1; then
             if grep -q 'portmux detach' <<<"$E2E_LAST_OUTPUT"; then
                 pass "the refusal suggests portmux detach"
             else
-                xfail "attach over an orphan portmux_xdp (killed attach) refuses without suggesting \`portmux detach lo\`: $(tail -1 <<<"$E2E_LAST_OUTPUT")"
+                fail "attach over an orphan portmux_xdp (killed attach) refuses without suggesting \`portmux detach lo\`: $(tail -1 <<<"$E2E_LAST_OUTPUT")"
             fi
             rc=0
             out=$(pm status lo 2>&1) || rc=$?
             if grep -q 'portmux_xdp\|detach' <<<"$out"; then
                 pass "status reports the orphan program"
             else
-                xfail "status lo says '$out' (exit $rc) while portmux_xdp is attached to lo without pins"
+                fail "status lo says '$out' (exit $rc) while portmux_xdp is attached to lo without pins"
             fi
         fi
         after_kill "attach killed at $call #$n"

@@ -158,8 +158,8 @@ Parsed parse_frame(std::span<const std::uint8_t> frame) {
     } else {
         return fail(p, "neither UDP nor TCP");
     }
-    if (p.l4_length < 0) {
-        return fail(p, "IP length shorter than the IP headers");
+    if (p.l4_length < (proto == kProtoUdp ? 8 : 20)) {
+        return fail(p, "IP length does not cover the transport header");
     }
     p.source_port = be16(frame, p.l4_offset);
     p.dest_port = be16(frame, p.l4_offset + 2);

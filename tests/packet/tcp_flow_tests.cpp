@@ -501,3 +501,51 @@ TEST_CASE("flows: a reply entry the replies table lost is recorded again by the 
     }
     CHECK(data_path().reply_count() == 1);
 }
+
+namespace {
+
+// Runs `frame`, requires XDP_PASS with the frame unchanged.
+void require_passed_unchanged(const Frame& frame) {
+    const XdpRun run = data_path().run(frame.bytes);
+    REQUIRE(run.action == kXdpPass);
+    REQUIRE_THAT(run.output, FrameEquals(frame.bytes));
+}
+
+}  // namespace
+
+TEST_CASE("replies: a client that talks to a backend port directly retires its reply entry",
+          "[reply][tcp][udp]") {
+    configure_tcp();
+    const Frame syn = segment(ipv4_client(), kClientPort, kTcpSyn);
+    const std::uint16_t backend = forward(syn);
+    REQUIRE(data_path().reply(reply_key(syn, backend)).has_value());
+
+    // Segments that are not a SYN leave it: they may be the balanced
+    // connection's own (a reply entry is only ever keyed by backend port).
+    const Frame direct_ack =
+        PacketBuilder(ipv4_client()).tcp(kClientPort, backend).tcp_flags(kTcpAck).build();
+    require_passed_unchanged(direct_ack);
+    CHECK(data_path().reply(reply_key(syn, backend)).has_value());
+
+    // A new connection from the same client port straight to the backend.
+    const Frame direct_syn =
+        PacketBuilder(ipv4_client()).tcp(kClientPort, backend).tcp_flags(kTcpSyn).build();
+    require_passed_unchanged(direct_syn);
+    CHECK_FALSE(data_path().reply(reply_key(syn, backend)).has_value());
+
+    // A port that is no backend costs nothing and changes nothing.
+    const Frame elsewhere =
+        PacketBuilder(ipv4_client()).tcp(kClientPort, 22).tcp_flags(kTcpSyn).build();
+    require_passed_unchanged(elsewhere);
+
+    // UDP: any datagram straight to a backend port retires the entry.
+    configure_standard_frontend();
+    const Frame request =
+        ipv4_client().udp(kClientPort, kFrontendPort).payload(counting_payload(8)).build();
+    const std::uint16_t udp_backend = forward(request);
+    REQUIRE(data_path().reply(reply_key(request, udp_backend)).has_value());
+    const Frame direct =
+        ipv4_client().udp(kClientPort, udp_backend).payload(counting_payload(8)).build();
+    require_passed_unchanged(direct);
+    CHECK_FALSE(data_path().reply(reply_key(request, udp_backend)).has_value());
+}

@@ -1,4 +1,5 @@
 #include "xdp_harness.hpp"
+#include "skeleton.hpp"
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -49,8 +50,7 @@ int LoadedDataPath::replies_fd() const {
 }
 
 DataPathMaps LoadedDataPath::maps() const {
-    return DataPathMaps{bpf_map__fd(skeleton_->maps.frontends), bpf_map__fd(skeleton_->maps.frontend_state),
-                        bpf_map__fd(skeleton_->maps.routes)};
+    return portmux::data_path_maps(*skeleton_);
 }
 
 namespace {
