@@ -353,9 +353,9 @@ std::optional<InterfaceStatus> query_status(const std::string& iface) {
         for (InstalledFrontend& installed : read_frontends(maps.data_path())) {
             status.frontends.push_back(std::move(installed.frontend));
         }
-    } catch (const std::runtime_error& e) {
+    } catch (const std::runtime_error&) {
         // An attach interrupted before it pinned everything.
-        status.incomplete = e.what();
+        status.incomplete = "some of its pins are missing";
     }
     return status;
 }

@@ -83,6 +83,7 @@ void zero_state(int frontend_state_fd, std::uint32_t slot) {
 // What a reload needs to know of a frontend already installed.
 struct InstalledEntry {
     std::uint32_t slot = 0;
+    Frontend backends_only;  // protocol and backend ports, for backend_ports
 };
 
 std::map<KeyTuple, InstalledEntry> installed_entries(int frontends_fd) {
@@ -90,7 +91,13 @@ std::map<KeyTuple, InstalledEntry> installed_entries(int frontends_fd) {
     for (const auto& key : list_keys<portmux_frontend_key>(frontends_fd, "frontends")) {
         portmux_frontend value{};
         if (bpf_map_lookup_elem(frontends_fd, &key, &value) == 0) {
-            entries[key_tuple(key)].slot = value.slot;
+            InstalledEntry& entry = entries[key_tuple(key)];
+            entry.slot = value.slot;
+            entry.backends_only.protocol = static_cast<Protocol>(key.protocol);
+            const auto count = std::min<std::size_t>(value.backend_count, PORTMUX_MAX_BACKENDS);
+            for (std::size_t i = 0; i < count; ++i) {
+                entry.backends_only.backends.push_back(Backend(ntohs(value.backends[i])));
+            }
         }
     }
     return entries;
@@ -209,18 +216,16 @@ std::map<std::uint32_t, std::uint64_t> backend_port_words(const Config& config) 
 
 namespace {
 
-// Marks the config's backend ports; ports no longer backends are cleared
-// after the frontends changed, like every other stale entry.
-void write_backend_ports(int backend_ports_fd, const Config& config) {
+// Marks the config's backend ports and clears those of the installed
+// config that are no longer backends: one write per word that changes.
+void write_backend_ports(int backend_ports_fd, const Config& config, const Config& installed) {
     const std::map<std::uint32_t, std::uint64_t> wanted = backend_port_words(config);
-    for (std::uint32_t word = 0; word < PORTMUX_BACKEND_PORT_WORDS; ++word) {
-        std::uint64_t current = 0;
-        if (bpf_map_lookup_elem(backend_ports_fd, &word, &current) != 0) {
-            throw_map_error(errno, "reading the backend_ports map");
-        }
-        const auto it = wanted.find(word);
-        const std::uint64_t bits = it == wanted.end() ? 0 : it->second;
-        if (bits != current && bpf_map_update_elem(backend_ports_fd, &word, &bits, BPF_ANY) != 0) {
+    std::map<std::uint32_t, std::uint64_t> writes = wanted;
+    for (const auto& [word, bits] : backend_port_words(installed)) {
+        writes.emplace(word, 0);  // keeps the wanted value where there is one
+    }
+    for (const auto& [word, bits] : writes) {
+        if (bpf_map_update_elem(backend_ports_fd, &word, &bits, BPF_ANY) != 0) {
             throw_map_error(errno, "writing the backend_ports map");
         }
     }
@@ -296,7 +301,11 @@ void write_config(const DataPathMaps& maps, const Config& config) {
     }
 
     if (maps.backend_ports >= 0) {
-        write_backend_ports(maps.backend_ports, config);
+        Config installed_backends;
+        for (const auto& [key, entry] : installed) {
+            installed_backends.frontends.push_back(entry.backends_only);
+        }
+        write_backend_ports(maps.backend_ports, config, installed_backends);
     }
 
     // Stale entries go last, so a frontend that stays is never missing.
