@@ -35,7 +35,6 @@ struct frontend_ctx {
 	struct portmux_frontend *frontend;
 	struct portmux_frontend_state *state;
 	struct l4_packet *pkt;
-	void *data_end;
 };
 
 /* The next backend in round-robin order on this CPU. */
@@ -302,7 +301,7 @@ static __always_inline int balance(struct xdp_md *xdp, struct l4_packet *pkt)
 	struct l4_payload payload;
 	bool payload_ok;
 	void *data = (void *)(long)xdp->data;
-	struct frontend_ctx ctx = { .xdp = xdp, .pkt = pkt, .data_end = pkt->data_end };
+	struct frontend_ctx ctx = { .xdp = xdp, .pkt = pkt };
 	__u32 slot;
 	int choice;
 

@@ -43,7 +43,6 @@ static __always_inline int lookup_stage(struct xdp_md *ctx, struct l4_packet *pk
 	key.protocol = pkt->l4_proto;
 	fctx->xdp = ctx;
 	fctx->pkt = pkt;
-	fctx->data_end = data_end;
 	fctx->frontend = bpf_map_lookup_elem(&frontends, &key);
 	if (!fctx->frontend)
 		return -1;
