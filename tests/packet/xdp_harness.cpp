@@ -176,9 +176,12 @@ void LoadedDataPath::set_round_robin_cursor(std::uint16_t frontend_port, std::ui
     throw std::invalid_argument("no UDP frontend on port " + std::to_string(frontend_port));
 }
 
-XdpRun LoadedDataPath::run(std::span<const std::uint8_t> frame) const {
-    // Room for the frame to grow, so a program that wrongly adjusted the
-    // tail would show up as a size change rather than as ENOSPC.
+namespace {
+
+// Runs one program once on FRAME. The output buffer leaves room for the
+// frame to grow, so a program that wrongly adjusted the tail would show up
+// as a size change rather than as ENOSPC.
+XdpRun run_program(int program_fd, std::span<const std::uint8_t> frame, const char* what) {
     XdpRun result;
     result.output.resize(frame.size() + 256);
 
@@ -189,31 +192,22 @@ XdpRun LoadedDataPath::run(std::span<const std::uint8_t> frame) const {
     opts.data_out = result.output.data();
     opts.data_size_out = static_cast<__u32>(result.output.size());
     opts.repeat = 1;
-    if (bpf_prog_test_run_opts(program_fd(), &opts) != 0) {
-        throw std::system_error(errno, std::generic_category(), "BPF_PROG_TEST_RUN");
+    if (bpf_prog_test_run_opts(program_fd, &opts) != 0) {
+        throw std::system_error(errno, std::generic_category(), what);
     }
     result.action = static_cast<int>(opts.retval);
     result.output.resize(opts.data_size_out);
     return result;
 }
 
-XdpRun LoadedDataPath::run_tc(std::span<const std::uint8_t> frame) const {
-    XdpRun result;
-    result.output.resize(frame.size() + 256);
+}  // namespace
 
-    bpf_test_run_opts opts{};
-    opts.sz = sizeof(opts);
-    opts.data_in = frame.data();
-    opts.data_size_in = static_cast<__u32>(frame.size());
-    opts.data_out = result.output.data();
-    opts.data_size_out = static_cast<__u32>(result.output.size());
-    opts.repeat = 1;
-    if (bpf_prog_test_run_opts(tc_program_fd(), &opts) != 0) {
-        throw std::system_error(errno, std::generic_category(), "BPF_PROG_TEST_RUN (tc)");
-    }
-    result.action = static_cast<int>(opts.retval);
-    result.output.resize(opts.data_size_out);
-    return result;
+XdpRun LoadedDataPath::run(std::span<const std::uint8_t> frame) const {
+    return run_program(program_fd(), frame, "BPF_PROG_TEST_RUN");
+}
+
+XdpRun LoadedDataPath::run_tc(std::span<const std::uint8_t> frame) const {
+    return run_program(tc_program_fd(), frame, "BPF_PROG_TEST_RUN (tc)");
 }
 
 portmux_flow_key request_flow_key(const Frame& request) {
