@@ -21,8 +21,8 @@ started=$(date +%s)
 
 mkdir -p "$work_dir/corpus" "$work_dir/artifacts"
 binary=$work_dir/config_fuzzer
-sources="$source_dir/tests/fuzz/config_fuzzer.cpp $source_dir/loader/config.cpp"
-headers="$source_dir/loader/config.hpp $source_dir/common/portmux_shared.h"
+sources="$source_dir/tests/fuzz/config_fuzzer.cpp $source_dir/loader/config_json.cpp $source_dir/loader/config_rules.cpp"
+headers="$source_dir/loader/config.hpp $source_dir/loader/config_json.hpp $source_dir/common/portmux_shared.h"
 
 # libFuzzer present? (Debian: libclang-rt-NN-dev)
 probe=$work_dir/probe.cpp
@@ -43,16 +43,21 @@ if [ $stale = yes ]; then
     cflags="-std=c++20 -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined
             -fno-sanitize-recover=all -I$source_dir/common -I$source_dir/loader
             $(pkg-config --cflags fmt 2>/dev/null || true)"
-    # The two translation units in parallel: nlohmann and fmt are slow to
+    # The translation units in parallel: nlohmann and fmt are slow to
     # compile under the sanitizers.
     # shellcheck disable=SC2086
     "$clangxx" $cflags -c "$source_dir/tests/fuzz/config_fuzzer.cpp" -o "$work_dir/config_fuzzer.o" &
     target=$!
     # shellcheck disable=SC2086
-    "$clangxx" $cflags -c "$source_dir/loader/config.cpp" -o "$work_dir/config.o"
-    wait $target
+    "$clangxx" $cflags -c "$source_dir/loader/config_json.cpp" -o "$work_dir/config_json.o" &
+    json=$!
     # shellcheck disable=SC2086
-    "$clangxx" -fsanitize=fuzzer,address,undefined "$work_dir/config_fuzzer.o" "$work_dir/config.o" \
+    "$clangxx" $cflags -c "$source_dir/loader/config_rules.cpp" -o "$work_dir/config_rules.o"
+    wait $target
+    wait $json
+    # shellcheck disable=SC2086
+    "$clangxx" -fsanitize=fuzzer,address,undefined "$work_dir/config_fuzzer.o" \
+        "$work_dir/config_json.o" "$work_dir/config_rules.o" \
         $(pkg-config --libs fmt 2>/dev/null || echo -lfmt) -o "$binary.new"
     mv "$binary.new" "$binary"
 fi

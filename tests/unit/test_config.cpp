@@ -1,4 +1,4 @@
-// Tests of loader/config.cpp: every rule of docs/config.md, with the exact
+// Tests of loader/config_rules.cpp (and config_json.cpp): every rule of docs/config.md, with the exact
 // path of the element each rejection names.
 #include <catch2/catch.hpp>
 

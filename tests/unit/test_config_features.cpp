@@ -1,4 +1,4 @@
-// Tests of loader/config.cpp beyond plain round robin: flow_table_size, TCP
+// Tests of loader/config_rules.cpp (and config_json.cpp) beyond plain round robin: flow_table_size, TCP
 // frontends, weights, flow affinity, validate and route blocks. Every rule
 // of docs/config.md, with the exact path each rejection names.
 #include <catch2/catch.hpp>

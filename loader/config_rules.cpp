@@ -1,30 +1,27 @@
-// Parsing and validating the portmux config; docs/config.md is the user's
-// side of every rule and message here.
+// The schema of the portmux config: which keys, which values, which rules
+// between them; docs/config.md is the user's side of every rule and message
+// here. The JSON text itself is read by config_json.cpp.
 #include "config.hpp"
 
 #include <algorithm>
-#include <array>
-#include <cerrno>
-#include <cstdio>
 #include <initializer_list>
 #include <map>
-#include <memory>
 #include <optional>
-#include <set>
-#include <system_error>
 #include <utility>
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
+#include "config_json.hpp"
 #include "portmux_shared.h"
 
 namespace portmux {
 namespace {
 
-// Ordered, so that of several mistakes the first one in the document is the
-// one reported, and unknown keys are named in the order they were written.
-using Json = nlohmann::ordered_json;
+using config_json::describe;
+using config_json::element_path;
+using config_json::json_string;
+using config_json::Json;
+using config_json::member_path;
 
 constexpr std::uint64_t lowest_port = 1;
 constexpr std::uint64_t highest_port = 65535;
@@ -49,184 +46,9 @@ constexpr std::string_view tcp_per_connection = "TCP is always balanced per conn
 constexpr std::string_view tcp_cannot_route =
     "a TCP frontend cannot route by payload: the SYN that picks the backend carries no payload";
 
-// JSON text for TEXT, escapes included, so that whatever a user typed is
-// printed unambiguously and without raw control characters.
-std::string json_string(std::string_view text) {
-    return Json(std::string(text)).dump(-1, ' ', false, Json::error_handler_t::replace);
-}
-
-bool is_plain_key(std::string_view key) {
-    return !key.empty() && std::all_of(key.begin(), key.end(), [](char c) {
-        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-               c == '_' || c == '-';
-    });
-}
-
-// `parent.key`; keys that would make the path ambiguous (dots, brackets,
-// spaces...) are written as `parent["a.b"]` instead.
-std::string member_path(std::string_view parent, std::string_view key) {
-    if (!is_plain_key(key)) {
-        return fmt::format("{}[{}]", parent, json_string(key));
-    }
-    return parent.empty() ? std::string(key) : fmt::format("{}.{}", parent, key);
-}
-
-std::string element_path(std::string_view parent, std::size_t index) {
-    return fmt::format("{}[{}]", parent, index);
-}
-
-// What the user wrote instead of what was expected, for the end of a reason.
-std::string describe(const Json& value) {
-    switch (value.type()) {
-    case Json::value_t::object:
-        return "an object";
-    case Json::value_t::array:
-        return "an array";
-    case Json::value_t::string:
-        return fmt::format("the string {}", json_string(value.get_ref<const std::string&>()));
-    default:  // numbers, booleans and null read best exactly as written
-        return value.dump();
-    }
-}
 
 std::string protocol_key(Protocol protocol, std::uint16_t port) {
     return fmt::format("{}/{}", port, to_string(protocol));
-}
-
-// ---------------------------------------------------------------- syntax
-
-struct TextPosition {
-    std::size_t line = 1;
-    std::size_t column = 1;
-};
-
-// nlohmann reports a parse error as a count of bytes read, the offending
-// byte included (end of input counting as one more); people and editors
-// want a line and column. Columns count characters, not bytes, so a
-// non-ASCII name earlier on the line does not push them to the right.
-TextPosition position_of(std::string_view text, std::size_t bytes_read) {
-    const std::size_t offset = std::min(bytes_read == 0 ? 0 : bytes_read - 1, text.size());
-    TextPosition position;
-    for (const char c : text.substr(0, offset)) {
-        if (c == '\n') {
-            ++position.line;
-            position.column = 1;
-        } else if ((static_cast<unsigned char>(c) & 0xC0) != 0x80) {  // not a UTF-8 continuation
-            ++position.column;
-        }
-    }
-    return position;
-}
-
-// nlohmann's message without its "[json.exception...] parse error at line
-// L, column C: " prefix, whose position we compute ourselves.
-std::string parse_error_detail(std::string_view message) {
-    const std::size_t start = message.find("parse error");
-    const std::size_t colon = start == std::string_view::npos ? start : message.find(": ", start);
-    return std::string(colon == std::string_view::npos ? message : message.substr(colon + 2));
-}
-
-ConfigError syntax_error(std::string_view text, std::size_t bytes_read, std::string_view message) {
-    const TextPosition position = position_of(text, bytes_read);
-    return ConfigError({}, fmt::format("line {}, column {}: {}", position.line, position.column,
-                                       parse_error_detail(message)));
-}
-
-// nlohmann silently keeps the last of repeated keys; in a config a second
-// "port" is a mistake, not an override. A first SAX pass over the text
-// follows the path so the repetition is reported where it is, and reports
-// syntax errors. (A SAX pass, not a parse callback: nlohmann's callback
-// parser rescans the enclosing array at the end of every object, which
-// makes a large array of objects quadratic.)
-class DuplicateKeyDetector : public nlohmann::json_sax<Json> {
-public:
-    explicit DuplicateKeyDetector(std::string_view text) : text_(text) {}
-
-    bool null() override { return value(); }
-    bool boolean(bool /*unused*/) override { return value(); }
-    bool number_integer(number_integer_t /*unused*/) override { return value(); }
-    bool number_unsigned(number_unsigned_t /*unused*/) override { return value(); }
-    bool number_float(number_float_t /*unused*/, const string_t& /*unused*/) override {
-        return value();
-    }
-    bool string(string_t& /*unused*/) override { return value(); }
-    bool binary(binary_t& /*unused*/) override { return value(); }
-
-    bool start_object(std::size_t /*unused*/) override { return start(false); }
-    bool start_array(std::size_t /*unused*/) override { return start(true); }
-    bool end_object() override { return end(); }
-    bool end_array() override { return end(); }
-
-    bool key(string_t& name) override {
-        Container& object = containers_.back();
-        object.current_key = name;
-        if (!object.keys.insert(object.current_key).second) {
-            throw ConfigError(member_path(object.path, object.current_key),
-                              fmt::format("duplicate key {}", json_string(object.current_key)));
-        }
-        return true;
-    }
-
-    bool parse_error(std::size_t position, const std::string& /*last_token*/,
-                     const nlohmann::detail::exception& error) override {
-        throw syntax_error(text_, position, error.what());
-    }
-
-private:
-    struct Container {
-        Container(std::string container_path, bool array)
-            : path(std::move(container_path)), is_array(array) {}
-
-        std::string path;
-        bool is_array = false;
-        std::size_t next_index = 0;   // arrays
-        std::string current_key;      // objects
-        std::set<std::string> keys;   // objects
-    };
-
-    bool value() {
-        child_done();
-        return true;
-    }
-
-    bool start(bool array) {
-        containers_.emplace_back(next_child_path(), array);
-        return true;
-    }
-
-    bool end() {
-        containers_.pop_back();
-        child_done();
-        return true;
-    }
-
-    std::string next_child_path() const {
-        if (containers_.empty()) {
-            return {};
-        }
-        const Container& parent = containers_.back();
-        return parent.is_array ? element_path(parent.path, parent.next_index)
-                               : member_path(parent.path, parent.current_key);
-    }
-
-    void child_done() {
-        if (!containers_.empty() && containers_.back().is_array) {
-            ++containers_.back().next_index;
-        }
-    }
-
-    std::string_view text_;
-    std::vector<Container> containers_;
-};
-
-Json parse_json(std::string_view text) {
-    DuplicateKeyDetector detector(text);
-    (void)Json::sax_parse(text, &detector);  // throws on the first mistake
-    try {
-        return Json::parse(text);
-    } catch (const nlohmann::json::parse_error& error) {  // not expected after the first pass
-        throw syntax_error(text, error.byte, error.what());
-    }
 }
 
 // ---------------------------------------------------------------- structure
@@ -898,40 +720,6 @@ Config read_config(const Json& document) {
     return config;
 }
 
-// ---------------------------------------------------------------- files
-
-ConfigError unreadable(const std::filesystem::path& file, int error) {
-    const std::string cause =
-        error != 0 ? std::generic_category().message(error) : std::string("read error");
-    return ConfigError({}, fmt::format("cannot read config file: {}", cause)).in_file(file);
-}
-
-std::string read_text_file(const std::filesystem::path& file) {
-    struct FileCloser {
-        void operator()(std::FILE* stream) const noexcept { std::fclose(stream); }
-    };
-    errno = 0;
-    const std::unique_ptr<std::FILE, FileCloser> stream(std::fopen(file.c_str(), "rb"));
-    if (!stream) {
-        throw unreadable(file, errno);
-    }
-    std::string text;
-    std::array<char, 64 * 1024> chunk{};
-    std::size_t count = 0;
-    // A directory opens fine and fails here, with EISDIR.
-    while ((count = std::fread(chunk.data(), 1, chunk.size(), stream.get())) > 0) {
-        text.append(chunk.data(), count);
-    }
-    if (std::ferror(stream.get()) != 0) {
-        throw unreadable(file, errno);
-    }
-    return text;
-}
-
-std::string compose_message(const std::string& path, const std::string& reason) {
-    return path.empty() ? reason : fmt::format("{}: {}", path, reason);
-}
-
 }  // namespace
 
 std::string_view to_string(Protocol protocol) {
@@ -944,30 +732,18 @@ std::string_view to_string(Protocol protocol) {
     return "unknown";  // a value read back from a map written by something else
 }
 
-ConfigError::ConfigError(std::string path, std::string reason)
-    : std::runtime_error(compose_message(path, reason)),
-      path_(std::move(path)),
-      reason_(std::move(reason)) {}
-
-ConfigError::ConfigError(std::string path, std::string reason, const std::string& message)
-    : std::runtime_error(message), path_(std::move(path)), reason_(std::move(reason)) {}
-
-ConfigError ConfigError::in_file(const std::filesystem::path& file) const {
-    return ConfigError(path_, reason_,
-                       fmt::format("{}: {}", file.string(), compose_message(path_, reason_)));
-}
-
 Config parse_config(std::string_view json_text) {
-    return read_config(parse_json(json_text));
+    return read_config(config_json::parse_json(json_text));
 }
 
 Config load_config(const std::filesystem::path& file) {
-    const std::string text = read_text_file(file);
+    const std::string text = config_json::read_config_text(file);
     try {
         return parse_config(text);
     } catch (const ConfigError& error) {
         throw error.in_file(file);
     }
 }
+
 
 }  // namespace portmux
