@@ -23,16 +23,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr const char* kPinRoot = "/sys/fs/bpf/portmux";
 constexpr const char* kProgramName = "portmux_xdp";
-constexpr const char* kProgramPin = "xdp_program";
-constexpr const char* kTcProgramPin = "tc_program";
-constexpr const char* kFrontendsPin = "frontends";
-constexpr const char* kStatePin = "frontend_state";
-constexpr const char* kRoutesPin = "routes";
-constexpr const char* kFlowsPin = "flows";
-constexpr const char* kRepliesPin = "replies";
-constexpr const char* kBackendPortsPin = "backend_ports";
 
 std::string errno_text(int err) {
     return std::strerror(err < 0 ? -err : err);
@@ -97,7 +88,7 @@ std::string describe_programs(unsigned ifindex) {
                        xdp_multiprog__program_count(multiprog.get()));
 }
 
-std::uint32_t pinned_program_id(const fs::path& dir, const char* pin_name = kProgramPin) {
+std::uint32_t pinned_program_id(const fs::path& dir, const char* pin_name = kXdpProgramPin) {
     UniqueFd fd(bpf_obj_get((dir / pin_name).c_str()));
     if (!fd) {
         return 0;
@@ -110,11 +101,6 @@ std::uint32_t pinned_program_id(const fs::path& dir, const char* pin_name = kPro
     return info.id;
 }
 
-void remove_pins(const std::string& iface) {
-    std::error_code ignored;
-    fs::remove_all(pin_directory(iface), ignored);
-    fs::remove(kPinRoot, ignored);  // only succeeds once no interface is left
-}
 
 // The program and the object it came from, closed program first.
 struct LoadedProgram {
@@ -181,8 +167,8 @@ std::string attach_failure(const std::string& iface, unsigned ifindex, xdp_attac
 // Undoes a partial attach unless dismissed.
 class AttachRollback {
 public:
-    AttachRollback(std::string iface, unsigned ifindex, xdp_attach_mode mode)
-        : iface_(std::move(iface)), ifindex_(ifindex), mode_(mode) {}
+    AttachRollback(std::string iface, unsigned ifindex, xdp_attach_mode mode, int root_fd)
+        : iface_(std::move(iface)), ifindex_(ifindex), mode_(mode), root_fd_(root_fd) {}
     AttachRollback(const AttachRollback&) = delete;
     AttachRollback& operator=(const AttachRollback&) = delete;
     ~AttachRollback() {
@@ -193,17 +179,26 @@ public:
                 // Best effort: the error that triggered the rollback matters more.
             }
             xdp_program__detach(program_, static_cast<int>(ifindex_), mode_, 0);
-            remove_pins(iface_);
+            if (pins_made_) {
+                try {
+                    remove_interface_pins(root_fd_, iface_);
+                } catch (const std::exception&) {
+                    // Best effort, as above.
+                }
+            }
         }
     }
     void arm(xdp_program* program) { program_ = program; }
+    void pins_made() { pins_made_ = true; }
     void dismiss() { program_ = nullptr; }
 
 private:
     std::string iface_;
     unsigned ifindex_;
     xdp_attach_mode mode_;
+    int root_fd_;
     xdp_program* program_ = nullptr;
+    bool pins_made_ = false;
 };
 
 void pin(int fd, const fs::path& path) {
@@ -212,24 +207,13 @@ void pin(int fd, const fs::path& path) {
     }
 }
 
-void make_private_directory(const fs::path& dir) {
-    if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
-        throw std::runtime_error(
-            fmt::format("creating {}: {}", dir.string(), errno_text(errno)));
-    }
-}
-
 }  // namespace
 
-fs::path pin_directory(const std::string& iface) {
-    return fs::path(kPinRoot) / iface;
-}
-
-AttachOutcome attach(const std::string& iface, const Config& config, AttachMode mode) {
-    require_bpf_privileges("portmux attach");
+AttachOutcome attach(const StateLock& lock, const std::string& iface, const Config& config,
+                     AttachMode mode) {
+    require_interface_name(iface);
     const unsigned ifindex = interface_index(iface);
-    ensure_bpffs();
-    if (fs::exists(pin_directory(iface))) {
+    if (open_interface_directory(lock.root_fd(), iface)) {
         throw std::runtime_error(fmt::format(
             "portmux is already attached to {} (pins in {}); detach it first", iface,
             pin_directory(iface).string()));
@@ -249,23 +233,25 @@ AttachOutcome attach(const std::string& iface, const Config& config, AttachMode 
         throw std::runtime_error(attach_failure(iface, ifindex, xdp_mode, err));
     }
 
-    AttachRollback rollback(iface, ifindex, xdp_mode);
+    AttachRollback rollback(iface, ifindex, xdp_mode, lock.root_fd());
     rollback.arm(loaded.program.get());
 
     const portmux_bpf& skeleton = *loaded.skeleton;
     attach_tc_egress(ifindex, bpf_program__fd(skeleton.progs.portmux_tc_egress));
 
-    make_private_directory(kPinRoot);
+    const UniqueFd dir_fd = create_interface_directory(lock.root_fd(), iface);
+    rollback.pins_made();
     const fs::path dir = pin_directory(iface);
-    make_private_directory(dir);
-    pin(xdp_program__fd(loaded.program.get()), dir / kProgramPin);
+    pin(xdp_program__fd(loaded.program.get()), dir / kXdpProgramPin);
     pin(bpf_program__fd(skeleton.progs.portmux_tc_egress), dir / kTcProgramPin);
-    pin(bpf_map__fd(skeleton.maps.frontends), dir / kFrontendsPin);
-    pin(bpf_map__fd(skeleton.maps.frontend_state), dir / kStatePin);
-    pin(bpf_map__fd(skeleton.maps.routes), dir / kRoutesPin);
-    pin(bpf_map__fd(skeleton.maps.flows), dir / kFlowsPin);
-    pin(bpf_map__fd(skeleton.maps.replies), dir / kRepliesPin);
-    pin(bpf_map__fd(skeleton.maps.backend_ports), dir / kBackendPortsPin);
+    for (const PinnedMapEntry& entry : kPinnedMaps) {
+        const bpf_map* map = bpf_object__find_map_by_name(skeleton.obj, entry.name);
+        if (!map) {
+            throw std::runtime_error(
+                fmt::format("the BPF object has no map named {} to pin", entry.name));
+        }
+        pin(bpf_map__fd(map), dir / entry.name);
+    }
 
     write_config(data_path_maps(skeleton), config);
 
@@ -277,11 +263,10 @@ AttachOutcome attach(const std::string& iface, const Config& config, AttachMode 
     return outcome;
 }
 
-void detach(const std::string& iface) {
-    require_bpf_privileges("portmux detach");
-    ensure_bpffs();
+void detach(const StateLock& lock, const std::string& iface) {
+    require_interface_name(iface);
     const fs::path dir = pin_directory(iface);
-    const bool pinned = fs::exists(dir);
+    const bool pinned = static_cast<bool>(open_interface_directory(lock.root_fd(), iface));
     const unsigned ifindex = if_nametoindex(iface.c_str());
 
     XdpMultiprogPtr multiprog = ifindex ? programs_on(ifindex) : nullptr;
@@ -302,7 +287,7 @@ void detach(const std::string& iface) {
                 fmt::format("detaching the XDP program from {}: {}", iface, errno_text(err)));
         }
     }
-    remove_pins(iface);
+    remove_interface_pins(lock.root_fd(), iface);
 }
 
 std::uint32_t program_on_interface(const std::string& iface) {
@@ -313,20 +298,13 @@ std::uint32_t program_on_interface(const std::string& iface) {
 }
 
 std::vector<std::string> attached_interfaces() {
-    std::vector<std::string> names;
-    std::error_code err;
-    for (const auto& entry : fs::directory_iterator(kPinRoot, err)) {
-        if (entry.is_directory()) {
-            names.push_back(entry.path().filename().string());
-        }
-    }
-    std::sort(names.begin(), names.end());
-    return names;
+    return pinned_interfaces();
 }
 
 std::optional<InterfaceStatus> query_status(const std::string& iface) {
     const fs::path dir = pin_directory(iface);
-    if (!fs::exists(dir)) {
+    const UniqueFd root = open_pin_root(false);
+    if (!root || !open_interface_directory(root.get(), iface)) {
         return std::nullopt;
     }
     InterfaceStatus status;
@@ -358,23 +336,6 @@ std::optional<InterfaceStatus> query_status(const std::string& iface) {
         status.incomplete = "some of its pins are missing";
     }
     return status;
-}
-
-PinnedMaps open_pinned_maps(const std::string& iface) {
-    const fs::path dir = pin_directory(iface);
-    if (!fs::exists(dir)) {
-        throw NotAttached(fmt::format("portmux is not attached to {}", iface));
-    }
-    auto open = [&dir](const char* name) {
-        UniqueFd fd(bpf_obj_get((dir / name).c_str()));
-        if (!fd) {
-            throw std::runtime_error(fmt::format("opening pinned map {}: {}",
-                                                 (dir / name).string(), errno_text(errno)));
-        }
-        return fd;
-    };
-    return {open(kFrontendsPin), open(kStatePin),  open(kRoutesPin),
-            open(kFlowsPin),     open(kRepliesPin), open(kBackendPortsPin)};
 }
 
 }  // namespace portmux

@@ -11,13 +11,12 @@
 #include "bpf_handles.hpp"
 #include "config.hpp"
 #include "maps.hpp"
+#include "pins.hpp"
+#include "state_lock.hpp"
 
 namespace portmux {
 
 enum class AttachMode { native, generic, automatic };
-
-// Where the maps of one interface are pinned.
-std::filesystem::path pin_directory(const std::string& iface);
 
 struct AttachOutcome {
     std::string mode;            // "native" or "generic"
@@ -29,16 +28,13 @@ struct AttachOutcome {
 // Validates nothing about `config` (the caller did); loads and attaches the
 // program, pins its maps, writes the config. On any failure the interface
 // and bpffs are left as they were. Throws std::runtime_error.
-AttachOutcome attach(const std::string& iface, const Config& config, AttachMode mode);
-
-// Thrown by detach() when portmux is not attached to the interface.
-class NotAttached : public std::runtime_error {
-    using std::runtime_error::runtime_error;
-};
+// The caller holds LOCK.
+AttachOutcome attach(const StateLock& lock, const std::string& iface, const Config& config,
+                     AttachMode mode);
 
 // Removes the program from the interface (if the interface still exists)
-// and the pins.
-void detach(const std::string& iface);
+// and the pins; throws NotAttached when there is neither. The caller holds LOCK.
+void detach(const StateLock& lock, const std::string& iface);
 
 struct InterfaceStatus {
     std::string iface;
@@ -51,23 +47,6 @@ struct InterfaceStatus {
     std::vector<Frontend> frontends;
     std::string incomplete;  // why the pins cannot be read, when they cannot
 };
-
-// The pinned maps of one interface, opened for reading and writing.
-struct PinnedMaps {
-    UniqueFd frontends;
-    UniqueFd frontend_state;
-    UniqueFd routes;
-    UniqueFd flows;
-    UniqueFd replies;
-    UniqueFd backend_ports;
-
-    DataPathMaps data_path() const {
-        return {frontends.get(), frontend_state.get(), routes.get(), backend_ports.get()};
-    }
-};
-
-// Opens the pinned maps of IFACE; throws NotAttached when there are none.
-PinnedMaps open_pinned_maps(const std::string& iface);
 
 // The interfaces that have portmux pins.
 std::vector<std::string> attached_interfaces();

@@ -14,6 +14,7 @@
 #include "config.hpp"
 #include "library_log.hpp"
 #include "reconfigure.hpp"
+#include "state_lock.hpp"
 #include "stats.hpp"
 #include "status_report.hpp"
 #include "system.hpp"
@@ -39,7 +40,9 @@ struct Options {
 int run_attach(const Options& options) {
     // The whole config is validated before anything touches the kernel.
     const portmux::Config config = portmux::load_config(options.config_file);
-    const portmux::AttachOutcome outcome = portmux::attach(options.iface, config, options.mode);
+    const portmux::StateLock lock("portmux attach");
+    const portmux::AttachOutcome outcome =
+        portmux::attach(lock, options.iface, config, options.mode);
     if (!outcome.fallback_note.empty()) {
         fmt::print("{}\n", outcome.fallback_note);
     }
@@ -50,7 +53,8 @@ int run_attach(const Options& options) {
 }
 
 int run_detach(const Options& options) {
-    portmux::detach(options.iface);
+    const portmux::StateLock lock("portmux detach");
+    portmux::detach(lock, options.iface);
     fmt::print("detached from {}\n", options.iface);
     return 0;
 }
@@ -163,13 +167,15 @@ int run_stats(const Options& options) {
 
 int run_reload(const Options& options) {
     const portmux::Config config = portmux::load_config(options.config_file);
-    portmux::reload(options.iface, config);
+    const portmux::StateLock lock("portmux reload");
+    portmux::reload(lock, options.iface, config);
     fmt::print("reloaded {}: {} frontend(s)\n", options.iface, config.frontends.size());
     return 0;
 }
 
 int run_drain(const Options& options, bool drained) {
-    const std::size_t changed = portmux::set_drained(options.iface, options.port, drained);
+    const portmux::StateLock lock(drained ? "portmux drain" : "portmux undrain");
+    const std::size_t changed = portmux::set_drained(lock, options.iface, options.port, drained);
     fmt::print("{} backend {} on {} ({} frontend(s) changed)\n", drained ? "drained" : "undrained",
                options.port, options.iface, changed);
     return 0;

@@ -12,7 +12,6 @@
 
 #include "attachment.hpp"
 #include "maps.hpp"
-#include "system.hpp"
 
 namespace portmux {
 namespace {
@@ -55,9 +54,7 @@ void keep_drained(Config& config, const Config& installed) {
 
 }  // namespace
 
-void reload(const std::string& iface, Config config) {
-    require_bpf_privileges("portmux reload");
-    ensure_bpffs();
+void reload(const StateLock& /*lock*/, const std::string& iface, Config config) {
     const PinnedMaps maps = open_pinned_maps(iface);
     const Config installed = installed_config(maps);
     if (config.flow_table_size != installed.flow_table_size) {
@@ -70,9 +67,8 @@ void reload(const std::string& iface, Config config) {
     write_config(maps.data_path(), config);
 }
 
-std::size_t set_drained(const std::string& iface, std::uint16_t port, bool drained) {
-    require_bpf_privileges(drained ? "portmux drain" : "portmux undrain");
-    ensure_bpffs();
+std::size_t set_drained(const StateLock& /*lock*/, const std::string& iface, std::uint16_t port,
+                        bool drained) {
     const PinnedMaps maps = open_pinned_maps(iface);
     Config config = installed_config(maps);
     std::size_t found = 0;

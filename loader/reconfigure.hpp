@@ -5,6 +5,7 @@
 #include <string>
 
 #include "config.hpp"
+#include "state_lock.hpp"
 
 namespace portmux {
 
@@ -12,10 +13,13 @@ namespace portmux {
 // in one map update; backends drained before stay drained if they remain.
 // Throws NotAttached, or std::runtime_error when the config needs what the
 // attachment cannot give (a different flow table size, more state slots).
-void reload(const std::string& iface, Config config);
+// The caller holds LOCK for the whole call (it reads, then writes).
+void reload(const StateLock& lock, const std::string& iface, Config config);
 
 // Drains (or undrains) backend PORT in every frontend of IFACE that has it.
 // Returns how many frontends changed; throws when no frontend has PORT.
-std::size_t set_drained(const std::string& iface, std::uint16_t port, bool drained);
+// The caller holds LOCK.
+std::size_t set_drained(const StateLock& lock, const std::string& iface, std::uint16_t port,
+                        bool drained);
 
 }  // namespace portmux

@@ -8,7 +8,7 @@
 #  2. a veth deleted while attached: status lists it as "pins present but no
 #     portmux XDP program" and exits 0, detach exits 0, no pins remain.
 #  3. SIGKILL in the middle of attach: with strace, the loader is killed at
-#     every step after the program is loaded (mkdir of the pin directory,
+#     every step after the program is loaded (mkdirat of the pin directory,
 #     each of the 7 pins, each map write), plus at 2 moments chosen by time.
 #     After each: status exits 0 or 1 without crashing, detach leaves no XDP
 #     program, no TC filter and no pins, status then says "not attached".
@@ -145,15 +145,16 @@ after_kill() {
 }
 
 if command -v strace >/dev/null 2>&1; then
-    # A dry run lists the loader's bpf() and mkdir() calls in order.
-    in_ns "$NS" strace -f -qq -o "$W/attach.trace" -e trace=bpf,mkdir \
+    # A dry run lists the loader's bpf() and mkdirat() calls in order (the
+    # pin directories are made with mkdirat under a checked directory fd).
+    in_ns "$NS" strace -f -qq -o "$W/attach.trace" -e trace=bpf,mkdirat \
         "$PORTMUX" attach lo --mode generic --config "$W/rr.json" >/dev/null 2>&1 ||
         fail "dry run of attach under strace failed"
     pm detach lo >/dev/null 2>&1
     points=$(awk '
         / bpf\(/ { nb++ }
-        / mkdir\(/ { nm++ }
-        /mkdir\("\/sys\/fs\/bpf\/portmux"/ { print "mkdir " nm; pinning = 1 }
+        / mkdirat\(/ { nm++ }
+        / mkdirat\([0-9]+, "lo"/ { print "mkdirat " nm; pinning = 1 }
         / bpf\(BPF_OBJ_PIN/ { print "bpf " nb }
         pinning && / bpf\(BPF_MAP_UPDATE_ELEM/ { print "bpf " nb }' "$W/attach.trace")
     log "kill points: $(tr '\n' ',' <<<"$points")"
@@ -170,7 +171,7 @@ if command -v strace >/dev/null 2>&1; then
         else
             pass "attach killed at $call #$n (exit $rc): $state"
         fi
-        if [[ $call == mkdir && -n $(xdp_on lo) && -z $(pins_of lo) ]]; then
+        if [[ $call == mkdirat && -n $(xdp_on lo) && -z $(pins_of lo) ]]; then
             left_xdp_no_pins=1
             E2E_EXPECT_RC=1 assert_fails "killed at $call #$n: attach again over the orphan program" \
                 pm attach lo --mode generic --config "$W/rr.json"
@@ -190,7 +191,7 @@ if command -v strace >/dev/null 2>&1; then
         fi
         after_kill "attach killed at $call #$n"
     done <<<"$points"
-    assert_eq 1 "$left_xdp_no_pins" "one kill point left an XDP program without pins (the mkdir one)"
+    assert_eq 1 "$left_xdp_no_pins" "one kill point left an XDP program without pins (the mkdirat one)"
 else
     skip "strace not installed: the deterministic kill points (add strace to scripts/deps.sh)"
 fi
