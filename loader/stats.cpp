@@ -27,13 +27,18 @@ std::string_view drop_reason_name(std::size_t reason) {
 }
 
 std::vector<FrontendStats> read_stats(const DataPathMaps& maps) {
+    return read_stats(maps, read_frontends(maps));
+}
+
+std::vector<FrontendStats> read_stats(const DataPathMaps& maps,
+                                      const std::vector<InstalledFrontend>& frontends) {
     const int cpus = libbpf_num_possible_cpus();
     if (cpus <= 0) {
         throw std::system_error(-cpus, std::generic_category(), "counting possible CPUs");
     }
     std::vector<portmux_frontend_state> per_cpu(static_cast<std::size_t>(cpus));
     std::vector<FrontendStats> all;
-    for (const InstalledFrontend& installed : read_frontends(maps)) {
+    for (const InstalledFrontend& installed : frontends) {
         const std::uint32_t slot = installed.slot;
         if (bpf_map_lookup_elem(maps.frontend_state, &slot, per_cpu.data()) != 0) {
             throw std::system_error(errno, std::generic_category(),
@@ -113,10 +118,8 @@ nlohmann::json stats_json(const std::vector<FrontendStats>& stats) {
     return list;
 }
 
-namespace {
-
 // Label values may hold any byte; the format escapes backslash, quote and newline.
-std::string label_value(std::string_view text) {
+std::string prometheus_label_value(std::string_view text) {
     std::string out;
     for (char c : text) {
         if (c == '\\' || c == '"') {
@@ -130,6 +133,8 @@ std::string label_value(std::string_view text) {
     }
     return out;
 }
+
+namespace {
 
 struct Metric {
     const char* name;
@@ -150,7 +155,7 @@ void header(std::string& out, const Metric& metric) {
 }
 
 std::string frontend_labels(const std::string& iface, const FrontendStats& frontend) {
-    return fmt::format("iface=\"{}\",frontend=\"{}\",protocol=\"{}\"", label_value(iface),
+    return fmt::format("iface=\"{}\",frontend=\"{}\",protocol=\"{}\"", prometheus_label_value(iface),
                        frontend.port, to_string(frontend.protocol));
 }
 

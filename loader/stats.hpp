@@ -41,6 +41,11 @@ std::string_view drop_reason_name(std::size_t reason);
 // Reads and sums the per-CPU counters of every installed frontend.
 std::vector<FrontendStats> read_stats(const DataPathMaps& maps);
 
+// The same for frontends already read with read_frontends (one walk of the
+// frontends map serves both).
+std::vector<FrontendStats> read_stats(const DataPathMaps& maps,
+                                      const std::vector<InstalledFrontend>& frontends);
+
 std::string stats_table(const std::string& iface, const std::vector<FrontendStats>& stats);
 nlohmann::json stats_json(const std::vector<FrontendStats>& stats);
 
@@ -51,6 +56,9 @@ struct InterfaceStats {
     std::vector<FrontendStats> frontends;
 };
 std::string stats_prometheus(const std::vector<InterfaceStats>& interfaces);
+
+// A Prometheus label value: any byte, with backslash, quote and newline escaped.
+std::string prometheus_label_value(std::string_view text);
 
 // Rates between two readings `seconds` apart, as a table for --watch.
 std::string rates_table(const std::vector<InterfaceStats>& before,

@@ -15,10 +15,14 @@ PACKAGES=(
     clang llvm bpftool libbpf-dev libxdp-dev xdp-tools linux-libc-dev
     # C++ libraries
     libfmt-dev catch2 nlohmann-json3-dev libcli11-dev
+    # portmux run: the /metrics HTTP server
+    libmicrohttpd-dev
     # end-to-end tests and the demo
     iproute2 iputils-ping netcat-openbsd ethtool util-linux procps python3 time strace
     # package checks: lintian on the .deb, systemd-analyze verify on the unit
     lintian systemd file man-db
+    # portmux run tests: scraping /metrics, parsing the Kubernetes manifests
+    curl python3-yaml
 )
 BENCH_PACKAGES=(
     nftables conntrack nginx-light libnginx-mod-stream gnuplot-nox jq
