@@ -8,11 +8,13 @@
 #include <string>
 
 #include <CLI/CLI.hpp>
+#include <bpf/libbpf.h>
 #include <fmt/format.h>
 
 #include "attachment.hpp"
 #include "config.hpp"
 #include "library_log.hpp"
+#include "portmux_version.h"
 #include "reconfigure.hpp"
 #include "state_lock.hpp"
 #include "stats.hpp"
@@ -28,7 +30,7 @@ struct Options {
     bool verbose = false;
     std::string iface;
     std::string config_file;
-    portmux::AttachMode mode = portmux::AttachMode::automatic;
+    std::string mode_name = "auto";
     bool json = false;
     std::uint16_t port = 0;
     std::string format = "table";
@@ -37,12 +39,43 @@ struct Options {
     unsigned watch_count = 0;
 };
 
+// The XDP modes by the names users type; --mode accepts only these (any
+// case), never the enum's numbers.
+const std::map<std::string, portmux::AttachMode>& attach_modes() {
+    static const std::map<std::string, portmux::AttachMode> modes{
+        {"native", portmux::AttachMode::native},
+        {"generic", portmux::AttachMode::generic},
+        {"auto", portmux::AttachMode::automatic}};
+    return modes;
+}
+
+portmux::AttachMode attach_mode_named(const std::string& name) {
+    return attach_modes().at(CLI::detail::to_lower(name));
+}
+
+void add_mode_option(CLI::App& verb, std::string& mode_name) {
+    verb.add_option("-m,--mode", mode_name,
+                    "XDP mode: native, generic, or auto (native, else generic; default)")
+        ->check(CLI::IsMember({"native", "generic", "auto"}, CLI::ignore_case))
+        ->option_text("native|generic|auto");
+}
+
+// --version: what a bug report needs. libbpf's is the one running (linked
+// statically, the same as built against); libxdp 1.3 has no version call,
+// so its version is the one pkg-config reported at build time.
+std::string version_text() {
+    return fmt::format("portmux {}\ncommit {}\nlibbpf {}.{} (built against {})\nlibxdp {}",
+                       PORTMUX_VERSION, PORTMUX_GIT_COMMIT, libbpf_major_version(),
+                       libbpf_minor_version(), PORTMUX_BUILT_LIBBPF_VERSION,
+                       PORTMUX_BUILT_LIBXDP_VERSION);
+}
+
 int run_attach(const Options& options) {
     // The whole config is validated before anything touches the kernel.
     const portmux::Config config = portmux::load_config(options.config_file);
     const portmux::StateLock lock("portmux attach");
     const portmux::AttachOutcome outcome =
-        portmux::attach(lock, options.iface, config, options.mode);
+        portmux::attach(lock, options.iface, config, attach_mode_named(options.mode_name));
     if (!outcome.fallback_note.empty()) {
         fmt::print("{}\n", outcome.fallback_note);
     }
@@ -197,23 +230,16 @@ int run_check(const Options& options) {
 int main(int argc, char** argv) {
     Options options;
     CLI::App app{"portmux: multiplex one UDP or TCP frontend port onto many backend ports with XDP"};
-    app.set_version_flag("--version", std::string(PORTMUX_VERSION));
+    app.set_version_flag("--version", version_text());
     app.add_flag("-v,--verbose", options.verbose, "Show libbpf and libxdp messages");
     app.require_subcommand(1);
-
-    const std::map<std::string, portmux::AttachMode> modes{
-        {"native", portmux::AttachMode::native},
-        {"generic", portmux::AttachMode::generic},
-        {"auto", portmux::AttachMode::automatic}};
 
     CLI::App* attach = app.add_subcommand("attach", "Attach portmux to an interface");
     attach->add_option("IFACE", options.iface, "Network interface")->required();
     attach->add_option("-c,--config", options.config_file, "JSON backend config")
         ->required()
         ->check(CLI::ExistingFile);
-    attach->add_option("-m,--mode", options.mode,
-                       "XDP mode: native, generic, or auto (native, else generic)")
-        ->transform(CLI::CheckedTransformer(modes, CLI::ignore_case));
+    add_mode_option(*attach, options.mode_name);
 
     CLI::App* detach = app.add_subcommand("detach", "Remove portmux from an interface");
     detach->add_option("IFACE", options.iface, "Network interface")->required();
