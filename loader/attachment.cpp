@@ -2,6 +2,7 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <linux/capability.h>
 #include <net/if.h>
 #include <sys/stat.h>
 
@@ -13,10 +14,12 @@
 #include <fmt/format.h>
 
 #include "bpf_handles.hpp"
+#include "library_log.hpp"
 #include "maps.hpp"
 #include "skeleton.hpp"
 #include "system.hpp"
 #include "tc_egress.hpp"
+#include "xdp_hook.hpp"
 
 namespace portmux {
 namespace {
@@ -29,76 +32,9 @@ std::string errno_text(int err) {
     return std::strerror(err < 0 ? -err : err);
 }
 
-const char* mode_name(xdp_attach_mode mode) {
-    switch (mode) {
-    case XDP_MODE_NATIVE:
-        return "native";
-    case XDP_MODE_SKB:
-        return "generic";
-    case XDP_MODE_HW:
-        return "offload";
-    default:
-        return "unknown";
-    }
-}
-
-const char* attachment_name(const xdp_multiprog* multiprog) {
-    return xdp_multiprog__is_legacy(multiprog) ? "legacy (single program)" : "libxdp dispatcher";
-}
-
-XdpMultiprogPtr programs_on(unsigned ifindex) {
-    xdp_multiprog* multiprog = xdp_multiprog__get_from_ifindex(static_cast<int>(ifindex));
-    if (libxdp_get_error(multiprog)) {
-        return nullptr;
-    }
-    return XdpMultiprogPtr(multiprog);
-}
-
-// Our program among those on the interface: by id when known, else by name.
-xdp_program* find_program(const xdp_multiprog* multiprog, std::uint32_t id) {
-    auto matches = [id](const xdp_program* program) {
-        return program && (id ? xdp_program__id(program) == id
-                              : std::strcmp(xdp_program__name(program), kProgramName) == 0);
-    };
-    if (xdp_multiprog__is_legacy(multiprog)) {
-        xdp_program* main = xdp_multiprog__main_prog(multiprog);
-        return matches(main) ? main : nullptr;
-    }
-    for (xdp_program* program = xdp_multiprog__next_prog(nullptr, multiprog); program;
-         program = xdp_multiprog__next_prog(program, multiprog)) {
-        if (matches(program)) {
-            return program;
-        }
-    }
-    return nullptr;
-}
-
-std::string describe_programs(unsigned ifindex) {
-    XdpMultiprogPtr multiprog = programs_on(ifindex);
-    if (!multiprog) {
-        return "none";
-    }
-    if (xdp_multiprog__is_legacy(multiprog.get())) {
-        const xdp_program* main = xdp_multiprog__main_prog(multiprog.get());
-        return main ? fmt::format("{} (id {}, attached without libxdp's dispatcher)",
-                                  xdp_program__name(main), xdp_program__id(main))
-                    : "none";
-    }
-    return fmt::format("a libxdp dispatcher with {} program(s)",
-                       xdp_multiprog__program_count(multiprog.get()));
-}
-
 std::uint32_t pinned_program_id(const fs::path& dir, const char* pin_name = kXdpProgramPin) {
-    UniqueFd fd(bpf_obj_get((dir / pin_name).c_str()));
-    if (!fd) {
-        return 0;
-    }
-    bpf_prog_info info{};
-    __u32 length = sizeof info;
-    if (bpf_obj_get_info_by_fd(fd.get(), &info, &length) != 0) {
-        return 0;
-    }
-    return info.id;
+    const UniqueFd fd(bpf_obj_get((dir / pin_name).c_str()));
+    return program_id_of(fd.get());
 }
 
 
@@ -143,6 +79,12 @@ int attach_in_mode(unsigned ifindex, xdp_attach_mode mode, const Config& config,
     return xdp_program__attach(program, static_cast<int>(ifindex), mode, 0);
 }
 
+// TEXT, followed by the kernel's own reason when libbpf reported one.
+std::string with_kernel_reason(const std::string& text) {
+    const std::string reason = last_kernel_message();
+    return reason.empty() ? text : fmt::format("{}: {}", text, reason);
+}
+
 std::string attach_failure(const std::string& iface, unsigned ifindex, xdp_attach_mode mode,
                            int err) {
     if (err == -EOPNOTSUPP && mode == XDP_MODE_NATIVE) {
@@ -152,23 +94,22 @@ std::string attach_failure(const std::string& iface, unsigned ifindex, xdp_attac
     }
     if (err == -EEXIST || err == -EBUSY) {
         std::string message = fmt::format("{} already has an XDP program that libxdp cannot share: {}",
-                                          iface, describe_programs(ifindex));
-        if (XdpMultiprogPtr multiprog = programs_on(ifindex);
-            multiprog && find_program(multiprog.get(), 0)) {
+                                          iface, describe_xdp_hook(ifindex));
+        if (find_program_by_name(ifindex, kProgramName) != 0) {
             message += fmt::format(" (a portmux program left by an interrupted attach; "
                                    "`portmux detach {}` removes it)", iface);
         }
         return message;
     }
     return fmt::format("attaching the XDP program to {} in {} mode failed: {}", iface,
-                       mode_name(mode), errno_text(err));
+                       mode_name(mode), with_kernel_reason(errno_text(err)));
 }
 
 // Undoes a partial attach unless dismissed.
 class AttachRollback {
 public:
-    AttachRollback(std::string iface, unsigned ifindex, xdp_attach_mode mode, int root_fd)
-        : iface_(std::move(iface)), ifindex_(ifindex), mode_(mode), root_fd_(root_fd) {}
+    AttachRollback(std::string iface, unsigned ifindex, int root_fd)
+        : iface_(std::move(iface)), ifindex_(ifindex), root_fd_(root_fd) {}
     AttachRollback(const AttachRollback&) = delete;
     AttachRollback& operator=(const AttachRollback&) = delete;
     ~AttachRollback() {
@@ -178,7 +119,11 @@ public:
             } catch (const std::exception&) {
                 // Best effort: the error that triggered the rollback matters more.
             }
-            xdp_program__detach(program_, static_cast<int>(ifindex_), mode_, 0);
+            try {
+                remove_xdp_program(ifindex_, xdp_program__fd(program_), xdp_program__id(program_));
+            } catch (const std::exception&) {
+                // Best effort, as above.
+            }
             if (pins_made_) {
                 try {
                     remove_interface_pins(root_fd_, iface_);
@@ -195,7 +140,6 @@ public:
 private:
     std::string iface_;
     unsigned ifindex_;
-    xdp_attach_mode mode_;
     int root_fd_;
     xdp_program* program_ = nullptr;
     bool pins_made_ = false;
@@ -225,7 +169,8 @@ AttachOutcome attach(const StateLock& lock, const std::string& iface, const Conf
     int err = attach_in_mode(ifindex, xdp_mode, config, loaded);
     if (err && mode == AttachMode::automatic && err != -EEXIST && err != -EBUSY) {
         outcome.fallback_note = fmt::format("native XDP failed on {} ({}), fell back to generic",
-                                            iface, errno_text(err));
+                                            iface, with_kernel_reason(errno_text(err)));
+        take_library_log();
         xdp_mode = XDP_MODE_SKB;
         err = attach_in_mode(ifindex, xdp_mode, config, loaded);
     }
@@ -233,7 +178,7 @@ AttachOutcome attach(const StateLock& lock, const std::string& iface, const Conf
         throw std::runtime_error(attach_failure(iface, ifindex, xdp_mode, err));
     }
 
-    AttachRollback rollback(iface, ifindex, xdp_mode, lock.root_fd());
+    AttachRollback rollback(iface, ifindex, lock.root_fd());
     rollback.arm(loaded.program.get());
 
     const portmux_bpf& skeleton = *loaded.skeleton;
@@ -257,8 +202,7 @@ AttachOutcome attach(const StateLock& lock, const std::string& iface, const Conf
 
     outcome.mode = mode_name(xdp_mode);
     outcome.program_id = xdp_program__id(loaded.program.get());
-    XdpMultiprogPtr multiprog = programs_on(ifindex);
-    outcome.attachment = multiprog ? attachment_name(multiprog.get()) : "unknown";
+    outcome.attachment = locate_program(ifindex, outcome.program_id).attachment();
     rollback.dismiss();
     return outcome;
 }
@@ -269,32 +213,93 @@ void detach(const StateLock& lock, const std::string& iface) {
     const bool pinned = static_cast<bool>(open_interface_directory(lock.root_fd(), iface));
     const unsigned ifindex = if_nametoindex(iface.c_str());
 
-    XdpMultiprogPtr multiprog = ifindex ? programs_on(ifindex) : nullptr;
-    xdp_program* program =
-        multiprog ? find_program(multiprog.get(), pinned ? pinned_program_id(dir) : 0) : nullptr;
-    if (!pinned && !program) {
-        throw NotAttached(ifindex ? fmt::format("portmux is not attached to {}", iface)
-                                  : fmt::format("no such interface: {}", iface));
+    // Our program: the one pinned, else (pins lost, e.g. a killed attach)
+    // one named portmux_xdp on the interface.
+    UniqueFd program_fd(pinned ? bpf_obj_get((dir / kXdpProgramPin).c_str()) : -1);
+    std::uint32_t id = program_id_of(program_fd.get());
+    if (id == 0 && ifindex) {
+        id = find_program_by_name(ifindex, kProgramName);
+        program_fd.reset(id ? bpf_prog_get_fd_by_id(id) : -1);
+    }
+    if (!pinned && id == 0) {
+        if (!ifindex) {
+            throw NotAttached(fmt::format("no such interface: {}", iface));
+        }
+        const XdpHookPrograms hook = query_xdp_hook(ifindex);
+        if ((hook.native || hook.generic) && !has_capability(CAP_SYS_ADMIN)) {
+            throw NotAttached(fmt::format(
+                "portmux is not attached to {}: no pins in {}; {} has an XDP program ({}) that "
+                "portmux cannot name without CAP_SYS_ADMIN: if it is portmux's, attached from "
+                "another mount namespace, detach it from there or as root",
+                iface, dir.string(), iface, describe_xdp_hook(ifindex)));
+        }
+        throw NotAttached(fmt::format("portmux is not attached to {}", iface));
     }
     if (ifindex) {
         detach_tc_egress(ifindex);
     }
-    if (program) {
-        const int err = xdp_program__detach(program, static_cast<int>(ifindex),
-                                            xdp_multiprog__attach_mode(multiprog.get()), 0);
-        if (err) {
-            throw std::runtime_error(
-                fmt::format("detaching the XDP program from {}: {}", iface, errno_text(err)));
+    if (ifindex && id) {
+        remove_xdp_program(ifindex, program_fd.get(), id);
+        if (locate_program(ifindex, id).found) {
+            throw std::runtime_error(fmt::format(
+                "the XDP program (id {}) is still attached to {} after removing it; its pins "
+                "are kept in {}",
+                id, iface, dir.string()));
         }
     }
     remove_interface_pins(lock.root_fd(), iface);
 }
 
+void require_live_attachment(const std::string& iface, const PinnedMaps& maps) {
+    const fs::path dir = pin_directory(iface);
+    const UniqueFd program(bpf_obj_get((dir / kXdpProgramPin).c_str()));
+    if (!program) {
+        throw std::runtime_error(fmt::format(
+            "refusing to change {}: its program pin {} cannot be opened ({}); `portmux detach {}` "
+            "cleans up an interrupted attach",
+            iface, (dir / kXdpProgramPin).string(), errno_text(errno), iface));
+    }
+    // The maps pinned beside the program must be the program's own.
+    std::vector<__u32> map_ids(64);
+    bpf_prog_info info{};
+    info.nr_map_ids = static_cast<__u32>(map_ids.size());
+    info.map_ids = reinterpret_cast<__u64>(map_ids.data());
+    __u32 length = sizeof info;
+    if (bpf_obj_get_info_by_fd(program.get(), &info, &length) != 0) {
+        throw std::runtime_error(fmt::format("reading the pinned program of {}: {}", iface,
+                                             errno_text(errno)));
+    }
+    map_ids.resize(std::min<std::size_t>(info.nr_map_ids, map_ids.size()));
+    for (const PinnedMapEntry& entry : kPinnedMaps) {
+        bpf_map_info map_info{};
+        __u32 map_length = sizeof map_info;
+        if (bpf_obj_get_info_by_fd((maps.*entry.fd).get(), &map_info, &map_length) != 0 ||
+            std::find(map_ids.begin(), map_ids.end(), map_info.id) == map_ids.end()) {
+            throw std::runtime_error(fmt::format(
+                "refusing to change {}: the pinned map {} is not one of its pinned program's "
+                "maps (id {})",
+                iface, (dir / entry.name).string(), info.id));
+        }
+    }
+    const unsigned ifindex = if_nametoindex(iface.c_str());
+    if (ifindex == 0) {
+        throw std::runtime_error(fmt::format(
+            "refusing to change {}: the interface no longer exists; `portmux detach {}` removes "
+            "its pins",
+            iface, iface));
+    }
+    if (!locate_program(ifindex, info.id).found) {
+        throw std::runtime_error(fmt::format(
+            "refusing to change {}: its pinned program (id {}) is no longer attached to it "
+            "(something else removed it, e.g. `ip link set dev {} xdp off`; on the hook: {}). "
+            "`portmux detach {}` removes the pins; attach again to restore it",
+            iface, info.id, iface, describe_xdp_hook(ifindex), iface));
+    }
+}
+
 std::uint32_t program_on_interface(const std::string& iface) {
     const unsigned ifindex = if_nametoindex(iface.c_str());
-    XdpMultiprogPtr multiprog = ifindex ? programs_on(ifindex) : nullptr;
-    const xdp_program* program = multiprog ? find_program(multiprog.get(), 0) : nullptr;
-    return program ? xdp_program__id(program) : 0;
+    return ifindex ? find_program_by_name(ifindex, kProgramName) : 0;
 }
 
 std::vector<std::string> attached_interfaces() {
@@ -312,11 +317,13 @@ std::optional<InterfaceStatus> query_status(const std::string& iface) {
     status.program_id = pinned_program_id(dir);
 
     const unsigned ifindex = if_nametoindex(iface.c_str());
-    if (XdpMultiprogPtr multiprog = ifindex ? programs_on(ifindex) : nullptr) {
-        if (find_program(multiprog.get(), status.program_id)) {
+    status.interface_exists = ifindex != 0;
+    if (ifindex) {
+        const XdpPlacement placement = locate_program(ifindex, status.program_id);
+        if (placement.found) {
             status.program_attached = true;
-            status.mode = mode_name(xdp_multiprog__attach_mode(multiprog.get()));
-            status.attachment = attachment_name(multiprog.get());
+            status.mode = mode_name(placement.mode);
+            status.attachment = placement.attachment();
         }
     }
 

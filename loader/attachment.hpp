@@ -38,6 +38,7 @@ void detach(const StateLock& lock, const std::string& iface);
 
 struct InterfaceStatus {
     std::string iface;
+    bool interface_exists = true;
     bool program_attached = false;  // false: pins left behind without a program
     std::string mode;
     std::string attachment;
@@ -47,6 +48,11 @@ struct InterfaceStatus {
     std::vector<Frontend> frontends;
     std::string incomplete;  // why the pins cannot be read, when they cannot
 };
+
+// Checks, before a verb writes MAPS (opened from IFACE's pins), that they
+// are the maps of IFACE's pinned program and that this program is the one
+// attached to IFACE. Throws std::runtime_error saying what is wrong.
+void require_live_attachment(const std::string& iface, const PinnedMaps& maps);
 
 // The interfaces that have portmux pins.
 std::vector<std::string> attached_interfaces();

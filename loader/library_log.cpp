@@ -6,6 +6,7 @@
 #include <cstdarg>
 #include <cstdio>
 #include <string>
+#include <string_view>
 #include <utility>
 
 namespace portmux {
@@ -31,9 +32,8 @@ int append_message(bool is_debug, const char* format, va_list args) {
     message.pop_back();
     if (echo_everything) {
         std::fputs(message.c_str(), stderr);
-    } else {
-        captured += message;
     }
+    captured += message;
     return length;
 }
 
@@ -55,6 +55,17 @@ void capture_library_logs(bool verbose) {
 
 std::string take_library_log() {
     return std::exchange(captured, std::string());
+}
+
+std::string last_kernel_message() {
+    static constexpr std::string_view marker = "Kernel error message: ";
+    const std::size_t found = captured.rfind(marker);
+    if (found == std::string::npos) {
+        return {};
+    }
+    const std::size_t start = found + marker.size();
+    const std::size_t end = captured.find('\n', start);
+    return captured.substr(start, end == std::string::npos ? std::string::npos : end - start);
 }
 
 }  // namespace portmux

@@ -5,6 +5,9 @@
 #include <exception>
 #include <iostream>
 #include <map>
+
+#include <linux/capability.h>
+#include <net/if.h>
 #include <string>
 
 #include <CLI/CLI.hpp>
@@ -20,6 +23,7 @@
 #include "stats.hpp"
 #include "status_report.hpp"
 #include "system.hpp"
+#include "xdp_hook.hpp"
 
 namespace {
 
@@ -92,19 +96,60 @@ int run_detach(const Options& options) {
     return 0;
 }
 
+// Why IFACE's attachment does not work, empty when it does.
+std::string attachment_problem(const portmux::InterfaceStatus& status) {
+    const std::string& iface = status.iface;
+    if (!status.interface_exists) {
+        return fmt::format("{} no longer exists; `portmux detach {}` removes its pins", iface,
+                           iface);
+    }
+    if (!status.program_attached) {
+        return fmt::format(
+            "the XDP program pinned for {} (id {}) is no longer attached to it: something else "
+            "removed it (e.g. `ip link set dev {} xdp off`). `portmux detach {}` removes the pins; "
+            "attach again to restore it",
+            iface, status.program_id, iface, iface);
+    }
+    if (!status.incomplete.empty()) {
+        return fmt::format("the attachment to {} is incomplete ({}); `portmux detach {}` removes it",
+                           iface, status.incomplete, iface);
+    }
+    return {};
+}
+
+// Why IFACE, which has no portmux pins here, is still not free of portmux.
+std::string unpinned_program_note(const std::string& iface) {
+    if (const std::uint32_t id = portmux::program_on_interface(iface)) {
+        return fmt::format(
+            "{} has a portmux XDP program (id {}) but its pins are not in this bpffs (was it "
+            "attached from another mount namespace?); `portmux detach {}` removes it",
+            iface, id, iface);
+    }
+    const unsigned ifindex = if_nametoindex(iface.c_str());
+    if (ifindex && !portmux::has_capability(CAP_SYS_ADMIN)) {
+        const portmux::XdpHookPrograms hook = portmux::query_xdp_hook(ifindex);
+        if (hook.native || hook.generic) {
+            return fmt::format(
+                "{} has an XDP program ({}) that portmux cannot name without CAP_SYS_ADMIN; if it "
+                "is portmux's, its pins are in another bpffs (attached from another mount "
+                "namespace?)",
+                iface, portmux::describe_xdp_hook(ifindex));
+        }
+    }
+    return {};
+}
+
 int run_status(const Options& options) {
     portmux::require_bpf_privileges("portmux status");
     portmux::ensure_bpffs();
     std::vector<portmux::InterfaceStatus> interfaces;
+    std::string problem;
     if (!options.iface.empty()) {
+        portmux::require_interface_name(options.iface);
         auto status = portmux::query_status(options.iface);
         if (!status) {
-            if (const std::uint32_t id = portmux::program_on_interface(options.iface)) {
-                fmt::print(stderr,
-                           "portmux: {} has a portmux XDP program (id {}) but its pins are not "
-                           "in this bpffs (was it attached from another mount namespace?); "
-                           "`portmux detach {}` removes it\n",
-                           options.iface, id, options.iface);
+            if (const std::string note = unpinned_program_note(options.iface); !note.empty()) {
+                fmt::print(stderr, "portmux: {}\n", note);
             }
             if (options.json) {
                 fmt::print("{}\n", portmux::status_json({}).dump(2));
@@ -113,6 +158,7 @@ int run_status(const Options& options) {
             }
             return kExitFailure;
         }
+        problem = attachment_problem(*status);
         interfaces.push_back(std::move(*status));
     } else {
         for (const std::string& iface : portmux::attached_interfaces()) {
@@ -125,6 +171,11 @@ int run_status(const Options& options) {
         fmt::print("{}\n", portmux::status_json(interfaces).dump(2));
     } else {
         fmt::print("{}", portmux::status_table(interfaces));
+    }
+    if (!problem.empty()) {
+        std::fflush(stdout);
+        fmt::print(stderr, "portmux: error: {}\n", problem);
+        return kExitFailure;
     }
     return 0;
 }
@@ -303,11 +354,12 @@ int main(int argc, char** argv) {
         fmt::print(stderr, "portmux: error: {}\n", e.what());
         return kExitFailure;
     } catch (const std::exception& e) {
-        const std::string library_log = portmux::take_library_log();
-        if (!library_log.empty()) {
-            fmt::print(stderr, "{}", library_log);
-        }
+        // Library messages were shown as they came with -v; without it the
+        // one that explains a failure is already part of the error.
         fmt::print(stderr, "portmux: error: {}\n", e.what());
+        if (!options.verbose && !portmux::take_library_log().empty()) {
+            fmt::print(stderr, "portmux: run with -v to see libbpf's and libxdp's messages\n");
+        }
         return kExitFailure;
     }
     return kExitUsage;

@@ -56,6 +56,7 @@ void keep_drained(Config& config, const Config& installed) {
 
 void reload(const StateLock& /*lock*/, const std::string& iface, Config config) {
     const PinnedMaps maps = open_pinned_maps(iface);
+    require_live_attachment(iface, maps);
     const Config installed = installed_config(maps);
     if (config.flow_table_size != installed.flow_table_size) {
         throw std::runtime_error(fmt::format(
@@ -70,6 +71,7 @@ void reload(const StateLock& /*lock*/, const std::string& iface, Config config) 
 std::size_t set_drained(const StateLock& /*lock*/, const std::string& iface, std::uint16_t port,
                         bool drained) {
     const PinnedMaps maps = open_pinned_maps(iface);
+    require_live_attachment(iface, maps);
     Config config = installed_config(maps);
     std::size_t found = 0;
     std::size_t changed = 0;

@@ -14,6 +14,9 @@
 
 #include <fmt/format.h>
 
+#ifndef CAP_PERFMON
+#define CAP_PERFMON 38
+#endif
 #ifndef CAP_BPF
 #define CAP_BPF 39
 #endif
@@ -26,13 +29,9 @@ namespace {
 
 constexpr const char* kBpffsRoot = "/sys/fs/bpf";
 
-bool has_effective_capability(const __user_cap_data_struct (&data)[2], int capability) {
-    return (data[capability / 32].effective & (1u << (capability % 32))) != 0;
-}
-
 }  // namespace
 
-void require_bpf_privileges(const std::string& action) {
+bool has_capability(int capability) {
     __user_cap_header_struct header{};
     header.version = _LINUX_CAPABILITY_VERSION_3;
     __user_cap_data_struct data[2]{};
@@ -40,17 +39,30 @@ void require_bpf_privileges(const std::string& action) {
         throw std::runtime_error(fmt::format("cannot read this process's capabilities: {}",
                                              std::strerror(errno)));
     }
+    return (data[capability / 32].effective & (1u << (capability % 32))) != 0;
+}
+
+void require_bpf_privileges(const std::string& action) {
+    // The kernel lets CAP_SYS_ADMIN stand in for CAP_BPF and CAP_PERFMON
+    // (bpf_capable(), perfmon_capable()). CAP_PERFMON is what lets the
+    // verifier accept the data path's pointer arithmetic; without it the load
+    // fails with a long verifier log.
+    const bool sys_admin = has_capability(CAP_SYS_ADMIN);
     std::vector<const char*> missing;
-    if (!has_effective_capability(data, CAP_BPF) && !has_effective_capability(data, CAP_SYS_ADMIN)) {
+    if (!sys_admin && !has_capability(CAP_BPF)) {
         missing.push_back("CAP_BPF");
     }
-    if (!has_effective_capability(data, CAP_NET_ADMIN)) {
+    if (!has_capability(CAP_NET_ADMIN)) {
         missing.push_back("CAP_NET_ADMIN");
+    }
+    if (!sys_admin && !has_capability(CAP_PERFMON)) {
+        missing.push_back("CAP_PERFMON");
     }
     if (!missing.empty()) {
         throw std::runtime_error(fmt::format(
-            "{} needs root, or the capabilities CAP_BPF and CAP_NET_ADMIN (missing: {})", action,
-            fmt::join(missing, ", ")));
+            "{} needs root, or the capabilities CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON "
+            "(missing: {})",
+            action, fmt::join(missing, ", ")));
     }
 }
 

@@ -5,8 +5,13 @@
 
 namespace portmux {
 
-// Throws std::runtime_error naming the missing capability (CAP_BPF or
-// CAP_SYS_ADMIN, and CAP_NET_ADMIN) for `action`.
+// Whether this process has CAPABILITY (CAP_SYS_ADMIN...) in its effective set.
+bool has_capability(int capability);
+
+// Checks up front that this process has what every privileged verb needs:
+// CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON (CAP_SYS_ADMIN standing in for
+// CAP_BPF and CAP_PERFMON, as the kernel allows). Throws std::runtime_error
+// naming each missing capability for `action`.
 void require_bpf_privileges(const std::string& action);
 
 // Mounts bpffs on /sys/fs/bpf when it is not mounted there; throws when

@@ -6,7 +6,8 @@
 #     still forwards); detach when not attached (exit 1, "not attached");
 #     attach/detach/status on a missing interface (exit 1, message names it).
 #  2. a veth deleted while attached: status lists it as "pins present but no
-#     portmux XDP program" and exits 0, detach exits 0, no pins remain.
+#     portmux XDP program" and exits 0, `status IFACE` exits 1 saying the
+#     interface is gone, detach exits 0, no pins remain.
 #  3. SIGKILL in the middle of attach: with strace, the loader is killed at
 #     every step after the program is loaded (mkdirat of the pin directory,
 #     each of the 7 pins, each map write), plus at 2 moments chosen by time.
@@ -25,9 +26,10 @@
 #     xdp-loader): portmux either shares it through libxdp's dispatcher or
 #     refuses naming it; the other program stays attached, same id.
 #  7. without privileges: as nobody every privileged verb exits 1 naming
-#     CAP_BPF and CAP_NET_ADMIN; root without CAP_BPF/CAP_SYS_ADMIN is told
-#     CAP_BPF only, without CAP_NET_ADMIN is told CAP_NET_ADMIN only; nothing
-#     changes; `portmux check` works as nobody.
+#     CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON; root without CAP_BPF/CAP_SYS_ADMIN
+#     is told CAP_BPF only, without CAP_NET_ADMIN is told CAP_NET_ADMIN only,
+#     without CAP_PERFMON/CAP_SYS_ADMIN is told CAP_PERFMON only (before any
+#     verifier log); nothing changes; `portmux check` works as nobody.
 set -uo pipefail
 E2E_TIME_LIMIT=${E2E_TIME_LIMIT:-160}
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -114,7 +116,8 @@ ip -n "$NS" link del "$V1" || fail "cannot delete $V1"
 assert_ok "status (all interfaces) after $V1 was deleted" pm status
 assert_match "status says pins without a program and suggests detach" \
     "$V1: pins present but no portmux XDP program .*portmux detach $V1" "$E2E_LAST_OUTPUT"
-assert_ok "status $V1" pm status "$V1"
+E2E_EXPECT_RC=1 assert_fails "status $V1 exits 1: its attachment is gone" pm status "$V1"
+assert_match "status $V1 says the interface no longer exists" "$V1 no longer exists" "$E2E_LAST_OUTPUT"
 assert_ok "detach $V1 (deleted)" pm detach "$V1"
 assert_eq "" "$(pins_of "$V1")" "no pins of $V1 after detach"
 assert_ok "status after" pm status
@@ -348,8 +351,8 @@ if nobody test -x "$PORTMUX"; then
         "drain lo 9876" "undrain lo 9876" "status" "stats"; do
         # shellcheck disable=SC2086
         E2E_EXPECT_RC=1 assert_fails "as nobody: portmux $verb" nobody "$PORTMUX" $verb
-        assert_match "as nobody: $verb names both capabilities" \
-            "portmux ${verb%% *} needs root, or the capabilities CAP_BPF and CAP_NET_ADMIN \\(missing: CAP_BPF, CAP_NET_ADMIN\\)" \
+        assert_match "as nobody: $verb names the three capabilities" \
+            "portmux ${verb%% *} needs root, or the capabilities CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON \\(missing: CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON\\)" \
             "$E2E_LAST_OUTPUT"
     done
     assert_ok "as nobody: portmux check works" nobody "$PORTMUX" check "$W/rr.json"
@@ -363,6 +366,9 @@ assert_match "message names CAP_BPF only" '\(missing: CAP_BPF\)$' "$E2E_LAST_OUT
 E2E_EXPECT_RC=1 assert_fails "root without CAP_NET_ADMIN: reload" \
     in_ns "$NS" setpriv --inh-caps=-net_admin --bounding-set=-net_admin "$PORTMUX" reload lo --config "$W/rr.json"
 assert_match "message names CAP_NET_ADMIN only" '\(missing: CAP_NET_ADMIN\)$' "$E2E_LAST_OUTPUT"
+E2E_EXPECT_RC=1 assert_fails "root without CAP_PERFMON and CAP_SYS_ADMIN: attach" \
+    in_ns "$NS" setpriv --inh-caps=-perfmon,-sys_admin --bounding-set=-perfmon,-sys_admin "$PORTMUX" attach "$V3" --config "$W/rr.json"
+assert_match "message names CAP_PERFMON only, no verifier log" '^portmux: error: portmux attach needs root, or the capabilities CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON \(missing: CAP_PERFMON\)$' "$E2E_LAST_OUTPUT"
 if [[ "$before" == "$(pm status --json)" ]]; then
     pass "the unprivileged attempts changed nothing (status --json identical)"
 else
