@@ -25,6 +25,18 @@
 /* Default size of the flow and reply tables. */
 #define PORTMUX_DEFAULT_FLOW_TABLE_SIZE 65536
 
+/*
+ * Version of everything below as pinned maps hold it. Pins carry it in the
+ * `meta` map; a portmux with another version refuses the attachment instead
+ * of misreading it. Bump it with every change to a map key or value.
+ */
+#define PORTMUX_LAYOUT_VERSION 2
+
+/* Address families, as indexes of the per-family fields of a frontend. */
+#define PORTMUX_FAMILY_V4 0
+#define PORTMUX_FAMILY_V6 1
+#define PORTMUX_FAMILIES 2
+
 #define PORTMUX_PROTO_TCP 6
 #define PORTMUX_PROTO_UDP 17
 
@@ -101,15 +113,25 @@ struct portmux_frontend {
 	__u32 generation;
 	__u16 flags;          /* PORTMUX_F_* */
 	__u16 backend_count;  /* valid entries in backends[] */
-	__u16 rr_length;      /* valid entries in rr_order[]; 0: no live backend */
 	__u16 flow_idle_seconds; /* UDP flow affinity: idle time before a rebalance */
+	__u16 pad;
+	/* Valid entries in rr_order[family]; 0: no backend takes new packets
+	 * of that family. */
+	__u16 rr_length[PORTMUX_FAMILIES];
+	__u32 reserved0;
 	/* Bit i: backends[i] takes no new flows or packets but keeps its
 	 * connections. Kept here (not only in rr_order) so status, reload and
 	 * undrain know it. */
 	__u64 drained_mask;
+	/* Bit i: no socket serves backends[i] for that address family (set by
+	 * `portmux run` from the kernel's socket table). Such a backend takes
+	 * no new choices of that family; established TCP flows stay. */
+	__u64 down_mask[PORTMUX_FAMILIES];
 	__be16 backends[PORTMUX_MAX_BACKENDS];
 	__u16 weights[PORTMUX_MAX_BACKENDS]; /* as configured; rr_order is derived */
-	__u8 rr_order[PORTMUX_RR_SLOTS]; /* indices into backends[] */
+	/* Indices into backends[] by weight, leaving out backends drained or
+	 * down for the family: one order per address family. */
+	__u8 rr_order[PORTMUX_FAMILIES][PORTMUX_RR_SLOTS];
 	struct portmux_validation validation;
 	struct portmux_route_spec route;
 	__u32 reserved;          /* zero; keeps the size a multiple of 8 */
@@ -166,6 +188,12 @@ struct portmux_route_key {
 
 struct portmux_route_target {
 	__u32 backend_index;   /* into portmux_frontend.backends[] */
+};
+
+/* The single entry of the `meta` array: what made these pins. */
+struct portmux_meta {
+	__u32 layout_version; /* PORTMUX_LAYOUT_VERSION of the portmux that attached */
+	__u32 reserved;
 };
 
 #endif /* PORTMUX_SHARED_H */

@@ -338,6 +338,8 @@ std::optional<InterfaceStatus> query_status(const std::string& iface) {
         for (InstalledFrontend& installed : read_frontends(maps.data_path())) {
             status.frontends.push_back(std::move(installed.frontend));
         }
+    } catch (const LayoutMismatch& mismatch) {
+        status.incomplete = mismatch.what();
     } catch (const std::runtime_error&) {
         // An attach interrupted before it pinned everything.
         status.incomplete = "some of its pins are missing";

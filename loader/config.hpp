@@ -27,6 +27,11 @@ struct Backend {
     std::uint16_t port = 0;   // host byte order
     std::uint16_t weight = 1; // share of round robin; 0: only reached by a route tag
     bool drained = false;     // runtime state (portmux drain), never read from JSON
+    // Runtime liveness per address family (portmux run, from the kernel's
+    // socket table), never read from JSON: a backend down for a family takes
+    // no new packets or flows of that family.
+    bool up_v4 = true;
+    bool up_v6 = true;
 
     Backend() = default;
     Backend(std::uint16_t port_, std::uint16_t weight_ = 1) : port(port_), weight(weight_) {}

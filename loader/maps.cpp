@@ -5,6 +5,8 @@
 #include <bpf/libbpf.h>
 
 #include <algorithm>
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstring>
 #include <map>
@@ -123,13 +125,19 @@ bool same_route_key(const portmux_route_key& a, const portmux_route_key& b) {
 
 }  // namespace
 
-std::vector<std::uint8_t> round_robin_order(const std::vector<Backend>& backends) {
-    // Smooth weighted round robin: every step each backend earns its
-    // weight, the richest is picked and pays the total. Heavy backends are
-    // interleaved with light ones instead of sent in bursts.
+namespace {
+
+// Smooth weighted round robin over the backends `takes` admits: every step
+// each backend earns its weight, the richest is picked and pays the total.
+// Heavy backends are interleaved with light ones instead of sent in bursts.
+template <typename Admits>
+std::vector<std::uint8_t> weighted_order(const std::vector<Backend>& backends, Admits takes) {
+    auto share = [&](const Backend& backend) -> std::uint32_t {
+        return takes(backend) ? backend.weight : 0;
+    };
     std::uint32_t total = 0;
     for (const Backend& backend : backends) {
-        total += backend.drained ? 0 : backend.weight;
+        total += share(backend);
     }
     std::vector<std::int64_t> credit(backends.size(), 0);
     std::vector<std::uint8_t> order;
@@ -137,7 +145,7 @@ std::vector<std::uint8_t> round_robin_order(const std::vector<Backend>& backends
     for (std::uint32_t step = 0; step < total; ++step) {
         std::size_t best = 0;
         for (std::size_t i = 0; i < backends.size(); ++i) {
-            credit[i] += backends[i].drained ? 0 : backends[i].weight;
+            credit[i] += share(backends[i]);
             if (credit[i] > credit[best]) {
                 best = i;
             }
@@ -146,6 +154,56 @@ std::vector<std::uint8_t> round_robin_order(const std::vector<Backend>& backends
         order.push_back(static_cast<std::uint8_t>(best));
     }
     return order;
+}
+
+}  // namespace
+
+std::vector<std::uint8_t> round_robin_order(const std::vector<Backend>& backends) {
+    return weighted_order(backends, [](const Backend& backend) { return !backend.drained; });
+}
+
+std::vector<std::uint8_t> round_robin_order(const std::vector<Backend>& backends, AddressFamily family) {
+    return weighted_order(backends, [family](const Backend& backend) {
+        return !backend.drained && (family == AddressFamily::v4 ? backend.up_v4 : backend.up_v6);
+    });
+}
+
+void check_layout_version(int meta_fd, const std::string& where) {
+    const std::uint32_t zero = 0;
+    portmux_meta meta{};
+    if (bpf_map_lookup_elem(meta_fd, &zero, &meta) != 0) {
+        throw LayoutMismatch(fmt::format("reading the layout version of {}: {}", where,
+                                         std::strerror(errno)));
+    }
+    if (meta.layout_version != PORTMUX_LAYOUT_VERSION) {
+        throw LayoutMismatch(fmt::format(
+            "{} was attached by a portmux with map layout {}, this one uses layout {}; detach it "
+            "with that portmux (or `ip link set dev IFACE xdp off` and remove the pins) and attach "
+            "again",
+            where, meta.layout_version, PORTMUX_LAYOUT_VERSION));
+    }
+}
+
+void check_layout_version(const std::filesystem::path& pin_dir) {
+    const std::filesystem::path pin = pin_dir / kMetaPin;
+    const int fd = bpf_obj_get(pin.c_str());
+    if (fd < 0) {
+        if (errno == ENOENT) {
+            throw LayoutMismatch(fmt::format(
+                "the pins in {} have no layout version (made by an older portmux, or an attach "
+                "interrupted before it pinned everything); detach it and attach again",
+                pin_dir.string()));
+        }
+        throw LayoutMismatch(
+            fmt::format("opening pinned map {}: {}", pin.string(), std::strerror(errno)));
+    }
+    try {
+        check_layout_version(fd, fmt::format("the attachment pinned in {}", pin_dir.string()));
+    } catch (...) {
+        close(fd);
+        throw;
+    }
+    close(fd);
 }
 
 portmux_frontend encode_frontend(const Frontend& frontend, std::uint32_t slot) {
@@ -159,10 +217,19 @@ portmux_frontend encode_frontend(const Frontend& frontend, std::uint32_t slot) {
         if (frontend.backends[i].drained) {
             value.drained_mask |= std::uint64_t{1} << i;
         }
+        if (!frontend.backends[i].up_v4) {
+            value.down_mask[PORTMUX_FAMILY_V4] |= std::uint64_t{1} << i;
+        }
+        if (!frontend.backends[i].up_v6) {
+            value.down_mask[PORTMUX_FAMILY_V6] |= std::uint64_t{1} << i;
+        }
     }
-    const std::vector<std::uint8_t> order = round_robin_order(frontend.backends);
-    value.rr_length = static_cast<std::uint16_t>(order.size());
-    std::copy(order.begin(), order.end(), value.rr_order);
+    for (const auto& [family, index] :
+         {std::pair{AddressFamily::v4, PORTMUX_FAMILY_V4}, std::pair{AddressFamily::v6, PORTMUX_FAMILY_V6}}) {
+        const std::vector<std::uint8_t> order = round_robin_order(frontend.backends, family);
+        value.rr_length[index] = static_cast<std::uint16_t>(order.size());
+        std::copy(order.begin(), order.end(), value.rr_order[index]);
+    }
 
     if (frontend.affinity == Affinity::flow) {
         value.flags |= PORTMUX_F_FLOW_AFFINITY;
@@ -234,6 +301,13 @@ void write_backend_ports(int backend_ports_fd, const Config& config, const Confi
 }  // namespace
 
 void write_config(const DataPathMaps& maps, const Config& config) {
+    if (maps.meta >= 0) {
+        const std::uint32_t zero = 0;
+        const portmux_meta meta{PORTMUX_LAYOUT_VERSION, 0};
+        if (bpf_map_update_elem(maps.meta, &zero, &meta, BPF_ANY) != 0) {
+            throw_map_error(errno, "writing the meta map");
+        }
+    }
     const std::uint32_t capacity = state_capacity(maps.frontend_state);
     const std::map<KeyTuple, InstalledEntry> installed = installed_entries(maps.frontends);
 
@@ -342,6 +416,8 @@ std::vector<InstalledFrontend> read_frontends(const DataPathMaps& maps) {
         for (std::size_t i = 0; i < count; ++i) {
             Backend backend(ntohs(value.backends[i]), value.weights[i]);
             backend.drained = (value.drained_mask >> i) & 1;
+            backend.up_v4 = !((value.down_mask[PORTMUX_FAMILY_V4] >> i) & 1);
+            backend.up_v6 = !((value.down_mask[PORTMUX_FAMILY_V6] >> i) & 1);
             frontend.backends.push_back(backend);
         }
         frontend.affinity =

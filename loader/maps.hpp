@@ -2,7 +2,9 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <map>
+#include <stdexcept>
 #include <vector>
 
 #include "config.hpp"
@@ -16,12 +18,35 @@ struct DataPathMaps {
     int frontend_state = -1;  // PERCPU_ARRAY slot -> portmux_frontend_state
     int routes = -1;          // HASH portmux_route_key -> portmux_route_target
     int backend_ports = -1;   // ARRAY word -> 64 bits; skipped when -1
+    int meta = -1;            // ARRAY 0 -> portmux_meta; skipped when -1
 };
+
+// Pins made by a portmux with another map layout (PORTMUX_LAYOUT_VERSION).
+class LayoutMismatch : public std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+// Name of the pinned `meta` map inside an interface's pin directory.
+inline constexpr const char* kMetaPin = "meta";
+
+// Throws LayoutMismatch unless the `meta` map (fd) says PORTMUX_LAYOUT_VERSION.
+// `where` names the attachment in the message.
+void check_layout_version(int meta_fd, const std::string& where);
+
+// The same for the pins in PIN_DIR (an interface's directory): a missing
+// `meta` pin means pins of a portmux from before layout versions.
+void check_layout_version(const std::filesystem::path& pin_dir);
+
+// Which backends take new packets of one address family.
+enum class AddressFamily { v4, v6 };
 
 // The round-robin order for backends with these weights: each backend
 // appears `weight` times, spread out (smooth weighted round robin), and
-// weight 0 never. The weights must sum to at most PORTMUX_RR_SLOTS.
+// weight 0 or drained never. The weights must sum to at most PORTMUX_RR_SLOTS.
 std::vector<std::uint8_t> round_robin_order(const std::vector<Backend>& backends);
+
+// The same, also leaving out backends down for `family`.
+std::vector<std::uint8_t> round_robin_order(const std::vector<Backend>& backends, AddressFamily family);
 
 // The map value for one frontend of a validated config.
 portmux_frontend encode_frontend(const Frontend& frontend, std::uint32_t slot);

@@ -231,6 +231,8 @@ PinnedMaps open_pinned_maps(const std::string& iface) {
         throw NotAttached(fmt::format("portmux is not attached to {}", iface));
     }
     const fs::path path = pin_directory(iface);
+    // Before any other pin is read: another layout would be misread.
+    check_layout_version(path);
     PinnedMaps maps;
     for (const PinnedMapEntry& entry : kPinnedMaps) {
         UniqueFd fd(bpf_obj_get((path / entry.name).c_str()));

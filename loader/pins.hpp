@@ -49,9 +49,11 @@ struct PinnedMaps {
     UniqueFd flows;
     UniqueFd replies;
     UniqueFd backend_ports;
+    UniqueFd meta;
 
     DataPathMaps data_path() const {
-        return {frontends.get(), frontend_state.get(), routes.get(), backend_ports.get()};
+        return {frontends.get(), frontend_state.get(), routes.get(), backend_ports.get(),
+                meta.get()};
     }
 };
 
@@ -70,6 +72,7 @@ inline constexpr PinnedMapEntry kPinnedMaps[] = {
     {"flows", &PinnedMaps::flows},
     {"replies", &PinnedMaps::replies},
     {"backend_ports", &PinnedMaps::backend_ports},
+    {kMetaPin, &PinnedMaps::meta},
 };
 
 // Refuses interface names that could leave the pin root ("..", "a/b") or

@@ -35,19 +35,22 @@ Config installed_config(const PinnedMaps& maps) {
     return config;
 }
 
-// An operator's drain outlives a reload for every backend that remains.
+// An operator's drain, and the liveness `portmux run` found, outlive a
+// reload for every backend that remains; a new backend starts undrained
+// and up until run says otherwise.
 void keep_drained(Config& config, const Config& installed) {
-    std::map<std::tuple<Protocol, std::uint16_t, std::uint16_t>, bool> drained;
+    std::map<std::tuple<Protocol, std::uint16_t, std::uint16_t>, const Backend*> known;
     for (const Frontend& frontend : installed.frontends) {
         for (const Backend& backend : frontend.backends) {
-            if (backend.drained) {
-                drained[{frontend.protocol, frontend.port, backend.port}] = true;
-            }
+            known[{frontend.protocol, frontend.port, backend.port}] = &backend;
         }
     }
     for (Frontend& frontend : config.frontends) {
         for (Backend& backend : frontend.backends) {
-            backend.drained = drained.contains({frontend.protocol, frontend.port, backend.port});
+            const auto it = known.find({frontend.protocol, frontend.port, backend.port});
+            backend.drained = it != known.end() && it->second->drained;
+            backend.up_v4 = it == known.end() || it->second->up_v4;
+            backend.up_v6 = it == known.end() || it->second->up_v6;
         }
     }
 }

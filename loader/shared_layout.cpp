@@ -23,13 +23,15 @@ static_assert(offsetof(portmux_frontend, slot) == 0);
 static_assert(offsetof(portmux_frontend, generation) == 4);
 static_assert(offsetof(portmux_frontend, flags) == 8);
 static_assert(offsetof(portmux_frontend, backend_count) == 10);
-static_assert(offsetof(portmux_frontend, rr_length) == 12);
-static_assert(offsetof(portmux_frontend, flow_idle_seconds) == 14);
-static_assert(offsetof(portmux_frontend, drained_mask) == 16);
-static_assert(offsetof(portmux_frontend, backends) == 24);
-static_assert(offsetof(portmux_frontend, weights) == 24 + 2 * PORTMUX_MAX_BACKENDS);
-static_assert(offsetof(portmux_frontend, rr_order) == 24 + 4 * PORTMUX_MAX_BACKENDS);
-static_assert(offsetof(portmux_frontend, validation) == 24 + 4 * PORTMUX_MAX_BACKENDS + PORTMUX_RR_SLOTS);
+static_assert(offsetof(portmux_frontend, flow_idle_seconds) == 12);
+static_assert(offsetof(portmux_frontend, rr_length) == 16);
+static_assert(offsetof(portmux_frontend, drained_mask) == 24);
+static_assert(offsetof(portmux_frontend, down_mask) == 32);
+static_assert(offsetof(portmux_frontend, backends) == 48);
+static_assert(offsetof(portmux_frontend, weights) == 48 + 2 * PORTMUX_MAX_BACKENDS);
+static_assert(offsetof(portmux_frontend, rr_order) == 48 + 4 * PORTMUX_MAX_BACKENDS);
+static_assert(offsetof(portmux_frontend, validation) ==
+              48 + 4 * PORTMUX_MAX_BACKENDS + PORTMUX_FAMILIES * PORTMUX_RR_SLOTS);
 static_assert(offsetof(portmux_frontend, route) ==
               offsetof(portmux_frontend, validation) + sizeof(portmux_validation));
 static_assert(offsetof(portmux_frontend, reserved) ==
@@ -58,3 +60,5 @@ static_assert(offsetof(portmux_flow, last_seen_ns) == 16);
 static_assert(sizeof(portmux_reply) == 8);
 static_assert(sizeof(portmux_route_key) == 4 + PORTMUX_MAX_TAG_LEN);
 static_assert(sizeof(portmux_route_target) == 4);
+
+static_assert(sizeof(portmux_meta) == 8);

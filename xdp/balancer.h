@@ -25,6 +25,13 @@
  */
 #define CHOICE_DROP(reason) (-1 - (reason))
 
+/*
+ * No backend serves the packet's address family (every one that is not
+ * drained is down): the packet passes unrewritten, so the kernel answers
+ * as for a closed port (ICMP port unreachable, RST), counted as no_backend.
+ */
+#define CHOICE_UNREACHABLE CHOICE_DROP(PORTMUX_DROP_REASONS)
+
 static __always_inline __u32 choice_drop_reason(int choice)
 {
 	return (__u32)(-1 - choice);
@@ -37,30 +44,58 @@ struct frontend_ctx {
 	struct l4_packet *pkt;
 };
 
-/* The next backend in round-robin order on this CPU. */
+/*
+ * PORTMUX_FAMILY_V4 or _V6. Derived where needed rather than stored in
+ * frontend_ctx: a constant kept on the stack from the parse on would split
+ * every verifier state after it in two.
+ */
+static __always_inline __u32 packet_family(const struct l4_packet *pkt)
+{
+	return pkt->ip6 ? PORTMUX_FAMILY_V6 : PORTMUX_FAMILY_V4;
+}
+
+static __always_inline bool backend_down(const struct portmux_frontend *fe, __u32 family,
+					 int index)
+{
+	return (fe->down_mask[verifier_bound(family, PORTMUX_FAMILIES - 1)] >>
+		verifier_bound(index, PORTMUX_MAX_BACKENDS - 1)) & 1;
+}
+
+/* Why a family's order is empty: only drains (drop) or dead sockets (pass). */
+static __always_inline int empty_order_choice(const struct portmux_frontend *fe, __u32 family)
+{
+	if (fe->down_mask[verifier_bound(family, PORTMUX_FAMILIES - 1)])
+		return CHOICE_UNREACHABLE;
+	return CHOICE_DROP(PORTMUX_DROP_NO_BACKEND);
+}
+
+/* The next backend of the packet's family in round-robin order on this CPU. */
 static __always_inline int pick_round_robin(const struct frontend_ctx *ctx)
 {
 	const struct portmux_frontend *fe = ctx->frontend;
-	__u32 length = fe->rr_length;
+	__u32 family = verifier_bound(packet_family(ctx->pkt), PORTMUX_FAMILIES - 1);
+	__u32 length = fe->rr_length[family];
 	__u32 pos = ctx->state->rr_cursor;
 
 	if (length == 0 || length > PORTMUX_RR_SLOTS)
-		return CHOICE_DROP(PORTMUX_DROP_NO_BACKEND);
+		return empty_order_choice(fe, family);
 	/* A reload may have shortened the order under an old cursor. */
 	if (pos >= length)
 		pos = 0;
 	ctx->state->rr_cursor = pos + 1 < length ? pos + 1 : 0;
-	return fe->rr_order[verifier_bound(pos, PORTMUX_RR_SLOTS - 1)];
+	return fe->rr_order[family][verifier_bound(pos, PORTMUX_RR_SLOTS - 1)];
 }
 
 /* A stable backend for a flow the table does not know. */
-static __always_inline int pick_by_hash(const struct portmux_frontend *fe, __u32 hash)
+static __always_inline int pick_by_hash(const struct frontend_ctx *ctx, __u32 hash)
 {
-	__u32 length = fe->rr_length;
+	const struct portmux_frontend *fe = ctx->frontend;
+	__u32 family = verifier_bound(packet_family(ctx->pkt), PORTMUX_FAMILIES - 1);
+	__u32 length = fe->rr_length[family];
 
 	if (length == 0 || length > PORTMUX_RR_SLOTS)
-		return CHOICE_DROP(PORTMUX_DROP_NO_BACKEND);
-	return fe->rr_order[verifier_bound(hash % length, PORTMUX_RR_SLOTS - 1)];
+		return empty_order_choice(fe, family);
+	return fe->rr_order[family][verifier_bound(hash % length, PORTMUX_RR_SLOTS - 1)];
 }
 
 /*
@@ -160,13 +195,15 @@ static __always_inline int choose_tcp(const struct frontend_ctx *ctx)
 	/* The established path reads no clock: only a SYN needs the time. */
 	if (flow && (!opens || flow_clock_ns() - flow->created_ns < SYN_RETRANSMIT_WINDOW_NS)) {
 		choice = resolve_flow(fe, flow);
-		if (choice >= 0) {
+		/* An established connection stays even on a backend gone down:
+		 * its socket may outlive the listener. A retransmitted SYN does not. */
+		if (choice >= 0 && !(opens && backend_down(fe, packet_family(ctx->pkt), choice))) {
 			/* The replies LRU evicts on its own: put back an entry it lost. */
 			remember_reply(fe, &key, backend_port(fe, choice));
 			return choice;
 		}
 	}
-	choice = opens ? pick_round_robin(ctx) : pick_by_hash(fe, flow_hash(&key));
+	choice = opens ? pick_round_robin(ctx) : pick_by_hash(ctx, flow_hash(&key));
 	if (choice >= 0)
 		store_flow(fe, &key, choice, flow_clock_ns());
 	return choice;
@@ -186,7 +223,8 @@ static __always_inline int choose_udp_flow(const struct frontend_ctx *ctx)
 	flow = bpf_map_lookup_elem(&flows, &key);
 	if (flow && (idle_ns == 0 || now - flow->last_seen_ns < idle_ns)) {
 		choice = resolve_flow(fe, flow);
-		if (choice >= 0) {
+		/* A client of a backend gone down moves to a live one. */
+		if (choice >= 0 && !backend_down(fe, packet_family(ctx->pkt), choice)) {
 			if (now - flow->last_seen_ns > FLOW_REFRESH_NS)
 				flow->last_seen_ns = now;
 			remember_reply(fe, &key, backend_port(fe, choice));
@@ -216,8 +254,13 @@ static __always_inline int choose_by_tag(const struct frontend_ctx *ctx,
 				fe->route.tag_length, key.tag))
 		return CHOICE_DROP(PORTMUX_DROP_TOO_SHORT);
 	target = bpf_map_lookup_elem(&routes, &key);
-	if (target)
+	if (target) {
+		if (target->backend_index >= PORTMUX_MAX_BACKENDS)
+			return CHOICE_DROP(PORTMUX_DROP_NO_BACKEND);
+		if (backend_down(fe, packet_family(ctx->pkt), target->backend_index))
+			return CHOICE_UNREACHABLE;
 		return target->backend_index;
+	}
 	if (fe->flags & PORTMUX_F_ROUTE_UNKNOWN_RR)
 		return pick_round_robin(ctx);
 	return CHOICE_DROP(PORTMUX_DROP_UNKNOWN_TAG);
@@ -334,11 +377,16 @@ static __always_inline int balance(struct xdp_md *xdp, struct l4_packet *pkt)
 	else
 		choice = choose_udp_packet(&ctx, &payload);
 
+	if (choice == CHOICE_UNREACHABLE) {
+		ctx.state->drops[PORTMUX_DROP_NO_BACKEND]++;
+		return XDP_PASS;
+	}
 	if (choice < 0)
 		return count_drop(ctx.state, choice_drop_reason(choice));
 	if (choice >= ctx.frontend->backend_count || choice >= PORTMUX_MAX_BACKENDS)
 		return count_drop(ctx.state, PORTMUX_DROP_NO_BACKEND);
 
+	choice = verifier_bound(choice, PORTMUX_MAX_BACKENDS - 1);
 	rewrite_dest_port(pkt, ctx.frontend->backends[choice]);
 	ctx.state->backends[choice].packets++;
 	ctx.state->backends[choice].bytes += pkt->data_end - data;

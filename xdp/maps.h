@@ -66,4 +66,15 @@ struct {
 	__type(value, struct portmux_route_target);
 } routes SEC(".maps");
 
+/*
+ * One entry: the layout version of the portmux that attached (the data
+ * path never reads it; the loader checks it before touching other pins).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct portmux_meta);
+} meta SEC(".maps");
+
 #endif /* PORTMUX_MAPS_H */

@@ -283,7 +283,9 @@ public:
 private:
     struct ModelState {
         std::uint32_t slot = 0;
-        std::vector<std::uint8_t> rr_order;
+        // Per address family (PORTMUX_FAMILY_V4/_V6); the generated
+        // frontends have every backend up, so both follow the weights.
+        std::vector<std::uint8_t> rr_order[PORTMUX_FAMILIES];
         std::uint32_t cursor = 0;
         std::uint32_t observed_cursor = 0;  // this CPU's cursor in the map, last read
         ModelCounters counters;
@@ -306,20 +308,25 @@ private:
         }
         ModelState& m = model_[i];
         m.slot = value.slot;
-        m.rr_order.assign(value.rr_order, value.rr_order + std::min<std::size_t>(value.rr_length, PORTMUX_RR_SLOTS));
-        std::vector<std::uint32_t> seen(spec.backends.size(), 0);
         std::uint32_t total = 0;
         for (const BackendSpec& b : spec.backends) total += b.weight;
-        bool ok = value.rr_length == total;
-        for (const std::uint8_t index : m.rr_order) {
-            if (index >= spec.backends.size()) {
-                ok = false;
-            } else {
-                ++seen[index];
+        bool ok = true;
+        for (int family = 0; family < PORTMUX_FAMILIES; ++family) {
+            m.rr_order[family].assign(
+                value.rr_order[family],
+                value.rr_order[family] + std::min<std::size_t>(value.rr_length[family], PORTMUX_RR_SLOTS));
+            std::vector<std::uint32_t> seen(spec.backends.size(), 0);
+            ok = ok && value.rr_length[family] == total && value.down_mask[family] == 0;
+            for (const std::uint8_t index : m.rr_order[family]) {
+                if (index >= spec.backends.size()) {
+                    ok = false;
+                } else {
+                    ++seen[index];
+                }
             }
-        }
-        for (std::size_t b = 0; b < spec.backends.size(); ++b) {
-            ok = ok && seen[b] == spec.backends[b].weight;
+            for (std::size_t b = 0; b < spec.backends.size(); ++b) {
+                ok = ok && seen[b] == spec.backends[b].weight;
+            }
         }
         if (!ok) {
             throw std::runtime_error("the installed round-robin order of " + spec.name +
@@ -353,10 +360,12 @@ private:
         std::optional<int> predicted;
         if (e.choice == Choice::tag) {
             predicted = e.tag_backend;
-        } else if (e.choice == Choice::round_robin && !state.rr_order.empty()) {
-            std::uint32_t pos = state.cursor >= state.rr_order.size() ? 0 : state.cursor;
-            predicted = state.rr_order[pos];
-            state.cursor = pos + 1 < state.rr_order.size() ? pos + 1 : 0;
+        } else if (const auto& order =
+                       state.rr_order[e.parsed.ip_version == 6 ? PORTMUX_FAMILY_V6 : PORTMUX_FAMILY_V4];
+                   e.choice == Choice::round_robin && !order.empty()) {
+            std::uint32_t pos = state.cursor >= order.size() ? 0 : state.cursor;
+            predicted = order[pos];
+            state.cursor = pos + 1 < order.size() ? pos + 1 : 0;
         }
         if (predicted) {
             ++counts_.exact_choice_checks;
