@@ -1,11 +1,13 @@
 // Reading JSON text for the config; see config_json.hpp.
 #include "config_json.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
-#include <array>
 #include <cerrno>
-#include <cstdio>
-#include <memory>
+#include <cstdint>
 #include <set>
 #include <system_error>
 #include <utility>
@@ -103,9 +105,14 @@ ConfigError syntax_error(std::string_view text, std::size_t bytes_read, std::str
 // nlohmann silently keeps the last of repeated keys; in a config a second
 // "port" is a mistake, not an override. A first SAX pass over the text
 // follows the path so the repetition is reported where it is, and reports
-// syntax errors. (A SAX pass, not a parse callback: nlohmann's callback
-// parser rescans the enclosing array at the end of every object, which
-// makes a large array of objects quadratic.)
+// syntax errors and nesting deeper than kMaxNestingDepth (before nlohmann
+// builds a document of it). (A SAX pass, not a parse callback: nlohmann's
+// callback parser rescans the enclosing array at the end of every object,
+// which makes a large array of objects quadratic.)
+//
+// Memory stays proportional to the text: each open container keeps its own
+// keys and the key or index it is at, and the full path is put together
+// only for an error.
 class DuplicateKeyDetector : public nlohmann::json_sax<Json> {
 public:
     explicit DuplicateKeyDetector(std::string_view text) : text_(text) {}
@@ -127,10 +134,11 @@ public:
 
     bool key(string_t& name) override {
         Container& object = containers_.back();
-        object.current_key = name;
-        if (!object.keys.insert(object.current_key).second) {
-            throw ConfigError(member_path(object.path, object.current_key),
-                              fmt::format("duplicate key {}", json_string(object.current_key)));
+        const auto [where, inserted] = object.keys.insert(name);
+        object.current_key = &*where;
+        if (!inserted) {
+            throw ConfigError(path_to(containers_.size()),
+                              fmt::format("duplicate key {}", json_string(name)));
         }
         return true;
     }
@@ -142,14 +150,12 @@ public:
 
 private:
     struct Container {
-        Container(std::string container_path, bool array)
-            : path(std::move(container_path)), is_array(array) {}
+        explicit Container(bool array) : is_array(array) {}
 
-        std::string path;
         bool is_array = false;
-        std::size_t next_index = 0;   // arrays
-        std::string current_key;      // objects
-        std::set<std::string> keys;   // objects
+        std::size_t next_index = 0;                 // arrays
+        const std::string* current_key = nullptr;   // objects: points into keys
+        std::set<std::string> keys;                 // objects
     };
 
     bool value() {
@@ -158,7 +164,12 @@ private:
     }
 
     bool start(bool array) {
-        containers_.emplace_back(next_child_path(), array);
+        if (containers_.size() == kMaxNestingDepth) {
+            throw ConfigError(path_to(containers_.size()),
+                              fmt::format("nested deeper than {} levels of arrays and objects",
+                                          kMaxNestingDepth));
+        }
+        containers_.emplace_back(array);
         return true;
     }
 
@@ -168,13 +179,19 @@ private:
         return true;
     }
 
-    std::string next_child_path() const {
-        if (containers_.empty()) {
-            return {};
+    // The path of the element the first COUNT open containers lead to:
+    // with COUNT = all of them, the element being read now.
+    std::string path_to(std::size_t count) const {
+        std::string path;
+        for (std::size_t level = 0; level < count; ++level) {
+            const Container& container = containers_[level];
+            if (container.is_array) {
+                path = element_path(path, container.next_index);
+            } else if (container.current_key) {
+                path = member_path(path, *container.current_key);
+            }
         }
-        const Container& parent = containers_.back();
-        return parent.is_array ? element_path(parent.path, parent.next_index)
-                               : member_path(parent.path, parent.current_key);
+        return path;
     }
 
     void child_done() {
@@ -189,32 +206,36 @@ private:
 
 // ---------------------------------------------------------------- files
 
-ConfigError unreadable(const std::filesystem::path& file, int error) {
-    const std::string cause =
-        error != 0 ? std::generic_category().message(error) : std::string("read error");
+ConfigError unreadable(const std::filesystem::path& file, const std::string& cause) {
     return ConfigError({}, fmt::format("cannot read config file: {}", cause)).in_file(file);
 }
 
-std::string read_text_file_impl(const std::filesystem::path& file) {
-    struct FileCloser {
-        void operator()(std::FILE* stream) const noexcept { std::fclose(stream); }
-    };
-    errno = 0;
-    const std::unique_ptr<std::FILE, FileCloser> stream(std::fopen(file.c_str(), "rb"));
-    if (!stream) {
-        throw unreadable(file, errno);
+ConfigError unreadable(const std::filesystem::path& file, int error) {
+    return unreadable(file, error != 0 ? std::generic_category().message(error)
+                                       : std::string("read error"));
+}
+
+struct FileDescriptor {
+    explicit FileDescriptor(int descriptor) : fd(descriptor) {}
+    FileDescriptor(const FileDescriptor&) = delete;
+    FileDescriptor& operator=(const FileDescriptor&) = delete;
+    ~FileDescriptor() {
+        if (fd >= 0) {
+            close(fd);
+        }
     }
-    std::string text;
-    std::array<char, 64 * 1024> chunk{};
-    std::size_t count = 0;
-    // A directory opens fine and fails here, with EISDIR.
-    while ((count = std::fread(chunk.data(), 1, chunk.size(), stream.get())) > 0) {
-        text.append(chunk.data(), count);
-    }
-    if (std::ferror(stream.get()) != 0) {
-        throw unreadable(file, errno);
-    }
-    return text;
+    int get() const { return fd; }
+    int fd;
+};
+
+// What a file that is not a regular file is, for the message.
+const char* file_kind(mode_t mode) {
+    if (S_ISDIR(mode)) return "a directory";
+    if (S_ISFIFO(mode)) return "a FIFO";
+    if (S_ISCHR(mode)) return "a character device";
+    if (S_ISBLK(mode)) return "a block device";
+    if (S_ISSOCK(mode)) return "a socket";
+    return "not a regular file";
 }
 
 std::string compose_message(const std::string& path, const std::string& reason) {
@@ -234,7 +255,56 @@ Json parse_json(std::string_view text) {
 }
 
 std::string read_config_text(const std::filesystem::path& file) {
-    return read_text_file_impl(file);
+    // Non-blocking, so that opening a FIFO returns at once (and is then
+    // refused) instead of waiting for a writer; only a regular file is read,
+    // so /dev/zero or a pipe cannot feed it without end.
+    const FileDescriptor fd(open(file.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
+    if (fd.get() < 0) {
+        throw unreadable(file, errno);
+    }
+    struct stat info {};
+    if (fstat(fd.get(), &info) != 0) {
+        throw unreadable(file, errno);
+    }
+    if (!S_ISREG(info.st_mode)) {
+        if (S_ISDIR(info.st_mode)) {
+            throw unreadable(file, EISDIR);
+        }
+        throw unreadable(file, fmt::format("it is {}, not a regular file", file_kind(info.st_mode)));
+    }
+    const auto too_large = [&file] {
+        return unreadable(file, fmt::format("larger than {} bytes ({} MiB), the most a config may "
+                                            "be",
+                                            kMaxConfigBytes, kMaxConfigBytes >> 20));
+    };
+    if (static_cast<std::uint64_t>(info.st_size) > kMaxConfigBytes) {
+        throw too_large();
+    }
+    // Read until the end, but never past the cap: the file may grow meanwhile.
+    std::string text(static_cast<std::size_t>(info.st_size), '\0');
+    std::size_t used = 0;
+    for (;;) {
+        if (used == text.size()) {
+            if (text.size() > kMaxConfigBytes) {
+                throw too_large();
+            }
+            text.resize(std::min<std::size_t>(std::max<std::size_t>(2 * text.size(), 4096),
+                                              kMaxConfigBytes + 1));
+        }
+        const ssize_t count = read(fd.get(), text.data() + used, text.size() - used);
+        if (count < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            throw unreadable(file, errno);
+        }
+        if (count == 0) {
+            break;
+        }
+        used += static_cast<std::size_t>(count);
+    }
+    text.resize(used);
+    return text;
 }
 
 }  // namespace config_json
