@@ -1,10 +1,12 @@
 // Load generator and counting sinks for bench/run.sh. Every mode is bounded
 // by a packet/connection count AND a time limit, and exits by itself.
 //
-//   udp-send   --dst ADDR --port P --size BYTES --count N --seconds S
-//              [--sockets K] [--batch B]
+//   udp-send   --dst ADDR --port P|--ports P1,P2,... --size BYTES --count N
+//              --seconds S [--sockets K] [--batch B] [--sources A --source-base ADDR]
 //       sendmmsg() of BYTES-byte UDP payloads from K connected sockets
-//       (K source ports, rotated per batch: K "clients").
+//       (K source ports, rotated per batch: K "clients"), socket i to the
+//       i-th port of the list (round robin). With A > 1: K x A clients, A
+//       source addresses per socket (see udp_send).
 //   udp-sink   --ports P1,P2,... [--idle-ms MS] [--seconds S] [--ready FILE]
 //       recvmmsg() on each port; counts datagrams per port. Ends MS after the
 //       last datagram (once one arrived) or after S seconds.
@@ -14,6 +16,11 @@
 //              [--size BYTES] [--conns C]
 //       connect: connect, one request/response, close (RST), N times.
 //       rr: C persistent connections, N request/response round trips.
+//       [--prefix STR]: the first bytes of every request (a routing tag).
+//   tcp-sink   --ports P1,... --expect BYTES --seconds S [--ready FILE]
+//       Reads streams; answers 1 byte once a connection delivered BYTES.
+//   tcp-stream --dst ADDR --port P --bytes B --streams C --seconds S [--prefix STR]
+//       C connections send B bytes in all; throughput until the last answer.
 //
 // Results are one JSON object on stdout. Options --cpu N pin the process.
 #include <arpa/inet.h>
@@ -118,39 +125,96 @@ volatile sig_atomic_t g_stop = 0;
 
 // ------------------------------------------------------------------ UDP
 
+// Destination ports: --port P (one) or --ports P1,P2,... (the client spreads
+// over them itself: the "direct3" reference with the three backend ports).
+std::vector<int> destination_ports(const Args& a) {
+    if (a.values.count("ports")) return parse_ports(a.get("ports"));
+    return {static_cast<int>(a.num("port"))};
+}
+
+// Connected mode (no --sources): K connected sockets, socket i sends to
+// ports[i % n]; clients = K source ports.
+// Many-clients mode (--sources A): K unconnected sockets with
+// IP_TRANSPARENT, each message carries its own destination and (IP_PKTINFO)
+// its own source address out of A consecutive ones from --source-base:
+// clients = K x A (source port, source address) pairs, and every one of them
+// sends within the first K x A / batch calls.
 int udp_send(const Args& a) {
-    const sockaddr_in dst = address(a.get("dst"), static_cast<int>(a.num("port")));
+    const std::string dst_addr = a.get("dst");
+    const std::vector<int> ports = destination_ports(a);
     const std::size_t size = static_cast<std::size_t>(a.num("size"));
     const long count = a.num("count");
     const double limit = a.real("seconds");
     const int sockets = static_cast<int>(a.num("sockets", 48));
     const int batch = static_cast<int>(a.num("batch", 32));
+    const bool spread_sources = a.values.count("sources") > 0;
+    const long sources = a.num("sources", 1);
     pin(a);
+    if (sources < 1) throw std::invalid_argument("--sources must be at least 1");
 
+    std::vector<sockaddr_in> dsts;
+    for (int port : ports) dsts.push_back(address(dst_addr, port));
+    in_addr source_base{};
+    if (spread_sources && inet_pton(AF_INET, a.get("source-base").c_str(), &source_base) != 1) {
+        throw std::invalid_argument("bad --source-base " + a.get("source-base"));
+    }
     std::vector<int> fds;
     for (int i = 0; i < sockets; ++i) {
         int fd = socket(AF_INET, SOCK_DGRAM, 0);
         if (fd < 0) die("socket");
         int sndbuf = 4 << 20;
         setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof sndbuf);
-        if (connect(fd, reinterpret_cast<const sockaddr*>(&dst), sizeof dst) != 0) die("connect");
+        if (spread_sources) {
+            int one = 1;  // send from source addresses this namespace does not own
+            if (setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof one) != 0) die("IP_TRANSPARENT");
+            const sockaddr_in any = address("0.0.0.0", 0);
+            if (bind(fd, reinterpret_cast<const sockaddr*>(&any), sizeof any) != 0) die("bind");
+        } else {
+            const sockaddr_in& dst = dsts[static_cast<std::size_t>(i) % dsts.size()];
+            if (connect(fd, reinterpret_cast<const sockaddr*>(&dst), sizeof dst) != 0) die("connect");
+        }
         fds.push_back(fd);
     }
     std::vector<char> payload(size, 'x');
     std::memcpy(payload.data(), "PMX1", std::min<std::size_t>(4, size));
     std::vector<iovec> iov(static_cast<std::size_t>(batch));
     std::vector<mmsghdr> msgs(static_cast<std::size_t>(batch));
+    std::vector<sockaddr_in> msg_dst(static_cast<std::size_t>(batch));
+    constexpr std::size_t kCmsgSpace = CMSG_SPACE(sizeof(in_pktinfo));
+    std::vector<char> control(static_cast<std::size_t>(batch) * kCmsgSpace, 0);
     for (int i = 0; i < batch; ++i) {
         iov[i] = {payload.data(), size};
         msgs[i] = {};
         msgs[i].msg_hdr.msg_iov = &iov[i];
         msgs[i].msg_hdr.msg_iovlen = 1;
+        if (spread_sources) {
+            msgs[i].msg_hdr.msg_name = &msg_dst[i];
+            msgs[i].msg_hdr.msg_namelen = sizeof(sockaddr_in);
+            msgs[i].msg_hdr.msg_control = control.data() + i * kCmsgSpace;
+            msgs[i].msg_hdr.msg_controllen = kCmsgSpace;
+            cmsghdr* c = CMSG_FIRSTHDR(&msgs[i].msg_hdr);
+            c->cmsg_level = SOL_IP;
+            c->cmsg_type = IP_PKTINFO;
+            c->cmsg_len = CMSG_LEN(sizeof(in_pktinfo));
+        }
     }
-    long sent = 0, errors = 0;
+    long sent = 0, errors = 0, message = 0;
     const auto start = Clock::now();
     for (long round = 0; sent < count; ++round) {
         if ((round & 63) == 0 && seconds_since(start) > limit) break;
         const int n = static_cast<int>(std::min<long>(batch, count - sent));
+        if (spread_sources) {
+            // Socket round % K, addresses (round / K) * batch + i: each socket
+            // walks through all A addresses, so every pair gets its turn.
+            const long block = (round / sockets) * batch;
+            for (int i = 0; i < n; ++i) {
+                in_pktinfo info{};
+                info.ipi_spec_dst.s_addr =
+                    htonl(ntohl(source_base.s_addr) + static_cast<std::uint32_t>((block + i) % sources));
+                std::memcpy(CMSG_DATA(CMSG_FIRSTHDR(&msgs[i].msg_hdr)), &info, sizeof info);
+                msg_dst[i] = dsts[static_cast<std::size_t>(message++ % static_cast<long>(dsts.size()))];
+            }
+        }
         const int r = sendmmsg(fds[static_cast<std::size_t>(round % sockets)], msgs.data(),
                                static_cast<unsigned>(n), 0);
         if (r < 0) {
@@ -160,8 +224,10 @@ int udp_send(const Args& a) {
         sent += r;
     }
     const double elapsed = seconds_since(start);
-    std::printf("{\"sent\": %ld, \"send_errors\": %ld, \"elapsed_s\": %.4f, \"send_pps\": %.0f, %s}\n",
-                sent, errors, elapsed, sent / elapsed, cpu_json().c_str());
+    std::printf("{\"sent\": %ld, \"send_errors\": %ld, \"elapsed_s\": %.4f, \"send_pps\": %.0f, "
+                "\"clients\": %ld, %s}\n",
+                sent, errors, elapsed, sent / elapsed, static_cast<long>(sockets) * sources,
+                cpu_json().c_str());
     return 0;
 }
 
@@ -396,6 +462,8 @@ int tcp_client(const Args& a) {
     pin(a);
     signal(SIGPIPE, SIG_IGN);
     std::vector<char> request(size, 'r'), response(size);
+    const std::string prefix = a.get("prefix", "-") == "-" ? "" : a.get("prefix");
+    std::memcpy(request.data(), prefix.data(), std::min(prefix.size(), size));
     std::vector<double> latency_us;
     long done = 0, failures = 0;
     const auto start = Clock::now();
@@ -447,11 +515,171 @@ int tcp_client(const Args& a) {
     return failures > done ? 1 : 0;
 }
 
+// Streams: a 1-byte answer from the sink once a connection delivered all its
+// bytes, so the client's clock stops when the last byte ARRIVED (through any
+// relay), without relying on the relay to pass a half-close on.
+int tcp_sink(const Args& a) {
+    const std::vector<int> ports = parse_ports(a.get("ports"));
+    const double limit = a.real("seconds");
+    const long expect = a.num("expect");
+    pin(a);
+    signal(SIGTERM, [](int) { g_stop = 1; });
+    signal(SIGINT, [](int) { g_stop = 1; });
+    signal(SIGPIPE, SIG_IGN);
+    const int ep = epoll_create1(0);
+    std::vector<int> listeners;
+    for (std::size_t i = 0; i < ports.size(); ++i) {
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        const sockaddr_in sa = address("0.0.0.0", ports[i]);
+        if (bind(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) != 0) die("bind");
+        if (listen(fd, 4096) != 0) die("listen");
+        epoll_event ev{};
+        ev.events = EPOLLIN;
+        ev.data.u64 = i;
+        epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+        listeners.push_back(fd);
+    }
+    write_ready(a);
+    struct Conn {
+        int fd;
+        long got;
+    };
+    static char buf[1 << 18];
+    long total = 0, streams = 0, complete = 0;
+    const auto start = Clock::now();
+    while (!g_stop && seconds_since(start) < limit) {
+        epoll_event events[64];
+        const int n = epoll_wait(ep, events, 64, 100);
+        for (int e = 0; e < n; ++e) {
+            const std::uint64_t tag = events[e].data.u64;
+            if (tag < listeners.size()) {
+                for (;;) {
+                    const int c = accept4(listeners[tag], nullptr, nullptr, SOCK_NONBLOCK);
+                    if (c < 0) break;
+                    epoll_event ev{};
+                    ev.events = EPOLLIN;
+                    ev.data.ptr = new Conn{c, 0};
+                    epoll_ctl(ep, EPOLL_CTL_ADD, c, &ev);
+                    ++streams;
+                }
+                continue;
+            }
+            Conn* conn = static_cast<Conn*>(events[e].data.ptr);
+            bool closed = false;
+            for (int reads = 0; reads < 16; ++reads) {  // fairness between streams
+                const ssize_t r = read(conn->fd, buf, sizeof buf);
+                if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
+                    closed = true;
+                    break;
+                }
+                if (r < 0) break;
+                const long before = conn->got;
+                conn->got += r;
+                total += r;
+                if (before < expect && conn->got >= expect) {
+                    ++complete;
+                    if (write(conn->fd, "K", 1) != 1) closed = true;
+                }
+            }
+            if (closed) {
+                epoll_ctl(ep, EPOLL_CTL_DEL, conn->fd, nullptr);
+                close(conn->fd);
+                delete conn;
+            }
+        }
+    }
+    std::printf("{\"bytes\": %ld, \"streams\": %ld, \"complete\": %ld, %s}\n", total, streams, complete,
+                cpu_json().c_str());
+    return 0;
+}
+
+// --streams C connections write --bytes B in all (B / C each, the first
+// bytes of each being --prefix), all at once from one epoll loop, then wait
+// for each sink's 1-byte answer. Throughput = B / (first connect .. last answer).
+int tcp_stream(const Args& a) {
+    const sockaddr_in dst = address(a.get("dst"), static_cast<int>(a.num("port")));
+    const long total = a.num("bytes");
+    const int streams = static_cast<int>(a.num("streams", 1));
+    const double limit = a.real("seconds");
+    const std::string prefix = a.get("prefix", "-") == "-" ? "" : a.get("prefix");
+    pin(a);
+    signal(SIGPIPE, SIG_IGN);
+    const long each = total / streams;
+    std::vector<char> chunk(1 << 17, 's');
+    std::memcpy(chunk.data(), prefix.data(), std::min(prefix.size(), chunk.size()));
+    struct Stream {
+        int fd;
+        long sent;
+        bool answered;
+    };
+    std::vector<Stream> all(static_cast<std::size_t>(streams));
+    const int ep = epoll_create1(0);
+    const auto start = Clock::now();
+    for (int i = 0; i < streams; ++i) {
+        const int fd = socket(AF_INET, SOCK_STREAM, 0);
+        if (fd < 0) die("socket");
+        if (connect(fd, reinterpret_cast<const sockaddr*>(&dst), sizeof dst) != 0) die("connect");
+        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+        all[static_cast<std::size_t>(i)] = {fd, 0, false};
+        epoll_event ev{};
+        ev.events = EPOLLOUT | EPOLLIN;
+        ev.data.u32 = static_cast<std::uint32_t>(i);
+        epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+    }
+    int answered = 0, failed = 0;
+    long sent_total = 0;
+    while (answered + failed < streams && seconds_since(start) < limit) {
+        epoll_event events[64];
+        const int n = epoll_wait(ep, events, 64, 100);
+        for (int e = 0; e < n; ++e) {
+            Stream& s = all[events[e].data.u32];
+            if (s.answered) continue;
+            if (events[e].events & EPOLLOUT && s.sent < each) {
+                // The prefix goes out first, at offset 0 of the stream only.
+                const char* from = s.sent == 0 ? chunk.data() : chunk.data() + prefix.size();
+                const std::size_t room = s.sent == 0 ? chunk.size() : chunk.size() - prefix.size();
+                const ssize_t w = write(s.fd, from, static_cast<std::size_t>(std::min<long>(room, each - s.sent)));
+                if (w > 0) {
+                    s.sent += w;
+                    sent_total += w;
+                }
+                if (s.sent >= each) {  // only the answer is awaited now
+                    epoll_event ev{};
+                    ev.events = EPOLLIN;
+                    ev.data.u32 = events[e].data.u32;
+                    epoll_ctl(ep, EPOLL_CTL_MOD, s.fd, &ev);
+                }
+            }
+            if (events[e].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+                char k = 0;
+                const ssize_t r = read(s.fd, &k, 1);
+                if (r == 1 && s.sent >= each) {
+                    s.answered = true;
+                    ++answered;
+                } else if (r == 0 || (r < 0 && errno != EAGAIN)) {
+                    s.answered = true;
+                    ++failed;
+                }
+            }
+        }
+    }
+    const double elapsed = seconds_since(start);
+    for (auto& s : all) close(s.fd);
+    const bool ok = answered == streams;
+    std::printf("{\"streams\": %d, \"answered\": %d, \"failed\": %d, \"bytes\": %ld, \"sent\": %ld, "
+                "\"elapsed_s\": %.4f, \"gbit_s\": %.3f, %s}\n",
+                streams, answered, failed, ok ? each * streams : 0L, sent_total, elapsed,
+                ok ? each * streams * 8.0 / elapsed / 1e9 : 0.0, cpu_json().c_str());
+    return ok ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     if (argc < 2) {
-        std::fprintf(stderr, "usage: portmux_loadgen udp-send|udp-sink|tcp-serve|tcp-client --key value...\n");
+        std::fprintf(stderr, "usage: portmux_loadgen udp-send|udp-sink|tcp-serve|tcp-client|tcp-sink|tcp-stream --key value...\n");
         return 2;
     }
     Args a;
@@ -469,6 +697,8 @@ int main(int argc, char** argv) {
         if (mode == "udp-sink") return udp_sink(a);
         if (mode == "tcp-serve") return tcp_serve(a);
         if (mode == "tcp-client") return tcp_client(a);
+        if (mode == "tcp-sink") return tcp_sink(a);
+        if (mode == "tcp-stream") return tcp_stream(a);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "portmux_loadgen: %s\n", e.what());
         return 2;

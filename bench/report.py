@@ -1,26 +1,19 @@
 #!/usr/bin/env python3
-"""Turns the raw results of bench/run.sh into docs/benchmarks.md and a chart.
+"""Turns the raw results of bench/run.sh into docs/benchmarks.md.
 
 Inputs in --work: prog.json (portmux_prog_bench), live.jsonl (one JSON object
-per live trial), machine.txt, ipvs.txt, tcp-check.txt, profile.txt.
-Standard library only; the chart is drawn by gnuplot.
+per live trial or repetition, read by live_report.py), machine.txt, ipvs.txt,
+seconds.txt, settings.txt. --compare: an earlier run's inputs, against which
+live_report.py checks every conclusion. Standard library only.
 """
 import argparse
 import json
 import os
 import statistics
-import subprocess
 import time
 
-SYSTEM_NAMES = {
-    "direct": "no balancer (direct to one port)",
-    "xdp_pass": "XDP_PASS program attached, direct to one port",
-    "portmux": "portmux (XDP)",
-    "nft": "nftables DNAT (numgen inc mod 3)",
-    "nginx": "nginx stream (UDP/TCP proxy)",
-}
-SYSTEM_ORDER = ["direct", "xdp_pass", "portmux", "nft", "nginx"]
-PATH_NAMES = {"veth": "veth, native XDP", "lo": "namespace loopback, generic XDP"}
+import live_report
+
 FLAT_TOLERANCE = 0.15  # growth within +-15% counts as flat (run-to-run noise here)
 
 
@@ -50,17 +43,6 @@ def read(path, default=""):
             return f.read().strip()
     except OSError:
         return default
-
-
-def load_live(path):
-    rows = []
-    if os.path.exists(path):
-        with open(path) as f:
-            for line in f:
-                line = line.strip()
-                if line:
-                    rows.append(json.loads(line))
-    return rows
 
 
 def prog_tables(prog):
@@ -177,166 +159,30 @@ def program_sizes(prog):
     return "\n".join(out)
 
 
-def udp_summary(live):
-    """{(path, size, system): dict of lists}"""
-    groups = {}
-    for r in live:
-        if r.get("kind") != "udp" or r["system"] not in SYSTEM_NAMES:
-            continue
-        g = groups.setdefault((r["path"], r["size"], r["system"]),
-                              {"pps": [], "sent_pps": [], "cpu": [], "received": [], "sent": [], "shares": []})
-        sink = r["sink"]
-        g["pps"].append(sink["delivered_pps"])
-        g["sent_pps"].append(r["sender"]["send_pps"])
-        g["cpu"].append(r["cpu_s"])
-        if r.get("wall_s"):
-            g.setdefault("util", []).append(r["cpu_s"] / (r["wall_s"] * r.get("cpus", 2)))
-        g["received"].append(sink["received"])
-        g["sent"].append(r["sender"]["sent"])
-        total = max(sink["received"], 1)
-        g["shares"].append([sink["per_port"][p] / total for p in sorted(sink["per_port"])])
-    return groups
-
-
-def udp_tables(groups):
-    out = []
-    paths = [p for p in ["veth", "lo"] if any(k[0] == p for k in groups)]
-    sizes = sorted({k[1] for k in groups})
-    for path in paths:
-        for size in sizes:
-            direct = groups.get((path, size, "direct"))
-            direct_pps = med(direct["pps"]) if direct else None
-            out.append(f"**{PATH_NAMES[path]}, {size}-byte UDP payloads**")
-            out.append("")
-            out.append("| system | delivered packets/s, median | spread | × direct | sent packets/s | "
-                       "delivered / sent | split per backend (9876 / 9877 / 9878) | CPU s, median (both cores) | "
-                       "CPU µs per delivered packet |")
-            out.append("| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |")
-            for system in SYSTEM_ORDER:
-                g = groups.get((path, size, system))
-                if not g:
-                    continue
-                pps = med(g["pps"])
-                ratio = f"{pps / direct_pps:.2f}" if direct_pps else "-"
-                shares = [med([s[i] for s in g["shares"]]) for i in range(len(g["shares"][0]))]
-                split = " / ".join(f"{100 * s:.0f}%" for s in shares)
-                frac = med([rc / max(st, 1) for rc, st in zip(g["received"], g["sent"])])
-                cpu_per = med([c * 1e6 / max(rc, 1) for c, rc in zip(g["cpu"], g["received"])])
-                out.append(f"| {SYSTEM_NAMES[system]} | {fmt_int(pps)} | {spread(g['pps'])} | {ratio} | "
-                           f"{fmt_int(med(g['sent_pps']))} | {100 * frac:.1f}% | {split} | "
-                           f"{med(g['cpu']):.2f} ({spread(g['cpu'], lambda x: f'{x:.2f}')}) | {cpu_per:.2f} |")
-            out.append("")
-    return "\n".join(out)
-
-
-def tcp_table(live):
-    groups = {}
-    for r in live:
-        if r.get("kind") != "tcp":
-            continue
-        g = groups.setdefault(r["system"], {"cps": [], "c50": [], "c99": [], "rps": [], "r50": [], "r99": [],
-                                            "fail": [], "cpu": [], "split": []})
-        g["cps"].append(r["connect"].get("per_s", 0))
-        g["c50"].append(r["connect"].get("p50_us", 0))
-        g["c99"].append(r["connect"].get("p99_us", 0))
-        g["rps"].append(r["rr"].get("per_s", 0))
-        g["r50"].append(r["rr"].get("p50_us", 0))
-        g["r99"].append(r["rr"].get("p99_us", 0))
-        g["fail"].append(r["connect"].get("failures", 0) + r["rr"].get("failures", 0))
-        g["cpu"].append(r["cpu_s"])
-        per = r["server"].get("per_port", {})
-        conns = [per[p]["connections"] for p in sorted(per)]
-        total = max(sum(conns), 1)
-        g["split"].append([c / total for c in conns])
-    out = ["| system | connections/s, median (spread) | connect+request p50 / p99 µs | "
-           "requests/s on 6 open connections, median (spread) | request p50 / p99 µs | "
-           "connections per backend | failures | CPU s |",
-           "| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: |"]
-    for system in SYSTEM_ORDER:
-        g = groups.get(system)
-        if not g:
-            continue
-        shares = [med([s[i] for s in g["split"]]) for i in range(len(g["split"][0]))] if g["split"] and g["split"][0] else []
-        split = " / ".join(f"{100 * s:.0f}%" for s in shares)
-        out.append(f"| {SYSTEM_NAMES[system]} | {fmt_int(med(g['cps']))} ({spread(g['cps'])}) | "
-                   f"{med(g['c50']):.0f} / {med(g['c99']):.0f} | {fmt_int(med(g['rps']))} ({spread(g['rps'])}) | "
-                   f"{med(g['r50']):.0f} / {med(g['r99']):.0f} | {split} | {sum(g['fail'])} | "
-                   f"{med(g['cpu']):.2f} |")
-    return "\n".join(out), groups
-
-
-def runtime_lines(live):
-    out = []
-    for r in live:
-        if r.get("kind") == "runtime" and r.get("run_cnt"):
-            ns = r["run_time_ns"] / r["run_cnt"]
-            out.append(f"| {PATH_NAMES[r['path']]} | {r['run_cnt']:,} | {ns:.0f} |")
-    if not out:
-        return ""
-    return "\n".join(["| path | program runs | ns per run (kernel.bpf_stats_enabled) |",
-                      "| --- | ---: | ---: |"] + out)
-
-
-def chart(groups, png, work):
-    data = os.path.join(work, "chart.dat")
-    systems = [s for s in SYSTEM_ORDER if any(k[2] == s for k in groups)]
-    clusters = sorted({(k[0], k[1]) for k in groups}, key=lambda k: (["veth", "lo"].index(k[0]), k[1]))
-    with open(data, "w") as f:
-        f.write("# cluster " + " ".join(f"{s} {s}_lo {s}_hi" for s in systems) + "\n")
-        for path, size in clusters:
-            label = f'"{"veth (native)" if path == "veth" else "lo (generic)"}, {size} B"'
-            cols = []
-            for s in systems:
-                g = groups.get((path, size, s))
-                if g:
-                    cols += [med(g["pps"]) / 1e3, min(g["pps"]) / 1e3, max(g["pps"]) / 1e3]
-                else:
-                    cols += [0, 0, 0]
-            f.write(label + " " + " ".join(f"{c:.1f}" for c in cols) + "\n")
-    plots = []
-    for i, s in enumerate(systems):
-        c = 2 + 3 * i
-        plots.append(f"'{data}' using {c}:{c + 1}:{c + 2}:xtic(1) title '{SYSTEM_NAMES[s]}'")
-    script = f"""
-set terminal pngcairo size 1000,600 font 'sans,10' noenhanced
-set output '{png}'
-set title 'Delivered UDP packets/s per system (median of repetitions; error bars: min-max)'
-set ylabel 'thousand packets/s delivered to the sinks'
-set style data histogram
-set style histogram errorbars gap 2 lw 1
-set style fill solid 0.8 border -1
-set key below center horizontal
-set grid ytics
-set yrange [0:*]
-plot {", ".join(plots)}
-"""
-    subprocess.run(["gnuplot"], input=script, text=True, check=True)
-
-
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--work", required=True)
+    ap.add_argument("--work", required=True, help="raw results of one bench/run.sh")
     ap.add_argument("--md", required=True)
-    ap.add_argument("--png", required=True)
-    ap.add_argument("--seconds", type=int, default=0)
-    ap.add_argument("--quick", type=int, default=0)
-    ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--udp-count", type=int)
-    ap.add_argument("--udp-seconds", type=float)
-    ap.add_argument("--tcp-conns", type=int)
-    ap.add_argument("--tcp-rr", type=int)
-    ap.add_argument("--tcp-seconds", type=float)
-    ap.add_argument("--portmux-tcp", type=int, default=0)
+    ap.add_argument("--compare", help="raw results of an earlier run, to check the conclusions against")
     a = ap.parse_args()
 
-    with open(os.path.join(a.work, "prog.json")) as f:
-        prog = json.load(f)
-    live = load_live(os.path.join(a.work, "live.jsonl"))
     machine = read(os.path.join(a.work, "machine.txt"))
     ipvs = read(os.path.join(a.work, "ipvs.txt"))
-    tcp_check = read(os.path.join(a.work, "tcp-check.txt"))
-    profile = read(os.path.join(a.work, "profile.txt"))
+    seconds = read(os.path.join(a.work, "seconds.txt"), "?")
+    settings = read(os.path.join(a.work, "settings.txt"))
     loadavg_end = read("/proc/loadavg").split()[:3]
+    live_md = live_report.sections(a.work, a.compare)
+    prog_path = os.path.join(a.work, "prog.json")
+    if not os.path.exists(prog_path):  # --only without prog: the live sections alone
+        md = ["# portmux benchmarks", "",
+              f"Generated by `bench/run.sh` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} in "
+              f"{seconds} s ({settings}); the per-packet part was not run.", "",
+              "```\n" + machine + f"\nloadavg at end: {' '.join(loadavg_end)}\n```", ""] + live_md
+        with open(a.md, "w") as f:
+            f.write("\n".join(md) + "\n")
+        return
+    with open(prog_path) as f:
+        prog = json.load(f)
 
     floor = prog["floor_ns"]
     base = {r["name"]: r for r in prog["baseline"]["rows"]}
@@ -346,9 +192,6 @@ def main():
     miss_ns = pm["udp_not_a_frontend"]["median_ns"]
     scaling_md, growth, worst_growth, (scale_min, scale_max) = scaling_table(prog)
     flows_md, flow_growth = flow_table(prog)
-    groups = udp_summary(live)
-    tcp_md, tcp_groups = tcp_table(live)
-    chart(groups, a.png, a.work)
 
     # ---- targets
     targets = []
@@ -363,29 +206,18 @@ def main():
     targets.append(("flat cost from 1 to 65,535 frontends",
                     "growth 1 → 65,535 frontends: " + ", ".join(f"{g * 100:+.0f}% ({b} backends)" for b, g in growth),
                     "met" if flat else "missed: see the scaling section"))
-    for (path, size) in sorted({(k[0], k[1]) for k in groups}, key=lambda k: (["veth", "lo"].index(k[0]), k[1])):
-        d, p = groups.get((path, size, "direct")), groups.get((path, size, "portmux"))
-        if not (d and p):
-            continue
-        dp, pp = med(d["pps"]), med(p["pps"])
-        others = {s: med(groups[(path, size, s)]["pps"]) for s in ("nft", "nginx") if (path, size, s) in groups}
-        ok = pp >= 0.9 * dp and all(pp > v for v in others.values())
-        detail = f"{pp / dp:.2f}× direct" + "".join(f", {pp / v:.2f}× {s}" for s, v in others.items())
-        verdict = "met" if ok else "missed: " + ", ".join(
-            ([f"{pp / dp:.2f}× direct < 0.9×"] if pp < 0.9 * dp else []) +
-            [f"not above {s}" for s, v in others.items() if pp <= v])
-        targets.append((f"delivered UDP packets/s, {PATH_NAMES[path]}, {size} B: ≥ 0.9× direct, above nft and nginx",
-                        detail, verdict))
-
     md = []
     md.append("# portmux benchmarks")
     md.append("")
     md.append(f"Generated by `bench/run.sh` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} "
-              f"in {a.seconds} s, building included{' (--quick: fewer runs, smaller workloads)' if a.quick else ''}. "
-              "Every number below comes from that one run; rerun it to refresh this page.")
+              f"in {seconds} s, building included ({settings}). "
+              "Every number below comes from that one run"
+              + (", and the conclusions were checked against an earlier run (see the end)" if a.compare else "")
+              + "; rerun it to refresh this page.")
     md.append("")
-    md.append("```sh\nsudo bench/run.sh            # everything, ~5-6 minutes, writes this file and benchmarks.png\n"
-              "sudo bench/run.sh --quick    # a smoke run, ~1.5 minutes\n```")
+    md.append("```sh\nsudo bench/run.sh --results /tmp/run1             # everything, ~10 minutes, writes this file\n"
+              "sudo bench/run.sh --compare /tmp/run1           # a rerun, checked against the first\n"
+              "sudo bench/run.sh --quick                       # a smoke run, ~3 minutes\n```")
     md.append("")
     md.append("## Machine")
     md.append("")
@@ -499,7 +331,7 @@ def main():
     md.append("- `bpftool prog profile` could not be used: Debian's bpftool 7.1 is built without it "
               "(the error is below), and it would need hardware performance counters, which this VM "
               "does not expose (`perf stat -e cycles` reports `<not supported>`). Hence the ablation "
-              "above, the live run-time statistics below and the instruction counts:")
+              "above and the instruction counts:")
     md.append("")
     md.append(program_sizes(prog))
     md.append("")
@@ -513,120 +345,19 @@ def main():
     if profile:
         md.append("```\n$ bpftool prog profile id <portmux_xdp> duration 2 cycles instructions\n" + profile[:1500] + "\n```")
         md.append("")
-    md.append("## Live traffic")
-    md.append("")
-    md.append(f"Two network namespaces: a client and a balancer, joined by a veth pair (the balancer's "
-              "end runs XDP natively); and a loopback path inside the balancer namespace (XDP in generic "
-              "mode on `lo`). `portmux_loadgen udp-send` sends with `sendmmsg` (batches of 32) from 48 "
-              f"connected sockets (48 clients), a fixed workload of {a.udp_count:,} datagrams or "
-              f"{a.udp_seconds:g} s, whichever ends first, pinned to CPU 0; `portmux_loadgen udp-sink` "
-              "(pinned to CPU 1) receives with `recvmmsg` on 9876, 9877 and 9878 and counts per port. "
-              "Delivered packets/s = datagrams received / time from the first to the last one received. "
-              "The sender's CPU also runs the receive path (veth NAPI or loopback backlog) up to the "
-              "socket, so the balancer's cost shows as a lower delivered rate. "
-              f"{a.reps} repetitions, interleaved (each repetition runs every system once).")
-    md.append("")
-    md.append("- no balancer: the client sends straight to 9876 (one socket, so one sink wake-up stream "
-              "instead of three).")
-    md.append("- XDP_PASS attached: the same, with `bench_pass` (returns XDP_PASS) attached in the same "
-              "mode as portmux (`bpftool net attach xdpdrv`/`xdpgeneric`): what having an XDP program on "
-              "the path costs before portmux does any work. On a veth, native XDP moves receive onto "
-              "the veth's NAPI and can copy each skb to get XDP headroom; generic XDP on lo does the "
-              "same for every skb.")
-    md.append("- portmux: `portmux attach` with one UDP frontend 9875 → 9876, 9877, 9878 (native on the veth, generic on lo).")
-    md.append("- nftables: `udp dport 9875 dnat to :numgen inc mod 3 map { 0 : 9876, 1 : 9877, 2 : 9878 }` in a "
-              "`nat` chain on `prerouting` (veth) or `output` (loopback). NAT is decided per conntrack "
-              "entry, i.e. per client socket, not per packet: with 48 client sockets the split is by flow.")
-    md.append("- nginx: the stream module as a UDP proxy to 127.0.0.1:9876-9878, round robin, 2 workers, "
-              "`proxy_requests 1; proxy_responses 0;` so each datagram is balanced on its own.")
+    md += live_md
     md.append(f"- {ipvs}")
-    md.append("")
-    md.append(udp_tables(groups))
-    gap_lines = []
-    for (path, size) in sorted({(k[0], k[1]) for k in groups}, key=lambda k: (["veth", "lo"].index(k[0]), k[1])):
-        d, x, p = (groups.get((path, size, s)) for s in ("direct", "xdp_pass", "portmux"))
-        if d and x and p:
-            dp, xp, pp = med(d["pps"]), med(x["pps"]), med(p["pps"])
-            gap_lines.append(f"| {PATH_NAMES[path]}, {size} B | {xp / dp:.2f} | {pp / xp:.2f} | {pp / dp:.2f} |")
-    if gap_lines:
-        md.append("Where the gap between portmux and the direct path comes from (ratios of the medians "
-                  "above): the first column is what attaching any XDP program costs on that path "
-                  "(XDP_PASS attached vs. direct), the second what portmux's work and the spreading over "
-                  "three sockets cost on top of that (portmux vs. XDP_PASS attached):")
-        md.append("")
-        md.append("| path | XDP_PASS attached / direct | portmux / XDP_PASS attached | portmux / direct |")
-        md.append("| --- | ---: | ---: | ---: |")
-        md += gap_lines
-        md.append("")
-        md.append("On the veth, native XDP switches the receiving end to the veth's NAPI poll with XDP "
-                  "headroom (an skb from the local stack is converted, and copied when it lacks headroom "
-                  "or is shared); generic XDP on lo linearises and may copy every skb too. That cost is "
-                  "the same for any XDP program, and this setup, where one CPU runs the sender and the "
-                  "whole receive path, shows it undiluted. A NIC driver with native XDP support runs the "
-                  "program on its own receive buffers before any skb exists, so this part should be far "
-                  "smaller there (not measurable on this machine, which has no such NIC). The live run-time statistics "
-                  "below give portmux's own program cost on these paths. Where the min–max spreads of "
-                  "the rows overlap, as most do on this loaded machine, a ratio here is within the noise "
-                  "(a ratio above 1 for a row that does more work than another is noise by definition).")
-        md.append("")
-    utils = [u for g in groups.values() for u in g.get("util", [])]
-    if utils:
-        u = med(utils)
-        md.append(f"Machine-wide CPU use during the UDP trials: median {100 * u:.0f}% of both cores. "
-                  + ("The machine was saturated (by these trials and by the other work on it), so the "
-                     "CPU-seconds columns say little about the systems themselves in this run: compare "
-                     "delivered packets/s." if u > 0.85 else
-                     "CPU seconds include the other work on the machine; compare them between systems "
-                     "within this run only."))
-        md.append("")
-    rt = runtime_lines(live)
-    if rt:
-        md.append("The XDP program's own cost under live traffic, from the kernel's BPF run-time statistics "
-                  "(`kernel.bpf_stats_enabled=1` during one extra 64-byte portmux trial per path; includes the "
-                  "statistics' own clock reads, about 2 × 20-30 ns here):")
-        md.append("")
-        md.append(rt)
-        md.append("")
-    md.append("![Delivered UDP packets/s per system](benchmarks.png)")
-    md.append("")
-    md.append("### TCP")
-    md.append("")
-    md.append(f"Over the veth path: `portmux_loadgen tcp-serve` answers a 64-byte request with 64 bytes on "
-              f"9876-9878; `tcp-client --mode connect` opens a connection, sends one request, reads the answer "
-              f"and closes with a reset, {a.tcp_conns:,} times (or {a.tcp_seconds:g} s); `--mode rr` does "
-              f"{a.tcp_rr:,} request/response round trips over 6 open connections (or {a.tcp_seconds:g} s). "
-              "Single-threaded clients: connections/s and requests/s are latency-bound, so they measure "
-              "the added latency of each system, not its capacity.")
-    md.append("")
-    if a.portmux_tcp:
-        md.append("TCP through portmux: `portmux check` accepts a TCP frontend, so portmux is included "
-                  "(frontend 9875/tcp → 9876-9878; replies get port 9875 back from its TC egress program).")
-    else:
-        md.append(f"TCP through portmux: not measured — `portmux check` does not accept a TCP frontend yet (`{tcp_check}`).")
-    md.append("")
-    md.append(tcp_md)
-    md.append("")
-    tg = tcp_groups
-    if "direct" in tg and "portmux" in tg:
-        d = med(tg["direct"]["cps"])
-        x = med(tg["xdp_pass"]["cps"]) if "xdp_pass" in tg else None
-        p = med(tg["portmux"]["cps"])
-        md.append(f"Connections/s through portmux: {p / d:.2f}× direct"
-                  + (f", {p / x:.2f}× the path with XDP_PASS attached" if x else "")
-                  + "; every new connection takes the new-flow path (two LRU inserts, see the flow-table "
-                    "section) and every reply segment passes the TC egress program.")
-        md.append("")
-    md.append("Latency percentiles come from every round trip of the repetitions' runs (median of the "
-              "per-run p50 and p99); with two busy cores shared with other work the p99 values mostly "
-              "measure scheduling delays.")
     md.append("")
     md.append("## Raw results")
     md.append("")
-    md.append("`bench/run.sh` leaves the raw results in its build directory (`bench/results/`: "
-              "`prog.json`, `live.jsonl`, ...), from which `bench/report.py` can regenerate this page. Sources: `bench/prog_bench.cpp` (test-run harness), "
+    md.append("`bench/run.sh` leaves the raw results in `--results DIR` (default: its build directory's "
+              "`bench/results-<time>/`: `prog.json`, `live.jsonl`, ...), from which "
+              "`bench/report.py --work DIR --md OUT [--compare EARLIER]` regenerates this page. "
+              "Sources: `bench/prog_bench.cpp` (test-run harness), "
               "`bench/bpf/baseline.bpf.c` (floor, drop, aya demo algorithm), `bench/bpf/ablation.bpf.c` "
               "(portmux's UDP path stage by stage), `bench/loadgen.cpp` "
-              "(sender, sinks, TCP client/server), `bench/run.sh`, `bench/report.py`.")
+              "(sender, sinks, TCP client/server, streams), `bench/naive_proxy.cpp`, `bench/splice_proxy.cpp` and `bench/relay.hpp` (TCP relays), "
+              "`bench/run.sh`, `bench/report.py`, `bench/live_report.py`.")
     md.append("")
     with open(a.md, "w") as f:
         f.write("\n".join(md))

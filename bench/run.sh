@@ -1,36 +1,60 @@
 #!/usr/bin/env bash
-# portmux benchmarks (GitHub issue 6): per-packet cost with BPF_PROG_TEST_RUN,
-# scaling, and live UDP/TCP traffic through portmux and the alternatives.
-# Writes docs/benchmarks.md and docs/benchmarks.png.
+# portmux benchmarks: per-packet cost with BPF_PROG_TEST_RUN (part "prog"),
+# live UDP through portmux and the alternatives against a lossless direct
+# reference (part "udp"), live offered rate from 48 to 100,000 clients (part
+# "scale"), and TCP relays for the first-bytes service (part "relay").
+# Writes docs/benchmarks.md.
 #
-#   sudo bench/run.sh [--quick] [--no-install] [--reps N]
+#   sudo bench/run.sh [--quick] [--no-install] [--reps N] [--only PARTS]
+#                     [--compare DIR] [--results DIR]
 #
-# Needs root (BPF, network namespaces). Installs what it lacks with apt-get
-# (nftables, nginx-light + libnginx-mod-stream, gnuplot-nox, jq, python3).
-# Bounded: about 6 minutes on 2 cores (--quick: about 1.5). Traffic only
-# goes to addresses inside two network namespaces it creates (and removes on
-# exit, as it removes everything else it set up).
+#   --only prog,udp,scale,relay   run only these parts (default: all)
+#   --compare DIR   the raw results of an earlier run (its --results DIR):
+#                   the page then gives both runs' ranges and states only
+#                   the conclusions that hold in both.
+#   --results DIR   where the raw results go (default: $BUILD/bench/results-<time>)
+#
+# Why it is built this way: the VM's speed swings 2x minute to minute and
+# other work shares its two cores. So every repetition runs every system once
+# (order rotated from one repetition to the next), results are per-repetition
+# ratios against the reference measured in the same repetition, with min-max
+# over >= 5 repetitions, and the load average is recorded around each one.
+#
+# Needs root. Installs what it lacks with apt-get (see need_pkgs below).
+# Bounded: about 10 minutes on 2 cores (--quick: about 3). Traffic only goes
+# to addresses inside two network namespaces it creates; the trap removes
+# them, the XDP programs, nginx and every other process it started.
 #
 # Environment: BUILD (build directory, default /tmp/portmux-bench-build),
-# OUT_MD / OUT_PNG (default docs/benchmarks.md, docs/benchmarks.png).
+# OUT_MD (default docs/benchmarks.md), PROG_JSON (reuse an earlier prog.json).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${BUILD:-/tmp/portmux-bench-build}
 OUT_MD=${OUT_MD:-$ROOT/docs/benchmarks.md}
-OUT_PNG=${OUT_PNG:-$ROOT/docs/benchmarks.png}
 QUICK=0
 INSTALL=1
 REPS=
+ONLY=prog,udp,scale,relay
+COMPARE=
+RESULTS=
+usage() { echo "usage: $0 [--quick] [--no-install] [--reps N] [--only prog,udp,scale,relay] [--compare DIR] [--results DIR]" >&2; exit 2; }
 while [[ $# -gt 0 ]]; do
   case $1 in
     --quick) QUICK=1 ;;
     --no-install) INSTALL=0 ;;
-    --reps) REPS=$2; shift ;;
-    *) echo "usage: $0 [--quick] [--no-install] [--reps N]" >&2; exit 2 ;;
+    --reps) [[ $# -ge 2 && $2 =~ ^[1-9][0-9]*$ ]] || usage; REPS=$2; shift ;;
+    --only) [[ $# -ge 2 ]] || usage; ONLY=$2; shift ;;
+    --compare) [[ $# -ge 2 && -d $2 ]] || { echo "--compare: no directory ${2:-}" >&2; exit 2; }; COMPARE=$(cd "$2" && pwd); shift ;;
+    --results) [[ $# -ge 2 ]] || usage; RESULTS=$2; shift ;;
+    *) usage ;;
   esac
   shift
 done
+for part in ${ONLY//,/ }; do
+  [[ $part =~ ^(prog|udp|scale|relay)$ ]] || { echo "--only: unknown part '$part' (prog, udp, scale, relay)" >&2; exit 2; }
+done
+want() { [[ ",$ONLY," == *",$1,"* ]]; }
 
 if [[ $(id -u) -ne 0 ]]; then
   echo "bench/run.sh needs root (BPF programs, network namespaces)" >&2
@@ -40,30 +64,35 @@ fi
 START_TS=$(date +%s)
 log() { printf '[%4ds] %s\n' $(( $(date +%s) - START_TS )) "$*" >&2; }
 
-# Workload sizes. A trial ends at its packet count or its time limit.
+# Workload sizes. A UDP trial ends at its packet count or its time limit.
 if [[ $QUICK -eq 1 ]]; then
-  UDP_COUNT=300000; UDP_SECONDS=1; TCP_CONNS=500; TCP_RR=3000; TCP_SECONDS=1
+  REPS=${REPS:-2}
+  UDP_SECONDS=0.6; SCALE_CLIENTS=(48 40032 100032)
+  RELAY_BYTES=$((256 << 20)); RELAY_SECONDS=0.8
   PROG_ARGS=(--runs 3 --repeat 1000000 --single-shots 20000 --flows 200000 --quick)
-  REPS=${REPS:-1}
 else
-  REPS=${REPS:-3}
-  UDP_COUNT=1000000; UDP_SECONDS=1.5; TCP_CONNS=2000; TCP_RR=20000; TCP_SECONDS=2
+  REPS=${REPS:-5}
+  UDP_SECONDS=1; SCALE_CLIENTS=(48 960 9600 40032 100032)
+  RELAY_BYTES=$((1 << 30)); RELAY_SECONDS=1.5
   PROG_ARGS=(--runs 5 --repeat 1000000 --single-shots 50000 --flows 1000000)
 fi
-SIZES=(64 512)                   # UDP payload bytes
+UDP_COUNT=5000000                # never the limit: trials are timed
+UDP_SIZE=64                      # payload bytes: the packet-rate bound case
+CLIENT_SOCKETS=48                # source ports; x source addresses = clients
 FRONT=9875
 BACKENDS=(9876 9877 9878)
 BACKEND_LIST=$(IFS=,; echo "${BACKENDS[*]}")
 # The benchmarking range (RFC 2544), only ever configured inside our namespaces.
 CLI_ADDR=198.18.0.1
 LB_ADDR=198.18.0.2
+MANY_SOURCES_BASE=198.19.0.1     # the scaling run's client addresses (IP_TRANSPARENT)
 
 # ------------------------------------------------------------------ install
 need_pkgs=()
 command -v nft >/dev/null || need_pkgs+=(nftables)
+command -v conntrack >/dev/null || need_pkgs+=(conntrack)
 command -v nginx >/dev/null || need_pkgs+=(nginx-light)
 [[ -e /usr/lib/nginx/modules/ngx_stream_module.so ]] || need_pkgs+=(libnginx-mod-stream)
-command -v gnuplot >/dev/null || need_pkgs+=(gnuplot-nox)
 command -v jq >/dev/null || need_pkgs+=(jq)
 command -v python3 >/dev/null || need_pkgs+=(python3)
 command -v cmake >/dev/null || need_pkgs+=(cmake)
@@ -73,13 +102,13 @@ if [[ ${#need_pkgs[@]} -gt 0 ]]; then
     log "installing ${need_pkgs[*]}"
     apt-get update -qq
     # Installing nginx must not leave a system nginx running: policy-rc.d says no.
-    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d.portmux-bench
-    chmod +x /usr/sbin/policy-rc.d.portmux-bench
     had_policy=0; [[ -e /usr/sbin/policy-rc.d ]] && had_policy=1
-    [[ $had_policy -eq 0 ]] && cp /usr/sbin/policy-rc.d.portmux-bench /usr/sbin/policy-rc.d
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+    if [[ $had_policy -eq 0 ]]; then
+      printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+      chmod +x /usr/sbin/policy-rc.d
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
     [[ $had_policy -eq 0 ]] && rm -f /usr/sbin/policy-rc.d
-    rm -f /usr/sbin/policy-rc.d.portmux-bench
   else
     log "missing ${need_pkgs[*]} (--no-install given); the systems needing them are skipped"
   fi
@@ -89,10 +118,12 @@ fi
 log "building portmux and the benchmarks in $BUILD"
 cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release \
       -DPORTMUX_BUILD_TESTS=OFF -DPORTMUX_BUILD_BENCH=ON >/dev/null
-ninja -C "$BUILD" portmux portmux_prog_bench portmux_loadgen >/dev/null
+ninja -C "$BUILD" portmux portmux_prog_bench portmux_loadgen portmux_naive_proxy portmux_splice_proxy >/dev/null
 PORTMUX=$BUILD/loader/portmux
 PROG_BENCH=$BUILD/bench/portmux_prog_bench
 LOADGEN=$BUILD/bench/portmux_loadgen
+NAIVE_PROXY=$BUILD/bench/portmux_naive_proxy
+SPLICE_PROXY=$BUILD/bench/portmux_splice_proxy
 
 # ------------------------------------------------------------------ cleanup
 WORK=$(mktemp -d /tmp/portmux-bench.XXXXXX)
@@ -101,14 +132,12 @@ NS_CLI=pmxb-cli-$ID
 NS_LB=pmxb-lb-$ID
 VETH_CLI=pmxc$ID
 VETH_LB=pmxl$ID
-NGINX_PID=
 MNT_PID=
-OLD_BPF_STATS=
-BG_PIDS=()
+BG_PIDS=()     # every background process of a trial or system, killed by pid
 PORT=
 
-# (Background jobs call ip netns exec directly, so $! is the process itself,
-# which execs in place, and not a subshell that a kill would miss.)
+# Background jobs run `ip netns exec ... PROG` directly, so $! is the process
+# itself (ip execs in place), not a subshell that a kill would miss.
 in_lb() { ip netns exec "$NS_LB" "$@"; }
 in_cli() { ip netns exec "$NS_CLI" "$@"; }
 # portmux and libxdp pin under /sys/fs/bpf by interface name and index, and
@@ -118,10 +147,23 @@ in_cli() { ip netns exec "$NS_CLI" "$@"; }
 in_bpffs() { nsenter --target "$MNT_PID" --mount --net="/run/netns/$NS_LB" "$@"; }
 portmux_lb() { in_bpffs "$PORTMUX" "$@"; }
 
+stop_bg() {
+  local pid
+  for pid in "${BG_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${BG_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  BG_PIDS=()
+}
+
 cleanup() {
   set +e
-  for pid in "${BG_PIDS[@]}"; do kill "$pid" 2>/dev/null; done
-  [[ -n $NGINX_PID ]] && kill "$NGINX_PID" 2>/dev/null
+  stop_bg
+  # Sinks, senders and servers of an interrupted trial: only ever ours, as
+  # nothing else runs in these namespaces.
+  local ns pid
+  for ns in "$NS_CLI" "$NS_LB"; do
+    [[ -e /run/netns/$ns ]] || continue
+    for pid in $(ip netns pids "$ns" 2>/dev/null); do kill "$pid" 2>/dev/null; done
+  done
   [[ -s $WORK/nginx.pid ]] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null
   if [[ -e /run/netns/$NS_LB && -n $MNT_PID ]]; then
     portmux_lb detach "$VETH_LB" >/dev/null 2>&1
@@ -130,13 +172,17 @@ cleanup() {
     in_bpffs bpftool net detach xdpgeneric dev lo >/dev/null 2>&1
   fi
   [[ -n $MNT_PID ]] && kill "$MNT_PID" 2>/dev/null
-  [[ -n $OLD_BPF_STATS ]] && sysctl -qw kernel.bpf_stats_enabled="$OLD_BPF_STATS"
   ip netns del "$NS_CLI" 2>/dev/null
   ip netns del "$NS_LB" 2>/dev/null
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+RESULTS=${RESULTS:-$BUILD/bench/results-$(date -u +%Y%m%dT%H%M%S)}
+mkdir -p "$RESULTS"
+RESULTS=$(cd "$RESULTS" && pwd)
+: > "$RESULTS/live.jsonl"
 
 # ------------------------------------------------------------------ machine
 {
@@ -149,20 +195,22 @@ trap 'exit 130' INT TERM
   echo "nginx: $(nginx -v 2>&1 | sed 's/.*nginx\///')"
   echo "nft: $(nft --version)"
   echo "loadavg at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "commit: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
-} > "$WORK/machine.txt"
+  echo "commit: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo ' (with local changes)')"
+  echo "started: $(date -u '+%Y-%m-%d %H:%M UTC')"
+} > "$RESULTS/machine.txt"
 
-# ------------------------------------------------------------------ part 1
-log "per-packet cost (BPF_PROG_TEST_RUN): ${PROG_ARGS[*]}"
-if [[ -n ${PROG_JSON:-} ]]; then  # development: reuse an earlier result
-  cp "$PROG_JSON" "$WORK/prog.json"
-else
-  "$PROG_BENCH" "${PROG_ARGS[@]}" --json "$WORK/prog.json" 2> "$WORK/prog.log" || {
-    cat "$WORK/prog.log" >&2; exit 1; }
+# ------------------------------------------------------------------ part prog
+if want prog; then
+  log "per-packet cost (BPF_PROG_TEST_RUN): ${PROG_ARGS[*]}"
+  if [[ -n ${PROG_JSON:-} ]]; then  # development: reuse an earlier result
+    cp "$PROG_JSON" "$RESULTS/prog.json"
+  else
+    "$PROG_BENCH" "${PROG_ARGS[@]}" --json "$RESULTS/prog.json" 2> "$WORK/prog.log" || {
+      cat "$WORK/prog.log" >&2; exit 1; }
+  fi
 fi
-PORTMUX_PROG_ID=$(jq -r '.portmux.program.id' "$WORK/prog.json")
 
-# ------------------------------------------------------------------ part 2
+# ------------------------------------------------------------------ namespaces
 log "network namespaces $NS_CLI, $NS_LB (veth $VETH_CLI <-> $VETH_LB)"
 ip netns add "$NS_CLI"
 ip netns add "$NS_LB"
@@ -176,34 +224,34 @@ for _ in $(seq 50); do
   sleep 0.02
 done
 nsenter --target "$MNT_PID" --mount mount -t bpf bpf /sys/fs/bpf
-# The reference programs, for the "XDP_PASS attached" system (the cost of
-# having any XDP program on the path, without portmux's work).
-in_bpffs bpftool prog loadall "$BUILD/bench/baseline.bpf.o" /sys/fs/bpf/pmxb_base type xdp
-in_cli ip link set lo up
-in_lb ip link set lo up
+# The seed algorithm (the published demo's, bench/bpf/baseline.bpf.c), live:
+# its map sends 9875 to 9876, 9877, 9878 (host-order u16 keys and ports,
+# then a u64 index), as the demo's user space fills it.
+in_bpffs bpftool prog loadall "$BUILD/bench/baseline.bpf.o" /sys/fs/bpf/pmxb_base type xdp \
+  pinmaps /sys/fs/bpf/pmxb_base_maps
+le16() { printf '0x%02x 0x%02x' $(( $1 & 255 )) $(( $1 >> 8 )); }
+# shellcheck disable=SC2046
+in_bpffs bpftool map update pinned /sys/fs/bpf/pmxb_base_maps/demo_backend_ports \
+  key $(le16 $FRONT) value $(le16 "${BACKENDS[0]}") $(le16 "${BACKENDS[1]}") $(le16 "${BACKENDS[2]}") \
+  0 0 0 0 0 0 0 0 0 0
+for ns in "$NS_CLI" "$NS_LB"; do
+  ip netns exec "$ns" ip link set lo up
+  # The scaling run's clients come from 198.19.0.0/16: no reverse-path drop.
+  ip netns exec "$ns" sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
+done
 in_cli ip link set "$VETH_CLI" up
 in_lb ip link set "$VETH_LB" up
-# No ICMP "port unreachable" storms or rate limits between the two ends.
+in_lb sysctl -qw "net.ipv4.conf.$VETH_LB.rp_filter=0"
+in_lb ip route add 198.19.0.0/16 via "$CLI_ADDR"
 in_lb sysctl -qw net.ipv4.icmp_ratelimit=0 >/dev/null 2>&1 || true
 for _ in $(seq 50); do in_cli ping -c1 -W1 "$LB_ADDR" >/dev/null 2>&1 && break; sleep 0.1; done
 
 IPVS_NOTE="IPVS: not measured: this kernel has no IPVS (no /proc/net/ip_vs, CONFIG_IP_VS unset) and cannot load modules."
 [[ -e /proc/net/ip_vs ]] && IPVS_NOTE="IPVS: present on this kernel but not benchmarked by this script."
+echo "$IPVS_NOTE" > "$RESULTS/ipvs.txt"
 
-# TCP through portmux only when its config accepts TCP frontends.
-cat > "$WORK/tcp-check.json" <<EOF
-{"frontends": [{"port": $FRONT, "protocol": "tcp", "backends": [$BACKEND_LIST]}]}
-EOF
-PORTMUX_TCP=0
-if TCP_CHECK=$("$PORTMUX" check "$WORK/tcp-check.json" 2>&1); then
-  PORTMUX_TCP=1
-fi
-echo "$TCP_CHECK" > "$WORK/tcp-check.txt"
 cat > "$WORK/portmux.json" <<EOF
-{"frontends": [
-  {"port": $FRONT, "protocol": "udp", "backends": [$BACKEND_LIST]}$( [[ $PORTMUX_TCP -eq 1 ]] && echo ",
-  {\"port\": $FRONT, \"protocol\": \"tcp\", \"backends\": [$BACKEND_LIST]}")
-]}
+{"frontends": [{"port": $FRONT, "protocol": "udp", "backends": [$BACKEND_LIST]}]}
 EOF
 
 write_nft() {  # $1: hook (prerouting for traffic from the veth, output for local)
@@ -212,13 +260,13 @@ table ip pmxbench {
   chain lb {
     type nat hook $1 priority -100; policy accept;
     udp dport $FRONT dnat to :numgen inc mod 3 map { 0 : ${BACKENDS[0]}, 1 : ${BACKENDS[1]}, 2 : ${BACKENDS[2]} }
-    tcp dport $FRONT dnat to :numgen inc mod 3 map { 0 : ${BACKENDS[0]}, 1 : ${BACKENDS[1]}, 2 : ${BACKENDS[2]} }
   }
 }
 EOF
 }
 
-cat > "$WORK/nginx.conf" <<EOF
+# UDP: round robin over the three backends, every datagram its own session.
+cat > "$WORK/nginx-udp.conf" <<EOF
 load_module /usr/lib/nginx/modules/ngx_stream_module.so;
 worker_processes 2;
 daemon off;
@@ -229,13 +277,7 @@ stream {
   upstream udp_backends {
     server 127.0.0.1:${BACKENDS[0]}; server 127.0.0.1:${BACKENDS[1]}; server 127.0.0.1:${BACKENDS[2]};
   }
-  upstream tcp_backends {
-    server 127.0.0.1:${BACKENDS[0]}; server 127.0.0.1:${BACKENDS[1]}; server 127.0.0.1:${BACKENDS[2]};
-  }
-  # Every datagram is its own session (proxy_requests 1), so round robin
-  # applies per datagram as it does in portmux; no replies are expected.
   server { listen $FRONT udp reuseport; proxy_pass udp_backends; proxy_requests 1; proxy_responses 0; proxy_timeout 2s; }
-  server { listen $FRONT reuseport; proxy_pass tcp_backends; }
 }
 EOF
 
@@ -247,45 +289,46 @@ have_system() {
   esac
 }
 
-# Sets up system $1 on path $2 (veth or lo); sets PORT, the port clients dial.
-setup_system() {
+wait_listen() {  # proto(u|t) port: until something in the balancer namespace listens
+  local _
+  for _ in $(seq 100); do
+    in_lb ss -Hln"$1" "sport = :$2" 2>/dev/null | grep -q . && return 0
+    sleep 0.05
+  done
+  log "nothing listens on $2/$1 after 5 s"; return 1
+}
+
+start_nginx() {  # config file
+  ip netns exec "$NS_LB" nginx -c "$1" -p "$WORK" -e "$WORK/nginx-error.log" > "$WORK/nginx.out" 2>&1 &
+  BG_PIDS+=($!)
+}
+
+# UDP: sets up system $1 on path $2 (veth or lo); PORTS is what clients dial.
+udp_setup() {
   local system=$1 path=$2 iface mode
   if [[ $path == veth ]]; then iface=$VETH_LB; mode=native; else iface=lo; mode=generic; fi
-  PORT=$FRONT
+  PORTS=$FRONT
   case $system in
-    direct) PORT=${BACKENDS[0]} ;;
-    xdp_pass)
-      PORT=${BACKENDS[0]}
-      in_bpffs bpftool net attach "$([[ $path == veth ]] && echo xdpdrv || echo xdpgeneric)" \
-        pinned /sys/fs/bpf/pmxb_base/bench_pass dev "$iface" ;;
-    portmux)
-      portmux_lb attach "$iface" -c "$WORK/portmux.json" -m "$mode" >> "$WORK/attach.txt" ;;
+    direct3) PORTS=$BACKEND_LIST ;;
+    seed)
+      in_bpffs bpftool net attach "$([[ $mode == native ]] && echo xdpdrv || echo xdpgeneric)" \
+        pinned /sys/fs/bpf/pmxb_base/bench_demo dev "$iface" ;;
+    portmux) portmux_lb attach "$iface" -c "$WORK/portmux.json" -m "$mode" >> "$WORK/attach.txt" ;;
     nft)
       write_nft "$([[ $path == veth ]] && echo prerouting || echo output)"
       in_lb nft -f "$WORK/nft.conf" ;;
-    nginx)
-      ip netns exec "$NS_LB" nginx -c "$WORK/nginx.conf" -p "$WORK" -e "$WORK/nginx-error.log" \
-            > "$WORK/nginx.out" 2>&1 &
-      NGINX_PID=$!
-      for _ in $(seq 50); do
-        in_lb ss -Hlun "sport = :$FRONT" 2>/dev/null | grep -q . && break
-        sleep 0.1
-      done ;;
+    nginx) start_nginx "$WORK/nginx-udp.conf"; wait_listen u "$FRONT" ;;
   esac
 }
 
-teardown_system() {
-  local system=$1 path=$2
+udp_teardown() {
+  local system=$1 path=$2 iface
+  [[ $path == veth ]] && iface=$VETH_LB || iface=lo
   case $system in
-    xdp_pass)
-      in_bpffs bpftool net detach "$([[ $path == veth ]] && echo xdpdrv || echo xdpgeneric)" \
-        dev "$([[ $path == veth ]] && echo "$VETH_LB" || echo lo)" ;;
-    portmux) portmux_lb detach "$([[ $path == veth ]] && echo "$VETH_LB" || echo lo)" >/dev/null ;;
+    seed) in_bpffs bpftool net detach "$([[ $path == veth ]] && echo xdpdrv || echo xdpgeneric)" dev "$iface" ;;
+    portmux) portmux_lb detach "$iface" >/dev/null ;;
     nft) in_lb nft delete table ip pmxbench; in_lb conntrack -F >/dev/null 2>&1 || true ;;
-    nginx)
-      kill "$NGINX_PID" 2>/dev/null || true
-      wait "$NGINX_PID" 2>/dev/null || true
-      NGINX_PID= ;;
+    nginx) stop_bg ;;
   esac
 }
 
@@ -293,121 +336,184 @@ cpu_busy_jiffies() {  # all CPUs: user nice system irq softirq steal
   awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat
 }
 HZ=$(getconf CLK_TCK)
+loadavg() { cut -d' ' -f1 /proc/loadavg; }
 
-udp_trial() {  # path system size rep port
-  local path=$1 system=$2 size=$3 rep=$4 port=$5 dst ready=$WORK/ready.$RANDOM
-  [[ $path == veth ]] && dst=$LB_ADDR || dst=127.0.0.1
-  ip netns exec "$NS_LB" "$LOADGEN" udp-sink --ports "$BACKEND_LIST" --idle-ms 300 --seconds 10 --ready "$ready" \
-        --cpu 1 > "$WORK/sink.json" &
+# One timed UDP trial: part path system rep [sources]. Offered = what the
+# sender got into the kernel per second; delivered = what the three sinks
+# received per second (first to last datagram).
+udp_trial() {
+  local part=$1 path=$2 system=$3 rep=$4 sources=${5:-} dst ready=$WORK/ready.$RANDOM
+  local run_in=in_cli extra=()
+  if [[ $path == veth ]]; then dst=$LB_ADDR; else dst=127.0.0.1; run_in=in_lb; fi
+  [[ -n $sources ]] && extra=(--sources "$sources" --source-base "$MANY_SOURCES_BASE")
+  ip netns exec "$NS_LB" "$LOADGEN" udp-sink --ports "$BACKEND_LIST" --idle-ms 300 --seconds 10 \
+        --ready "$ready" --cpu 1 > "$WORK/sink.json" &
   local sink=$!
   for _ in $(seq 100); do [[ -e $ready ]] && break; sleep 0.02; done
   local c0 c1 sender t0 t1
   c0=$(cpu_busy_jiffies)
   t0=$(date +%s.%N)
-  if [[ $path == veth ]]; then
-    sender=$(in_cli "$LOADGEN" udp-send --dst "$dst" --port "$port" --size "$size" \
-             --count "$UDP_COUNT" --seconds "$UDP_SECONDS" --cpu 0)
-  else
-    sender=$(in_lb "$LOADGEN" udp-send --dst "$dst" --port "$port" --size "$size" \
-             --count "$UDP_COUNT" --seconds "$UDP_SECONDS" --cpu 0)
-  fi
+  sender=$($run_in "$LOADGEN" udp-send --dst "$dst" --ports "$PORTS" --size "$UDP_SIZE" \
+           --count "$UDP_COUNT" --seconds "$UDP_SECONDS" --sockets "$CLIENT_SOCKETS" --cpu 0 "${extra[@]}")
   wait "$sink" || true
   c1=$(cpu_busy_jiffies)
   t1=$(date +%s.%N)
-  jq -c --arg path "$path" --arg system "$system" --argjson size "$size" --argjson rep "$rep" \
-        --argjson sender "$sender" --argjson cpu "$(awk -v a="$c0" -v b="$c1" -v hz="$HZ" 'BEGIN {printf "%.2f", (b - a) / hz}')" \
-        --argjson wall "$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", b - a}')" \
-        --argjson cpus "$(nproc)" \
-        '{kind: "udp", path: $path, system: $system, size: $size, rep: $rep, sender: $sender,
-          sink: ., cpu_s: $cpu, wall_s: $wall, cpus: $cpus}' "$WORK/sink.json" >> "$WORK/live.jsonl"
-  tail -1 "$WORK/live.jsonl" | jq -r '"    \(.size) B: sent \(.sender.sent) at \(.sender.send_pps)/s, delivered \(.sink.received) at \(.sink.delivered_pps)/s \(.sink.per_port), cpu \(.cpu_s) s"' >&2
-  rm -f "$ready"
-}
-
-tcp_trial() {  # system rep port
-  local system=$1 rep=$2 port=$3 ready=$WORK/ready.$RANDOM
-  ip netns exec "$NS_LB" "$LOADGEN" tcp-serve --ports "$BACKEND_LIST" --seconds 30 --ready "$ready" --cpu 1 \
-        > "$WORK/tcpserve.json" &
-  local server=$!
-  BG_PIDS+=("$server")
-  for _ in $(seq 100); do [[ -e $ready ]] && break; sleep 0.02; done
-  local c0 c1 conn rr
-  c0=$(cpu_busy_jiffies)
-  conn=$(in_cli "$LOADGEN" tcp-client --dst "$LB_ADDR" --port "$port" --mode connect \
-         --count "$TCP_CONNS" --seconds "$TCP_SECONDS" --cpu 0 || true)
-  rr=$(in_cli "$LOADGEN" tcp-client --dst "$LB_ADDR" --port "$port" --mode rr --conns 6 \
-       --count "$TCP_RR" --seconds "$TCP_SECONDS" --cpu 0 || true)
-  c1=$(cpu_busy_jiffies)
-  kill "$server" 2>/dev/null || true
-  wait "$server" 2>/dev/null || true
-  BG_PIDS=()
-  [[ -n $conn ]] || conn='{"completed": 0, "failures": -1}'
-  [[ -n $rr ]] || rr='{"completed": 0, "failures": -1}'
-  jq -c --arg system "$system" --argjson rep "$rep" --argjson conn "$conn" --argjson rr "$rr" \
+  jq -c --arg part "$part" --arg path "$path" --arg system "$system" --argjson rep "$rep" \
+        --argjson size "$UDP_SIZE" --argjson sender "$sender" \
         --argjson cpu "$(awk -v a="$c0" -v b="$c1" -v hz="$HZ" 'BEGIN {printf "%.2f", (b - a) / hz}')" \
-        '{kind: "tcp", path: "veth", system: $system, rep: $rep, connect: $conn, rr: $rr,
-          server: ., cpu_s: $cpu}' "$WORK/tcpserve.json" >> "$WORK/live.jsonl"
-  tail -1 "$WORK/live.jsonl" | jq -r '"    connect: \(.connect.per_s)/s p50 \(.connect.p50_us) us; rr: \(.rr.per_s)/s p50 \(.rr.p50_us) p99 \(.rr.p99_us) us; failures \(.connect.failures)/\(.rr.failures)"' >&2
+        --argjson wall "$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", b - a}')" \
+        '{kind: "udp", part: $part, path: $path, system: $system, rep: $rep, size: $size,
+          clients: $sender.clients, sender: $sender, sink: ., cpu_s: $cpu, wall_s: $wall}' \
+        "$WORK/sink.json" >> "$RESULTS/live.jsonl"
+  tail -1 "$RESULTS/live.jsonl" | jq -r '"    \(.system) \(.path) \(.clients) clients: offered \(.sender.send_pps)/s, delivered \(.sink.delivered_pps)/s (\(.sink.received)/\(.sender.sent)) \(.sink.per_port)"' >&2
   rm -f "$ready"
 }
 
-: > "$WORK/live.jsonl"
-SYSTEMS=(direct xdp_pass portmux nft nginx)
-for rep in $(seq "$REPS"); do
-  for path in veth lo; do
-    for system in "${SYSTEMS[@]}"; do
-      have_system "$system" || continue
-      log "UDP rep $rep/$REPS: $system over $path"
-      setup_system "$system" "$path"
-      for size in "${SIZES[@]}"; do
-        udp_trial "$path" "$system" "$size" "$rep" "$PORT"
-      done
-      teardown_system "$system" "$path"
-    done
-  done
-  for system in "${SYSTEMS[@]}"; do
-    have_system "$system" || continue
-    [[ $system == portmux && $PORTMUX_TCP -eq 0 ]] && continue
-    log "TCP rep $rep/$REPS: $system over veth"
-    setup_system "$system" veth
-    tcp_trial "$system" "$rep" "$PORT"
-    teardown_system "$system" veth
-  done
-done
+rep_record() {  # part rep order load_start
+  jq -nc --arg part "$1" --argjson rep "$2" --arg order "$3" --argjson l0 "$4" --argjson l1 "$(loadavg)" \
+     '{kind: "rep", part: $part, rep: $rep, order: ($order | split(" ")), load_start: $l0, load_end: $l1}' \
+     >> "$RESULTS/live.jsonl"
+}
 
-# Live per-packet cost of the XDP program itself, from the kernel's BPF
-# run-time statistics, over one more portmux UDP trial on each path.
-for path in veth lo; do
-  log "portmux run-time statistics over $path"
-  setup_system portmux "$path"
-  pin_dir=/sys/fs/bpf/portmux/$([[ $path == veth ]] && echo "$VETH_LB" || echo lo)
-  prog_id=$(in_bpffs bpftool -j prog show pinned "$pin_dir/xdp_program" | jq '.id')
-  if [[ $path == veth ]]; then  # needs hardware counters; the error is reported otherwise
-    timeout 10 bpftool prog profile id "$prog_id" duration 2 cycles instructions \
-      > "$WORK/profile.txt" 2>&1 &
-    PROFILE_PID=$!
-  fi
-  OLD_BPF_STATS=$(sysctl -n kernel.bpf_stats_enabled)
-  sysctl -qw kernel.bpf_stats_enabled=1
-  udp_trial "$path" portmux_stats 64 0 "$PORT"
-  sysctl -qw kernel.bpf_stats_enabled="$OLD_BPF_STATS"
-  OLD_BPF_STATS=
-  bpftool -j prog show id "$prog_id" | jq -c --arg path "$path" \
-      '{kind: "runtime", path: $path, run_cnt: .run_cnt, run_time_ns: .run_time_ns,
-        xlated: .bytes_xlated, jited: .bytes_jited}' >> "$WORK/live.jsonl"
-  [[ $path == veth ]] && { wait "$PROFILE_PID" || true; }
-  teardown_system portmux "$path"
-done
+rotate() {  # rep word...: the words rotated left by rep - 1
+  local r=$1; shift
+  local n=$# words=("$@") out=() i
+  for ((i = 0; i < n; i++)); do out+=("${words[$(( (i + r - 1) % n ))]}"); done
+  echo "${out[*]}"
+}
+
+# ------------------------------------------------------------------ part udp
+if want udp; then
+  UDP_SYSTEMS=()
+  for s in direct3 seed portmux nft nginx; do have_system "$s" && UDP_SYSTEMS+=("$s"); done
+  for rep in $(seq "$REPS"); do
+    l0=$(loadavg)
+    order=$(rotate "$rep" "${UDP_SYSTEMS[@]}")
+    log "UDP rep $rep/$REPS, order: $order (load $l0)"
+    for path in veth lo; do
+      for system in $order; do
+        udp_setup "$system" "$path"
+        udp_trial udp "$path" "$system" "$rep"
+        udp_teardown "$system" "$path"
+      done
+    done
+    rep_record udp "$rep" "$order" "$l0"
+  done
+fi
+
+# ------------------------------------------------------------------ part scale
+# Offered rate through portmux over the veth against direct3, from 48 to
+# about 100,000 clients (48 source ports x 1 to 2084 source addresses).
+if want scale; then
+  for rep in $(seq "$REPS"); do
+    l0=$(loadavg)
+    order=$(rotate "$rep" direct3 portmux)
+    log "scaling rep $rep/$REPS, order: $order (load $l0)"
+    for clients in "${SCALE_CLIENTS[@]}"; do
+      sources=$(( (clients + CLIENT_SOCKETS - 1) / CLIENT_SOCKETS ))
+      for system in $order; do
+        udp_setup "$system" veth
+        udp_trial scale veth "$system" "$rep" "$sources"
+        udp_teardown "$system" veth
+      done
+    done
+    rep_record scale "$rep" "$order" "$l0"
+  done
+fi
+
+# ------------------------------------------------------------------ part relay
+# TCP relays (issue 11): direct, the naive read/write proxy, the splice(2)
+# proxy and nginx stream, one backend each; on loopback (everything in the
+# balancer namespace) and over the veth (client in the client namespace).
+# Streams go to a sink on 9876 through 9875; 64-byte request/response and
+# new connections go to an echo server on 9877 through 9885.
+RR_FRONT=9885
+if want relay; then
+  cat > "$WORK/nginx-tcp.conf" <<EOF
+load_module /usr/lib/nginx/modules/ngx_stream_module.so;
+# One worker, as the other relays have one thread: the same CPU budget.
+worker_processes 1;
+daemon off;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx-error.log error;
+events { worker_connections 8192; }
+stream {
+  server { listen $FRONT reuseport; proxy_pass 127.0.0.1:${BACKENDS[0]}; }
+  server { listen $RR_FRONT reuseport; proxy_pass 127.0.0.1:${BACKENDS[1]}; }
+}
+EOF
+  relay_setup() {  # system: starts it; STREAM_PORT / RR_PORT are what clients dial
+    STREAM_PORT=$FRONT RR_PORT=$RR_FRONT
+    case $1 in
+      direct) STREAM_PORT=${BACKENDS[0]} RR_PORT=${BACKENDS[1]} ;;
+      naive|splice)
+        local bin=$NAIVE_PROXY
+        [[ $1 == splice ]] && bin=$SPLICE_PROXY
+        ip netns exec "$NS_LB" "$bin" --listen "$FRONT" --backend "127.0.0.1:${BACKENDS[0]}" > "$WORK/relay-$1-stream.json" &
+        BG_PIDS+=($!)
+        ip netns exec "$NS_LB" "$bin" --listen "$RR_FRONT" --backend "127.0.0.1:${BACKENDS[1]}" > "$WORK/relay-$1-rr.json" &
+        BG_PIDS+=($!)
+        wait_listen t "$FRONT"; wait_listen t "$RR_FRONT" ;;
+      nginx) start_nginx "$WORK/nginx-tcp.conf"; wait_listen t "$FRONT"; wait_listen t "$RR_FRONT" ;;
+    esac
+  }
+  # One trial of every test for system $2 on path $1.
+  relay_trial() {
+    local path=$1 system=$2 rep=$3 dst run_in=in_cli streams each c0 c1 out rr cps ready
+    if [[ $path == veth ]]; then dst=$LB_ADDR; else dst=127.0.0.1; run_in=in_lb; fi
+    ready=$WORK/ready.$RANDOM
+    ip netns exec "$NS_LB" "$LOADGEN" tcp-serve --ports "${BACKENDS[1]}" --seconds 60 --ready "$ready" \
+      > /dev/null &
+    local echo_pid=$!
+    for _ in $(seq 100); do [[ -e $ready ]] && break; sleep 0.02; done
+    for streams in 1 64; do
+      each=$(( RELAY_BYTES / streams ))
+      ready=$WORK/ready.$RANDOM
+      ip netns exec "$NS_LB" "$LOADGEN" tcp-sink --ports "${BACKENDS[0]}" --expect "$each" --seconds 60 \
+        --ready "$ready" > "$WORK/tcpsink.json" &
+      local sink=$!
+      for _ in $(seq 100); do [[ -e $ready ]] && break; sleep 0.02; done
+      c0=$(cpu_busy_jiffies)
+      out=$($run_in "$LOADGEN" tcp-stream --dst "$dst" --port "$STREAM_PORT" --bytes "$RELAY_BYTES" \
+            --streams "$streams" --seconds 60 || echo '{"gbit_s": 0, "failed": -1}')
+      c1=$(cpu_busy_jiffies)
+      kill "$sink" 2>/dev/null; wait "$sink" 2>/dev/null || true
+      jq -nc --arg path "$path" --arg system "$system" --argjson rep "$rep" --argjson streams "$streams" \
+         --argjson r "$out" --argjson cpu "$(awk -v a="$c0" -v b="$c1" -v hz="$HZ" 'BEGIN {printf "%.3f", (b - a) / hz}')" \
+         '{kind: "relay", test: "stream", path: $path, system: $system, rep: $rep, streams: $streams,
+           result: $r, cpu_s: $cpu}' >> "$RESULTS/live.jsonl"
+      tail -1 "$RESULTS/live.jsonl" | jq -r '"    \(.system) \(.path) \(.streams) stream(s): \(.result.gbit_s) Gbit/s, machine CPU \(.cpu_s) s"' >&2
+    done
+    rr=$($run_in "$LOADGEN" tcp-client --dst "$dst" --port "$RR_PORT" --mode rr --conns 1 --count 1000000 \
+         --seconds "$RELAY_SECONDS" || echo '{"completed": 0, "failures": -1}')
+    cps=$($run_in "$LOADGEN" tcp-client --dst "$dst" --port "$RR_PORT" --mode connect --count 1000000 \
+          --seconds "$RELAY_SECONDS" || echo '{"completed": 0, "failures": -1}')
+    kill "$echo_pid" 2>/dev/null; wait "$echo_pid" 2>/dev/null || true
+    jq -nc --arg path "$path" --arg system "$system" --argjson rep "$rep" --argjson rr "$rr" --argjson cps "$cps" \
+       '{kind: "relay", test: "rr", path: $path, system: $system, rep: $rep, rr: $rr, connect: $cps}' \
+       >> "$RESULTS/live.jsonl"
+    tail -1 "$RESULTS/live.jsonl" | jq -r '"    \(.system) \(.path): 64 B rr p50 \(.rr.p50_us) p99 \(.rr.p99_us) us; \(.connect.per_s) connections/s"' >&2
+  }
+  RELAY_SYSTEMS=(direct naive splice)
+  have_system nginx && RELAY_SYSTEMS+=(nginx)
+  for rep in $(seq "$REPS"); do
+    l0=$(loadavg)
+    order=$(rotate "$rep" "${RELAY_SYSTEMS[@]}")
+    log "relay rep $rep/$REPS, order: $order (load $l0)"
+    for path in lo veth; do
+      for system in $order; do
+        relay_setup "$system"
+        relay_trial "$path" "$system" "$rep"
+        stop_bg
+      done
+    done
+    rep_record relay "$rep" "$order" "$l0"
+  done
+fi
 
 END_TS=$(date +%s)
-echo "$IPVS_NOTE" > "$WORK/ipvs.txt"
-# Everything the report reads, kept so it can be regenerated:
-#   python3 bench/report.py --work $BUILD/bench/results --md ... --png ... (same options)
-mkdir -p "$BUILD/bench/results"
-cp "$WORK"/*.json "$WORK"/*.jsonl "$WORK"/*.txt "$BUILD/bench/results/" 2>/dev/null || true
-log "writing $OUT_MD and $OUT_PNG"
-python3 "$ROOT/bench/report.py" --work "$BUILD/bench/results" --md "$OUT_MD" --png "$OUT_PNG" \
-        --seconds $(( END_TS - START_TS )) --quick "$QUICK" --reps "$REPS" \
-        --udp-count "$UDP_COUNT" --udp-seconds "$UDP_SECONDS" --tcp-conns "$TCP_CONNS" \
-        --tcp-rr "$TCP_RR" --tcp-seconds "$TCP_SECONDS" --portmux-tcp "$PORTMUX_TCP"
-log "done in $(( END_TS - START_TS )) s (raw results in $BUILD/bench/results)"
+echo "$(( END_TS - START_TS ))" > "$RESULTS/seconds.txt"
+echo "quick=$QUICK reps=$REPS udp_seconds=$UDP_SECONDS relay_bytes=$RELAY_BYTES relay_seconds=$RELAY_SECONDS" > "$RESULTS/settings.txt"
+log "writing $OUT_MD (raw results in $RESULTS)"
+python3 "$ROOT/bench/report.py" --work "$RESULTS" --md "$OUT_MD" ${COMPARE:+--compare "$COMPARE"}
+log "done in $(( END_TS - START_TS )) s"

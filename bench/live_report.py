@@ -1,0 +1,446 @@
+"""The live sections of docs/benchmarks.md (bench/run.sh parts udp, scale,
+relay), from live.jsonl: one JSON object per trial plus one "rep" record per
+repetition (its order and the load average at its start and end).
+
+Every comparison is a per-repetition ratio: system X's figure divided by the
+reference's figure from the SAME repetition, so a slow minute of the shared
+machine hits both sides of a ratio alike. A conclusion ("A delivers more than
+B") is drawn only when every repetition's ratio is on the same side of 1, and,
+when an earlier run is given (--compare), only when that run draws it too.
+Standard library only.
+"""
+import json
+import os
+import statistics
+
+UDP_SYSTEMS = ["direct3", "seed", "portmux", "nft", "nginx"]
+UDP_NAMES = {
+    "direct3": "direct3 (client spreads over 9876-9878 itself)",
+    "seed": "seed algorithm (published demo's, as XDP)",
+    "portmux": "portmux (XDP)",
+    "nft": "nftables DNAT (numgen inc mod 3)",
+    "nginx": "nginx stream UDP proxy (2 workers)",
+}
+PATHS = {"veth": "veth, XDP native", "lo": "loopback in one namespace, XDP generic"}
+RELAY_SYSTEMS = ["direct", "naive", "splice", "nginx", "portmux"]
+RELAY_NAMES = {
+    "direct": "direct (no relay)",
+    "naive": "naive read/write proxy (bench/naive_proxy.cpp)",
+    "splice": "splice(2) proxy (bench/splice_proxy.cpp)",
+    "nginx": "nginx stream (1 worker)",
+    "portmux": "portmux run (sockmap)",
+}
+
+
+def load(work):
+    rows = []
+    path = os.path.join(work, "live.jsonl")
+    if os.path.exists(path):
+        with open(path) as f:
+            rows = [json.loads(line) for line in f if line.strip()]
+    return rows
+
+
+def med(v):
+    return statistics.median(v) if v else float("nan")
+
+
+def rng(v, fmt="{:,.0f}"):
+    v = [x for x in v if x is not None]
+    if not v:
+        return "-"
+    lo, hi = min(v), max(v)
+    return fmt.format(lo) if fmt.format(lo) == fmt.format(hi) else f"{fmt.format(lo)}–{fmt.format(hi)}"
+
+
+def ratios_str(v):
+    return " ".join(f"{x:.2f}" for x in v)
+
+
+# A ratio within 3% of 1 is not a difference on this machine, even when every
+# repetition agrees on its side.
+NOISE_BAND = 0.03
+
+
+def verdict(ratios):
+    """'more' when every ratio > 1 + band, 'less' when every ratio < 1 - band, else 'mixed'."""
+    if not ratios:
+        return None
+    if min(ratios) > 1 + NOISE_BAND:
+        return "more"
+    if max(ratios) < 1 - NOISE_BAND:
+        return "less"
+    return "mixed"
+
+
+def by_rep(rows, **match):
+    out = {}
+    for r in rows:
+        if all(r.get(k) == v for k, v in match.items()):
+            out[r["rep"]] = r
+    return out
+
+
+def rep_ratios(rows, value, a, b, **match):
+    """Per-repetition value(a) / value(b), for the reps that have both."""
+    ra, rb = by_rep(rows, system=a, **match), by_rep(rows, system=b, **match)
+    out = []
+    for rep in sorted(set(ra) & set(rb)):
+        va, vb = value(ra[rep]), value(rb[rep])
+        if va is not None and vb:
+            out.append(va / vb)
+    return out
+
+
+def offered(r):
+    return r["sender"]["send_pps"]
+
+
+def delivered(r):
+    return r["sink"]["delivered_pps"]
+
+
+def delivered_per_offered_s(r):
+    """Delivered datagrams per second of sending: loss lowers it, unlike delivered_pps."""
+    return r["sink"]["received"] / r["sender"]["elapsed_s"] if r["sender"]["elapsed_s"] else None
+
+
+def load_table(rows, part):
+    reps = sorted((r for r in rows if r.get("kind") == "rep" and r["part"] == part), key=lambda r: r["rep"])
+    if not reps:
+        return []
+    out = ["| repetition | order | load average (1 min) at start | at end |", "| ---: | --- | ---: | ---: |"]
+    for r in reps:
+        out.append(f"| {r['rep']} | {', '.join(r['order'])} | {r['load_start']:.2f} | {r['load_end']:.2f} |")
+    return out
+
+
+class Claims:
+    """Conclusions, each checked against the earlier run when there is one."""
+
+    def __init__(self, have_compare):
+        self.have_compare = have_compare
+        self.rows = []
+
+    def add(self, what, now, before, unit_ratio=True):
+        """now/before: per-rep ratio lists of this run and of the earlier one."""
+        v_now, v_before = verdict(now), verdict(before) if before is not None else None
+        if v_now is None:
+            return
+        say = {"more": "higher in every repetition", "less": "lower in every repetition",
+               "mixed": "not separable (repetitions disagree, or within 3% of 1)"}
+        text_now = f"{rng(now, '{:.2f}')}×"
+        if not self.have_compare:
+            status = "one run only (no rerun given)"
+            text_before = "-"
+        elif before is None or v_before is None:
+            status = "not measured in the earlier run"
+            text_before = "-"
+        else:
+            text_before = f"{rng(before, '{:.2f}')}×"
+            status = "holds in both runs" if v_now == v_before else \
+                f"did NOT survive the rerun (earlier: {say[v_before]})"
+        self.rows.append((what, text_now, text_before, say[v_now], status, v_now, v_before))
+
+    def add_target(self, what, now_text, now_ok, before_text, before_ok):
+        """A yes/no target (no per-repetition ratio): met in this run, and in the earlier one."""
+        says = "met" if now_ok else "missed"
+        if not self.have_compare:
+            status = "one run only (no rerun given)"
+        elif before_ok is None:
+            status = "not measured in the earlier run"
+        else:
+            status = "holds in both runs" if now_ok == before_ok else \
+                f"did NOT survive the rerun (earlier: {'met' if before_ok else 'missed'})"
+        self.rows.append((what, now_text, before_text or "-", says, status, says, None))
+
+    def table(self):
+        out = ["| comparison (per-repetition ratio) | this run, min–max | earlier run, min–max | this run says | rerun |",
+               "| --- | ---: | ---: | --- | --- |"]
+        for what, now, before, says, status, _, _ in self.rows:
+            out.append(f"| {what} | {now} | {before} | {says} | {status} |")
+        return out
+
+    def survivors(self):
+        return [r for r in self.rows if r[4] == "holds in both runs" and r[5] != "mixed"]
+
+
+# ------------------------------------------------------------------ UDP
+
+def udp_section(rows, old_rows, claims):
+    udp = [r for r in rows if r.get("kind") == "udp" and r.get("part") == "udp"]
+    old = [r for r in old_rows if r.get("kind") == "udp" and r.get("part") == "udp"] if old_rows is not None else None
+    if not udp:
+        return []
+    md = []
+    for path in ["veth", "lo"]:
+        prow = [r for r in udp if r["path"] == path]
+        if not prow:
+            continue
+        systems = [s for s in UDP_SYSTEMS if any(r["system"] == s for r in prow)]
+        md.append(f"**{PATHS[path]}, {prow[0]['size']}-byte payloads, {prow[0]['clients']} clients**")
+        md.append("")
+        md.append("| system | offered packets/s, min–max | delivered packets/s, min–max | delivered / sent | "
+                  "split 9876 / 9877 / 9878 | delivered × direct3, per repetition | min–max |")
+        md.append("| --- | ---: | ---: | ---: | --- | --- | ---: |")
+        for s in systems:
+            rs = [r for r in prow if r["system"] == s]
+            loss = [r["sink"]["received"] / max(r["sender"]["sent"], 1) for r in rs]
+            shares = []
+            for r in rs:
+                tot = max(r["sink"]["received"], 1)
+                shares.append([r["sink"]["per_port"][p] / tot for p in sorted(r["sink"]["per_port"])])
+            split = " / ".join(f"{100 * med([x[i] for x in shares]):.0f}%" for i in range(len(shares[0])))
+            rat = rep_ratios(prow, delivered, s, "direct3")
+            md.append(f"| {UDP_NAMES[s]} | {rng([offered(r) for r in rs])} | {rng([delivered(r) for r in rs])} | "
+                      f"{rng([100 * x for x in loss], '{:.1f}')}% | {split} | {ratios_str(rat)} | {rng(rat, '{:.2f}')} |")
+        md.append("")
+        md.append("portmux's per-repetition ratios against each system (delivered packets/s; offered in "
+                  "brackets):")
+        md.append("")
+        md.append("| portmux vs | delivered ratio per repetition | min–max | offered ratio per repetition | min–max |")
+        md.append("| --- | --- | ---: | --- | ---: |")
+        for s in systems:
+            if s == "portmux":
+                continue
+            d = rep_ratios(prow, delivered, "portmux", s)
+            o = rep_ratios(prow, offered, "portmux", s)
+            md.append(f"| {UDP_NAMES[s]} | {ratios_str(d)} | {rng(d, '{:.2f}')} | {ratios_str(o)} | {rng(o, '{:.2f}')} |")
+            before = None
+            if old is not None:
+                before = rep_ratios([r for r in old if r["path"] == path], delivered, "portmux", s)
+            claims.add(f"UDP {PATHS[path]}: portmux delivered / {s}", d, before)
+        md.append("")
+    # The seed algorithm against the other balancers: what the rewrite has to beat.
+    return md
+
+
+# ------------------------------------------------------------------ scaling
+
+def scale_section(rows, old_rows, claims):
+    sc = [r for r in rows if r.get("kind") == "udp" and r.get("part") == "scale"]
+    if not sc:
+        return [], None
+    old = [r for r in old_rows if r.get("kind") == "udp" and r.get("part") == "scale"] if old_rows is not None else None
+    counts = sorted({r["clients"] for r in sc})
+    base = counts[0]
+    md = ["| clients | direct3 offered/s, min–max | portmux offered/s, min–max | portmux / direct3 offered, "
+          "per repetition | min–max | × the 48-client ratio (medians) | delivered / sent, portmux |",
+          "| ---: | ---: | ---: | --- | ---: | ---: | ---: |"]
+    base_ratio = med(rep_ratios(sc, offered, "portmux", "direct3", clients=base))
+    worst = 0.0
+    for c in counts:
+        rs = [r for r in sc if r["clients"] == c]
+        d = [offered(r) for r in rs if r["system"] == "direct3"]
+        p = [offered(r) for r in rs if r["system"] == "portmux"]
+        rat = rep_ratios(sc, offered, "portmux", "direct3", clients=c)
+        rel = med(rat) / base_ratio if rat and base_ratio else float("nan")
+        worst = max(worst, abs(rel - 1)) if rat else worst
+        loss = [r["sink"]["received"] / max(r["sender"]["sent"], 1) for r in rs if r["system"] == "portmux"]
+        md.append(f"| {c:,} | {rng(d)} | {rng(p)} | {ratios_str(rat)} | {rng(rat, '{:.2f}')} | {rel:.3f} | "
+                  f"{rng([100 * x for x in loss], '{:.1f}')}% |")
+    old_worst = None
+    if old:
+        ob = med(rep_ratios(old, offered, "portmux", "direct3", clients=base))
+        old_worst = 0.0
+        for c in sorted({r["clients"] for r in old}):
+            rat = rep_ratios(old, offered, "portmux", "direct3", clients=c)
+            if rat and ob:
+                old_worst = max(old_worst, abs(med(rat) / ob - 1))
+    return md, (worst, old_worst, counts)
+
+
+# ------------------------------------------------------------------ relay
+
+def stream_gbit(r):
+    return r["result"].get("gbit_s") or None
+
+
+def cpu_per_gib(r):
+    b = r["result"].get("bytes") or 0
+    return r["cpu_s"] / (b / (1 << 30)) if b else None
+
+
+def relay_section(rows, old_rows, claims):
+    rel = [r for r in rows if r.get("kind") == "relay"]
+    if not rel:
+        return []
+    old = [r for r in old_rows if r.get("kind") == "relay"] if old_rows is not None else None
+    md = []
+    metrics = [
+        ("1 stream Gbit/s", "stream", {"streams": 1}, stream_gbit, "{:.2f}"),
+        ("64 streams Gbit/s", "stream", {"streams": 64}, stream_gbit, "{:.2f}"),
+        ("CPU s/GiB, 1 stream", "stream", {"streams": 1}, cpu_per_gib, "{:.2f}"),
+        ("CPU s/GiB, 64 streams", "stream", {"streams": 64}, cpu_per_gib, "{:.2f}"),
+        ("64 B request/response p50 µs", "rr", {}, lambda r: r["rr"].get("p50_us") or None, "{:.0f}"),
+        ("p99 µs", "rr", {}, lambda r: r["rr"].get("p99_us") or None, "{:.0f}"),
+        ("new connections/s", "rr", {}, lambda r: r["connect"].get("per_s") or None, "{:,.0f}"),
+    ]
+    for path in ["lo", "veth"]:
+        prow = [r for r in rel if r["path"] == path]
+        if not prow:
+            continue
+        systems = [s for s in RELAY_SYSTEMS if any(r["system"] == s for r in prow)]
+        md.append(f"**{'loopback (client, relay and server in one namespace)' if path == 'lo' else 'over a veth (client in its own namespace)'}**, min–max over the repetitions:")
+        md.append("")
+        md.append("| system | " + " | ".join(m[0] for m in metrics) + " |")
+        md.append("| --- |" + " ---: |" * len(metrics))
+        for s in systems:
+            cells = []
+            for _, test, match, fn, fmt in metrics:
+                vals = [fn(r) for r in prow if r["system"] == s and r["test"] == test
+                        and all(r.get(k) == v for k, v in match.items())]
+                cells.append(rng([v for v in vals if v is not None], fmt))
+            md.append(f"| {RELAY_NAMES[s]} | " + " | ".join(cells) + " |")
+        md.append("")
+        md.append("Per-repetition ratios against the naive proxy (min–max; lower is better for CPU and latency):")
+        md.append("")
+        md.append("| system | " + " | ".join(m[0] for m in metrics) + " |")
+        md.append("| --- |" + " ---: |" * len(metrics))
+        for s in systems:
+            if s == "naive":
+                continue
+            cells = []
+            for name, test, match, fn, _ in metrics:
+                sub = [r for r in prow if r["test"] == test and all(r.get(k) == v for k, v in match.items())]
+                rat = rep_ratios(sub, fn, s, "naive")
+                cells.append(rng(rat, "{:.2f}") + "×" if rat else "-")
+                if s == "portmux" or (s == "splice" and "p99" not in name):
+                    before = None
+                    if old is not None:
+                        osub = [r for r in old if r["path"] == path and r["test"] == test
+                                and all(r.get(k) == v for k, v in match.items())]
+                        before = rep_ratios(osub, fn, s, "naive")
+                    claims.add(f"TCP {path}: {s} {name} / naive", rat, before)
+            md.append(f"| {RELAY_NAMES[s]} | " + " | ".join(cells) + " |")
+        md.append("")
+    return md
+
+
+def sections(work, compare=None):
+    rows = load(work)
+    old_rows = load(compare) if compare else None
+    claims = Claims(compare is not None)
+    settings = ""
+    try:
+        with open(os.path.join(work, "settings.txt")) as f:
+            settings = f.read().strip()
+    except OSError:
+        pass
+    reps = max((r["rep"] for r in rows if r.get("kind") == "rep"), default=0)
+    md = []
+    udp_md = udp_section(rows, old_rows, claims)
+    scale_md, scale_info = scale_section(rows, old_rows, claims)
+    relay_md = relay_section(rows, old_rows, claims)
+
+    if udp_md or scale_md:
+        md += ["## Live UDP", ""]
+        md.append(
+            "Two network namespaces, a client and a balancer, joined by a veth pair (the balancer's end runs "
+            "XDP natively), and a loopback path inside the balancer namespace (XDP generic on `lo`). "
+            "`portmux_loadgen udp-send` (pinned to CPU 0) sends 64-byte datagrams with `sendmmsg` (batches of 32) "
+            "from 48 connected sockets, for a fixed time; `udp-sink` (pinned to CPU 1) receives on 9876, 9877 and "
+            "9878 with `recvmmsg` and counts per port. **Offered** = datagrams the sender got into the kernel per "
+            "second of sending. **Delivered** = datagrams the sinks received per second from the first to the last. "
+            "The sender's CPU also runs the receive path (veth NAPI or loopback backlog) up to the socket, so a "
+            "balancer's cost lowers the offered rate too, and a system that drops (nginx) shows as delivered "
+            "far below offered.")
+        md.append("")
+        md.append(f"{reps} repetitions ({settings}); each runs every system once on each path, in an order "
+                  "rotated by one from the repetition before, and a ratio compares two systems of the same "
+                  "repetition. The systems:")
+        md.append("")
+        md.append("- direct3: the client spreads its 48 sockets over the three backend ports itself, no balancer. "
+                  "This is the lossless reference (delivered / sent below); a single socket is not: one sink "
+                  "port's queue overflows first.")
+        md.append("- seed: `bench/bpf/baseline.bpf.c`'s `bench_demo`, the published Rust/aya demo's algorithm "
+                  "(a hash lookup of the port, the port rewritten without a checksum fix, the whole entry "
+                  "written back with a hash-map update per packet), attached as XDP the same way as portmux "
+                  "(native on the veth, generic on lo). Checksums: these packets carry partial checksums "
+                  "that the port rewrite does not break, so the seed's deliveries count.")
+        md.append("- portmux: `portmux attach` with frontend 9875/udp → 9876, 9877, 9878, defaults "
+                  "(reply translation on).")
+        md.append("- nftables: `udp dport 9875 dnat to :numgen inc mod 3 map {...}` in a nat chain on prerouting "
+                  "(veth) or output (loopback). NAT is per conntrack entry, so with 48 sockets it balances flows.")
+        md.append("- nginx: stream module UDP proxy to 127.0.0.1:9876-9878, round robin, 2 workers, "
+                  "`proxy_requests 1; proxy_responses 0;`.")
+        md.append("")
+        md += udp_md
+        lt = load_table(rows, "udp")
+        if lt:
+            md += ["Load average around each repetition (other work shares this machine):", ""] + lt + [""]
+    if scale_md:
+        worst, old_worst, counts = scale_info
+        md += ["### Clients: 48 to 100,000", ""]
+        md.append(
+            "The offered rate through portmux over the veth, against direct3 in the same repetition, as the "
+            "number of clients grows. Clients are (source address, source port) pairs: 48 unconnected sockets "
+            "with `IP_TRANSPARENT`, each `sendmmsg` message carrying its own source address (`IP_PKTINFO`) out "
+            "of 1 to 2,084 addresses in 198.19.0.0/16, so every client sends several times in each trial "
+            "(direct3 sends the same way, to 9876-9878 in turn). Both systems pay the same unconnected-send "
+            "cost, so the ratio isolates what the number of clients costs portmux (reply translation records "
+            "clients).")
+        md.append("")
+        md += scale_md
+        md.append("")
+        target = "met" if worst <= 0.05 else "missed"
+        line = (f"Target (issue 12): the offered ratio stays within 5% from 48 to {counts[-1]:,} clients. "
+                f"This run: the median ratio moves by at most {100 * worst:.1f}% from its 48-client value: {target}.")
+        if old_worst is not None:
+            old_target = "met" if old_worst <= 0.05 else "missed"
+            line += (f" Earlier run: at most {100 * old_worst:.1f}%: {old_target}. "
+                     + ("The verdict holds in both runs." if target == old_target else
+                        "The verdict did NOT survive the rerun: treat it as undecided."))
+        md.append(line)
+        md.append("")
+        claims.add_target(f"offered ratio (× direct3) within 5% from {counts[0]} to {counts[-1]:,} clients",
+                          f"{100 * worst:.1f}% off", worst <= 0.05,
+                          f"{100 * old_worst:.1f}% off" if old_worst is not None else None,
+                          (old_worst <= 0.05) if old_worst is not None else None)
+        lt = load_table(rows, "scale")
+        if lt:
+            md += ["Load average around each repetition:", ""] + lt + [""]
+    if relay_md:
+        md += ["## TCP first bytes: relays", ""]
+        md.append(
+            "For the first-bytes service (issue 11): what a user-space relay costs against a direct "
+            "connection, on loopback and over the veth. Every relay has one backend and one thread "
+            "(nginx: one worker). `tcp-stream` writes the bytes over 1 or 64 connections at once and "
+            "stops its clock at the sink's 1-byte answer after each connection's last byte, so a relay's "
+            "buffered tail counts. CPU s/GiB = the whole machine's busy CPU time (/proc/stat, both cores) over "
+            "the transfer, per GiB: it includes client, relay, sink and anything else running. "
+            "Request/response: one connection, 64-byte request, 64-byte answer, one at a time (p50, p99 of "
+            "every round trip). New connections/s: connect, one 64-byte request/response, close with RST, "
+            "one at a time.")
+        md.append("")
+        md += relay_md
+        have_pm = any(r.get("kind") == "relay" and r["system"] == "portmux" for r in rows)
+        if not have_pm:
+            md.append("portmux is not in this table: the sockmap first-bytes service (`portmux run`) was not "
+                      "on main at this commit.")
+            md.append("")
+        lt = load_table(rows, "relay")
+        if lt:
+            md += ["Load average around each repetition:", ""] + lt + [""]
+    if claims.rows:
+        md += ["## Conclusions and the rerun", ""]
+        if compare:
+            md.append(f"This run was checked against an earlier, independent run of the same script "
+                      f"(`--compare`). A conclusion is stated only when every repetition of BOTH runs puts the "
+                      f"ratio on the same side of 1; both runs' ranges are given.")
+        else:
+            md.append("Only one run: the conclusions below are not yet confirmed by a rerun.")
+        md.append("")
+        md += claims.table()
+        md.append("")
+        surv = claims.survivors()
+        if compare:
+            if surv:
+                md.append("What survived the rerun:")
+                md.append("")
+                for what, now, before, says, *_ in surv:
+                    md.append(f"- {what}: {says} (this run {now}, earlier run {before}).")
+            else:
+                md.append("No comparison was on the same side of 1 in every repetition of both runs.")
+            md.append("")
+    return md
