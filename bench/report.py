@@ -329,7 +329,7 @@ def main():
     md.append(f"- The aya demo algorithm costs {demo_ns:.1f} ns: one lookup plus a hash-map update on "
               "every packet (bucket lock, element swap), against portmux's per-CPU cursor.")
     md.append("- `bpftool prog profile` could not be used: Debian's bpftool 7.1 is built without it "
-              "(the error is below), and it would need hardware performance counters, which this VM "
+              "(\"bpftool prog profile command is not supported\"), and it would need hardware performance counters, which this VM "
               "does not expose (`perf stat -e cycles` reports `<not supported>`). Hence the ablation "
               "above and the instruction counts:")
     md.append("")
@@ -342,9 +342,6 @@ def main():
               "are the likely multipliers of its states). It does not cost time per packet, but it is the budget further "
               "data-path features will run into.")
     md.append("")
-    if profile:
-        md.append("```\n$ bpftool prog profile id <portmux_xdp> duration 2 cycles instructions\n" + profile[:1500] + "\n```")
-        md.append("")
     md += live_md
     md.append(f"- {ipvs}")
     md.append("")
