@@ -320,6 +320,40 @@ def relay_section(rows, old_rows, claims):
     return md
 
 
+def sockmap_targets(rows):
+    """Issue 11's targets for portmux's sockmap service, per path, from per-repetition ratios."""
+    rel = [r for r in rows if r.get("kind") == "relay"]
+    gbit = stream_gbit
+    cpu = per_gib("attributed_cpu_s")
+    targets = [
+        ("1 stream throughput ≥ 1.0× naive", "stream", {"streams": 1}, gbit, "naive", lambda x: x >= 1.0),
+        ("1 stream throughput ≥ 1.0× splice(2)", "stream", {"streams": 1}, gbit, "splice", lambda x: x >= 1.0),
+        ("64 streams throughput ≥ 1.0× naive", "stream", {"streams": 64}, gbit, "naive", lambda x: x >= 1.0),
+        ("64 streams throughput ≥ 1.0× splice(2)", "stream", {"streams": 64}, gbit, "splice", lambda x: x >= 1.0),
+        ("CPU per GiB, 1 stream ≤ 0.7× naive", "stream", {"streams": 1}, cpu, "naive", lambda x: x <= 0.7),
+        ("CPU per GiB, 64 streams ≤ 0.7× naive", "stream", {"streams": 64}, cpu, "naive", lambda x: x <= 0.7),
+        ("request/response p50 ≤ naive", "rr", {}, lambda r: r["result"].get("p50_us") or None, "naive",
+         lambda x: x <= 1.0),
+        ("request/response p99 ≤ naive", "rr", {}, lambda r: r["result"].get("p99_us") or None, "naive",
+         lambda x: x <= 1.0),
+        ("new connections/s ≥ nginx", "connect", {}, lambda r: r["result"].get("per_s") or None, "nginx",
+         lambda x: x >= 1.0),
+    ]
+    md = ["Issue 11's targets for portmux (sockmap), per-repetition ratios:", "",
+          "| path | target | ratios per repetition | min–max | met in |", "| --- | --- | --- | ---: | ---: |"]
+    for path in ["lo", "veth"]:
+        for name, test, match, fn, ref, ok in targets:
+            sub = [r for r in rel if r["path"] == path and r["test"] == test
+                   and all(r.get(k) == v for k, v in match.items())]
+            rat = rep_ratios(sub, fn, "portmux", ref)
+            if not rat:
+                continue
+            met = sum(1 for x in rat if ok(x))
+            md.append(f"| {path} | {name} | {ratios_str(rat)} | {rng(rat, '{:.2f}')} | {met} of {len(rat)} |")
+    md.append("")
+    return md
+
+
 def sections(work, compare=None):
     rows = load(work)
     old_rows = load(compare) if compare else None
@@ -430,6 +464,8 @@ def sections(work, compare=None):
             md.append("portmux is not in this table: the sockmap first-bytes service (`portmux run`) was not "
                       "on main at this commit.")
             md.append("")
+        else:
+            md += sockmap_targets(rows)
         lt = load_table(rows, "relay")
         if lt:
             md += ["Load average around each repetition:", ""] + lt + [""]
