@@ -20,7 +20,7 @@
 # ratios against the reference measured in the same repetition, with min-max
 # over >= 5 repetitions, and the load average is recorded around each one.
 #
-# Needs root. Installs what it lacks with apt-get (see need_pkgs below).
+# Needs root. Installs what it lacks with scripts/deps.sh --bench.
 # Bounded: about 10 minutes on 2 cores (--quick: about 3). Traffic only goes
 # to addresses inside two network namespaces it creates; the trap removes
 # them, the XDP programs, nginx and every other process it started.
@@ -88,30 +88,14 @@ LB_ADDR=198.18.0.2
 MANY_SOURCES_BASE=198.19.0.1     # the scaling run's client addresses (IP_TRANSPARENT)
 
 # ------------------------------------------------------------------ install
-need_pkgs=()
-command -v nft >/dev/null || need_pkgs+=(nftables)
-command -v conntrack >/dev/null || need_pkgs+=(conntrack)
-command -v nginx >/dev/null || need_pkgs+=(nginx-light)
-[[ -e /usr/lib/nginx/modules/ngx_stream_module.so ]] || need_pkgs+=(libnginx-mod-stream)
-command -v jq >/dev/null || need_pkgs+=(jq)
-command -v python3 >/dev/null || need_pkgs+=(python3)
-command -v cmake >/dev/null || need_pkgs+=(cmake)
-command -v ninja >/dev/null || need_pkgs+=(ninja-build)
-if [[ ${#need_pkgs[@]} -gt 0 ]]; then
-  if [[ $INSTALL -eq 1 ]]; then
-    log "installing ${need_pkgs[*]}"
-    apt-get update -qq
-    # Installing nginx must not leave a system nginx running: policy-rc.d says no.
-    had_policy=0; [[ -e /usr/sbin/policy-rc.d ]] && had_policy=1
-    if [[ $had_policy -eq 0 ]]; then
-      printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
-      chmod +x /usr/sbin/policy-rc.d
-    fi
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
-    [[ $had_policy -eq 0 ]] && rm -f /usr/sbin/policy-rc.d
-  else
-    log "missing ${need_pkgs[*]} (--no-install given); the systems needing them are skipped"
-  fi
+# One list for the whole project: scripts/deps.sh --bench adds what the
+# benchmarks compare portmux against (nftables, conntrack, nginx-light with
+# the stream module, jq) to the build dependencies; the test path never
+# installs them. It keeps nginx from starting as a service when installed.
+if [[ $INSTALL -eq 1 ]]; then
+  "$ROOT/scripts/deps.sh" --bench
+else
+  log "--no-install: systems whose tools are missing are skipped"
 fi
 
 # ------------------------------------------------------------------ build
@@ -242,7 +226,6 @@ done
 in_cli ip link set "$VETH_CLI" up
 in_lb ip link set "$VETH_LB" up
 in_lb sysctl -qw "net.ipv4.conf.$VETH_LB.rp_filter=0"
-in_lb ip route add 198.19.0.0/16 via "$CLI_ADDR"
 in_lb sysctl -qw net.ipv4.icmp_ratelimit=0 >/dev/null 2>&1 || true
 for _ in $(seq 50); do in_cli ping -c1 -W1 "$LB_ADDR" >/dev/null 2>&1 && break; sleep 0.1; done
 

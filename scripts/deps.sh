@@ -25,7 +25,7 @@ PACKAGES=(
     curl python3-yaml
 )
 BENCH_PACKAGES=(
-    nftables conntrack nginx-light libnginx-mod-stream gnuplot-nox jq
+    nftables conntrack nginx-light libnginx-mod-stream jq
 )
 
 list=0 bench=0
