@@ -320,6 +320,19 @@ cpu_busy_jiffies() {  # all CPUs: user nice system irq softirq steal
 }
 HZ=$(getconf CLK_TCK)
 loadavg() { cut -d' ' -f1 /proc/loadavg; }
+ticks_of() {  # pid: its user + system ticks so far
+  local rest
+  rest=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
+  rest=${rest##*) }
+  awk '{print $12 + $13}' <<< "$rest"
+}
+# The sender runs on CPU 0, and so does the receive path it triggers (veth
+# NAPI, loopback backlog), in its own context unless the kernel defers it to
+# CPU 0's ksoftirqd. With tick-based accounting (this kernel) that work is
+# charged to whichever of the two ran it: offered datagrams per CPU second of
+# the sender plus ksoftirqd/0 is the cost measure that does not depend on how
+# much of CPU 0 the other work on this machine left us.
+KSOFTIRQD0=$(pgrep -x ksoftirqd/0 || echo 0)
 
 # One timed UDP trial: part path system rep [sources]. Offered = what the
 # sender got into the kernel per second; delivered = what the three sinks
@@ -333,11 +346,13 @@ udp_trial() {
         --ready "$ready" --cpu 1 > "$WORK/sink.json" &
   local sink=$!
   for _ in $(seq 100); do [[ -e $ready ]] && break; sleep 0.02; done
-  local c0 c1 sender t0 t1
+  local c0 c1 sender t0 t1 k0 k1
   c0=$(cpu_busy_jiffies)
+  k0=$(ticks_of "$KSOFTIRQD0")
   t0=$(date +%s.%N)
   sender=$($run_in "$LOADGEN" udp-send --dst "$dst" --ports "$PORTS" --size "$UDP_SIZE" \
            --count "$UDP_COUNT" --seconds "$UDP_SECONDS" --sockets "$CLIENT_SOCKETS" --cpu 0 "${extra[@]}")
+  k1=$(ticks_of "$KSOFTIRQD0")
   wait "$sink" || true
   c1=$(cpu_busy_jiffies)
   t1=$(date +%s.%N)
@@ -345,8 +360,10 @@ udp_trial() {
         --argjson size "$UDP_SIZE" --argjson sender "$sender" \
         --argjson cpu "$(awk -v a="$c0" -v b="$c1" -v hz="$HZ" 'BEGIN {printf "%.2f", (b - a) / hz}')" \
         --argjson wall "$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", b - a}')" \
+        --argjson ksoftirqd "$(awk -v a="$k0" -v b="$k1" -v hz="$HZ" 'BEGIN {printf "%.2f", (b - a) / hz}')" \
         '{kind: "udp", part: $part, path: $path, system: $system, rep: $rep, size: $size,
-          clients: $sender.clients, sender: $sender, sink: ., cpu_s: $cpu, wall_s: $wall}' \
+          clients: $sender.clients, sender: $sender, sink: ., cpu_s: $cpu, wall_s: $wall,
+          ksoftirqd0_s: $ksoftirqd}' \
         "$WORK/sink.json" >> "$RESULTS/live.jsonl"
   tail -1 "$RESULTS/live.jsonl" | jq -r '"    \(.system) \(.path) \(.clients) clients: offered \(.sender.send_pps)/s, delivered \(.sink.delivered_pps)/s (\(.sink.received)/\(.sender.sent)) \(.sink.per_port)"' >&2
   rm -f "$ready"
@@ -421,8 +438,12 @@ fi
 # client's own CPU time. This kernel accounts by tick (no
 # IRQ_TIME_ACCOUNTING): softirq work is charged to the task it interrupted,
 # which for this traffic is mostly the sender or a kernel thread.
-declare -A RELAY_STREAM_PORT=([direct]=${BACKENDS[0]} [naive]=9801 [splice]=9802 [nginx]=9803)
-declare -A RELAY_RR_PORT=([direct]=${BACKENDS[1]} [naive]=9811 [splice]=9812 [nginx]=9813)
+declare -A RELAY_STREAM_PORT=([direct]=${BACKENDS[0]} [naive]=9801 [splice]=9802 [nginx]=9803 [portmux]=9804)
+declare -A RELAY_RR_PORT=([direct]=${BACKENDS[1]} [naive]=9811 [splice]=9812 [nginx]=9813 [portmux]=9814)
+# Every client's first bytes carry a tag, for portmux's route; the relays
+# and servers ignore them.
+RELAY_STREAM_TAG=PMXS
+RELAY_RR_TAG=PMXR
 attributed_ticks() {
   local pids
   pids=$( { ip netns pids "$NS_CLI"; ip netns pids "$NS_LB"; } 2>/dev/null | tr '\n' ' ')
@@ -447,6 +468,28 @@ stream {
 EOF
   RELAY_SYSTEMS=(direct naive splice)
   have_system nginx && RELAY_SYSTEMS+=(nginx)
+  # portmux's first-bytes service: `portmux run` with two TCP frontends that
+  # route by a 4-byte tag at offset 0, each to its one backend. Its XDP
+  # program goes on a dummy interface of its own, so that no other system's
+  # packets pass an XDP program; the stream listeners serve every address.
+  cat > "$WORK/portmux-relay.json" <<EOF
+{"frontends": [
+  {"port": ${RELAY_STREAM_PORT[portmux]}, "protocol": "tcp", "backends": [],
+   "route": {"offset": 0, "length": 4, "unknown": "drop", "tags": [{"tag": "$RELAY_STREAM_TAG", "backend": ${BACKENDS[0]}}]}},
+  {"port": ${RELAY_RR_PORT[portmux]}, "protocol": "tcp", "backends": [],
+   "route": {"offset": 0, "length": 4, "unknown": "drop", "tags": [{"tag": "$RELAY_RR_TAG", "backend": ${BACKENDS[1]}}]}}
+]}
+EOF
+  if "$PORTMUX" check "$WORK/portmux-relay.json" > "$RESULTS/portmux-relay-check.txt" 2>&1 &&
+     "$PORTMUX" run --help > /dev/null 2>&1; then
+    in_lb ip link add pmxbdummy type dummy
+    in_lb ip link set pmxbdummy up
+    in_bpffs "$PORTMUX" run pmxbdummy -c "$WORK/portmux-relay.json" -m generic > "$RESULTS/portmux-run.log" 2>&1 &
+    BG_PIDS+=($!)
+    RELAY_SYSTEMS+=(portmux)
+  else
+    log "portmux: no TCP route frontends or no 'portmux run' here: not in the relay comparison ($(head -1 "$RESULTS/portmux-relay-check.txt"))"
+  fi
   for relay in naive splice; do
     bin=$NAIVE_PROXY
     [[ $relay == splice ]] && bin=$SPLICE_PROXY
@@ -470,7 +513,7 @@ EOF
     local path=$1 system=$2 rep=$3 streams=$4 dst=$5 run_in=$6 c0 c1 a0 a1 out
     c0=$(cpu_busy_jiffies); a0=$(attributed_ticks)
     out=$($run_in "$LOADGEN" tcp-stream --dst "$dst" --port "${RELAY_STREAM_PORT[$system]}" --bytes "$RELAY_BYTES" \
-          --streams "$streams" --seconds 60 || echo '{"gbit_s": 0, "failed": -1, "user_s": 0, "sys_s": 0}')
+          --streams "$streams" --seconds 60 --prefix "$RELAY_STREAM_TAG" || echo '{"gbit_s": 0, "failed": -1, "user_s": 0, "sys_s": 0}')
     c1=$(cpu_busy_jiffies); a1=$(attributed_ticks)
     jq -nc --arg path "$path" --arg system "$system" --argjson rep "$rep" --argjson streams "$streams" \
        --argjson r "$out" \
@@ -483,7 +526,7 @@ EOF
   relay_rr_trial() {  # path system rep mode dst run_in
     local path=$1 system=$2 rep=$3 mode=$4 dst=$5 run_in=$6 out
     out=$($run_in "$LOADGEN" tcp-client --dst "$dst" --port "${RELAY_RR_PORT[$system]}" --mode "$mode" --conns 1 \
-          --count 10000000 --seconds "$RELAY_SECONDS" || echo '{"completed": 0, "failures": -1}')
+          --count 10000000 --seconds "$RELAY_SECONDS" --prefix "$RELAY_RR_TAG" || echo '{"completed": 0, "failures": -1}')
     jq -nc --arg path "$path" --arg system "$system" --argjson rep "$rep" --arg mode "$mode" --argjson r "$out" \
        '{kind: "relay", test: $mode, path: $path, system: $system, rep: $rep, result: $r}' >> "$RESULTS/live.jsonl"
     tail -1 "$RESULTS/live.jsonl" | jq -r '"    \(.system) \(.path) \(.test): \(.result.per_s)/s, p50 \(.result.p50_us) p99 \(.result.p99_us) us, failures \(.result.failures)"' >&2
@@ -514,6 +557,7 @@ EOF
 fi
 
 END_TS=$(date +%s)
+echo "loadavg at end: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$RESULTS/machine.txt"
 echo "$(( END_TS - START_TS ))" > "$RESULTS/seconds.txt"
 echo "quick=$QUICK reps=$REPS udp_seconds=$UDP_SECONDS relay_bytes=$RELAY_BYTES relay_seconds=$RELAY_SECONDS" > "$RESULTS/settings.txt"
 log "writing $OUT_MD (raw results in $RESULTS)"
