@@ -9,7 +9,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ./scripts/deps.sh
 
 BUILD_DIR=${BUILD_DIR:-build}
-configure=(cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-RelWithDebInfo}")
+# Installed (and packaged) under /usr with the config in /etc/portmux, where
+# the systemd unit looks; `cpack --config $BUILD_DIR/CPackConfig.cmake` makes the .deb.
+configure=(cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-RelWithDebInfo}"
+           -DCMAKE_INSTALL_PREFIX=/usr)
 # A build directory keeps the generator it was made with; a new one gets Ninja.
 [[ -f $BUILD_DIR/CMakeCache.txt ]] || configure+=(-G Ninja)
 "${configure[@]}" >/dev/null
