@@ -28,7 +28,7 @@ RELAY_NAMES = {
     "naive": "naive read/write proxy (bench/naive_proxy.cpp)",
     "splice": "splice(2) proxy (bench/splice_proxy.cpp)",
     "nginx": "nginx stream (1 worker)",
-    "portmux": "portmux run (sockmap)",
+    "portmux": "portmux stream router (sockmap)",
 }
 
 
@@ -497,6 +497,12 @@ def sections(work, compare=None):
                       "on main at this commit.")
             md.append("")
         else:
+            md.append("portmux: its stream router (`portmux serve-streams`, or `portmux run` on a dummy "
+                      "interface) with two TCP frontends whose `route` reads a 4-byte tag at offset 0 of the "
+                      "first bytes (every client's first bytes carry it, for every system), each tag to one "
+                      "backend: it accepts, reads the tag, connects, and splices the two sockets in the "
+                      "kernel with its sockmap verdict program.")
+            md.append("")
             md += sockmap_targets(rows)
         lt = load_table(rows, "relay")
         if lt:

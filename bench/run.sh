@@ -103,7 +103,8 @@ log "building portmux and the benchmarks in $BUILD"
 cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release \
       -DPORTMUX_BUILD_TESTS=OFF -DPORTMUX_BUILD_BENCH=ON >/dev/null
 ninja -C "$BUILD" portmux portmux_prog_bench portmux_loadgen portmux_naive_proxy portmux_splice_proxy >/dev/null
-PORTMUX=$BUILD/loader/portmux
+# PORTMUX_BIN: another portmux binary (e.g. a branch's build) for the live parts.
+PORTMUX=${PORTMUX_BIN:-$BUILD/loader/portmux}
 PROG_BENCH=$BUILD/bench/portmux_prog_bench
 LOADGEN=$BUILD/bench/portmux_loadgen
 NAIVE_PROXY=$BUILD/bench/portmux_naive_proxy
@@ -468,10 +469,11 @@ stream {
 EOF
   RELAY_SYSTEMS=(direct naive splice)
   have_system nginx && RELAY_SYSTEMS+=(nginx)
-  # portmux's first-bytes service: `portmux run` with two TCP frontends that
-  # route by a 4-byte tag at offset 0, each to its one backend. Its XDP
-  # program goes on a dummy interface of its own, so that no other system's
-  # packets pass an XDP program; the stream listeners serve every address.
+  # portmux's first-bytes service (the stream router: sockmap splicing) with
+  # two TCP frontends that route by a 4-byte tag at offset 0, each to its one
+  # backend: `portmux serve-streams`, the router alone. Failing that, `portmux
+  # run` with its XDP program on a dummy interface of its own, so that no
+  # other system's packets pass an XDP program.
   cat > "$WORK/portmux-relay.json" <<EOF
 {"frontends": [
   {"port": ${RELAY_STREAM_PORT[portmux]}, "protocol": "tcp", "backends": [],
@@ -480,14 +482,21 @@ EOF
    "route": {"offset": 0, "length": 4, "unknown": "drop", "tags": [{"tag": "$RELAY_RR_TAG", "backend": ${BACKENDS[1]}}]}}
 ]}
 EOF
-  if "$PORTMUX" check "$WORK/portmux-relay.json" > "$RESULTS/portmux-relay-check.txt" 2>&1 &&
-     "$PORTMUX" run --help > /dev/null 2>&1; then
+  if ! "$PORTMUX" check "$WORK/portmux-relay.json" > "$RESULTS/portmux-relay-check.txt" 2>&1; then
+    :
+  elif "$PORTMUX" serve-streams --help > /dev/null 2>&1; then
+    # The stream router alone, no XDP program anywhere.
+    in_bpffs "$PORTMUX" serve-streams -c "$WORK/portmux-relay.json" > "$RESULTS/portmux-streams.log" 2>&1 &
+    BG_PIDS+=($!)
+    RELAY_SYSTEMS+=(portmux)
+  elif "$PORTMUX" run --help > /dev/null 2>&1; then
     in_lb ip link add pmxbdummy type dummy
     in_lb ip link set pmxbdummy up
     in_bpffs "$PORTMUX" run pmxbdummy -c "$WORK/portmux-relay.json" -m generic > "$RESULTS/portmux-run.log" 2>&1 &
     BG_PIDS+=($!)
     RELAY_SYSTEMS+=(portmux)
-  else
+  fi
+  if [[ " ${RELAY_SYSTEMS[*]} " != *" portmux "* ]]; then
     log "portmux: no TCP route frontends or no 'portmux run' here: not in the relay comparison ($(head -1 "$RESULTS/portmux-relay-check.txt"))"
   fi
   for relay in naive splice; do
