@@ -271,6 +271,9 @@ void require_live_attachment(const std::string& iface, const PinnedMaps& maps) {
     }
     map_ids.resize(std::min<std::size_t>(info.nr_map_ids, map_ids.size()));
     for (const PinnedMapEntry& entry : kPinnedMaps) {
+        if (std::string_view(entry.name) == kMetaPin) {
+            continue;  // the loader's own (layout version), checked by open_pinned_maps
+        }
         bpf_map_info map_info{};
         __u32 map_length = sizeof map_info;
         if (bpf_obj_get_info_by_fd((maps.*entry.fd).get(), &map_info, &map_length) != 0 ||
