@@ -30,7 +30,7 @@
  * `meta` map; a portmux with another version refuses the attachment instead
  * of misreading it. Bump it with every change to a map key or value.
  */
-#define PORTMUX_LAYOUT_VERSION 2
+#define PORTMUX_LAYOUT_VERSION 3
 
 /* Address families, as indexes of the per-family fields of a frontend. */
 #define PORTMUX_FAMILY_V4 0
@@ -82,6 +82,7 @@ struct portmux_byte_match {
 	__u16 offset;    /* from the start of the L4 payload */
 	__u8 length;     /* 1..PORTMUX_MAX_MATCH_LEN */
 	__u8 pad;
+	/* Right-aligned: the match is the last `length` bytes, zeros before. */
 	__u8 value[PORTMUX_MAX_MATCH_LEN]; /* already masked */
 	__u8 mask[PORTMUX_MAX_MATCH_LEN];
 };
@@ -183,7 +184,7 @@ struct portmux_reply {
 /* Key of the `routes` hash map: a frontend and a tag of its route spec. */
 struct portmux_route_key {
 	struct portmux_frontend_key frontend;
-	__u8 tag[PORTMUX_MAX_TAG_LEN]; /* tag_length bytes, zero padded */
+	__u8 tag[PORTMUX_MAX_TAG_LEN]; /* tag_length bytes right-aligned, zeros before */
 };
 
 struct portmux_route_target {

@@ -60,11 +60,11 @@ void size_maps(portmux_bpf& skeleton, const Config& config) {
 }
 
 int attach_in_mode(unsigned ifindex, xdp_attach_mode mode, const Config& config,
-                   LoadedProgram& loaded) {
+                   DataPathObject object, LoadedProgram& loaded) {
     // libxdp loads the object as it attaches it, so each try needs a fresh,
     // unloaded object.
     loaded.program.reset();
-    loaded.skeleton = open_skeleton();
+    loaded.skeleton = open_skeleton(object);
     size_maps(*loaded.skeleton, config);
     xdp_program_opts opts{};
     opts.sz = sizeof opts;
@@ -163,16 +163,20 @@ AttachOutcome attach(const StateLock& lock, const std::string& iface, const Conf
             pin_directory(iface).string()));
     }
 
+    // The default object unless the MTU needs frags; a kernel without a
+    // helper the chosen object calls is named in one line here.
+    const DataPathObject object = choose_data_path_object(interface_mtu(iface), iface);
     LoadedProgram loaded;
     AttachOutcome outcome;
+    outcome.object = to_string(object);
     xdp_attach_mode xdp_mode = mode == AttachMode::generic ? XDP_MODE_SKB : XDP_MODE_NATIVE;
-    int err = attach_in_mode(ifindex, xdp_mode, config, loaded);
+    int err = attach_in_mode(ifindex, xdp_mode, config, object, loaded);
     if (err && mode == AttachMode::automatic && err != -EEXIST && err != -EBUSY) {
         outcome.fallback_note = fmt::format("native XDP failed on {} ({}), fell back to generic",
                                             iface, with_kernel_reason(errno_text(err)));
         take_library_log();
         xdp_mode = XDP_MODE_SKB;
-        err = attach_in_mode(ifindex, xdp_mode, config, loaded);
+        err = attach_in_mode(ifindex, xdp_mode, config, object, loaded);
     }
     if (err) {
         throw std::runtime_error(attach_failure(iface, ifindex, xdp_mode, err));

@@ -23,6 +23,7 @@ struct AttachOutcome {
     std::string attachment;      // "libxdp dispatcher" or "legacy (single program)"
     std::uint32_t program_id = 0;
     std::string fallback_note;   // set when auto mode fell back to generic
+    std::string object;          // the data path object: "standard" or "frags-aware"
 };
 
 // Validates nothing about `config` (the caller did); loads and attaches the

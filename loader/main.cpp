@@ -83,6 +83,9 @@ int run_attach(const Options& options) {
     if (!outcome.fallback_note.empty()) {
         fmt::print("{}\n", outcome.fallback_note);
     }
+    if (outcome.object == "frags-aware") {
+        fmt::print("{}'s MTU needs multi-buffer XDP: using the frags-aware data path\n", options.iface);
+    }
     fmt::print("attached to {}: {} mode, {} attachment, program id {}, {} frontend(s)\n",
                options.iface, outcome.mode, outcome.attachment, outcome.program_id,
                config.frontends.size());

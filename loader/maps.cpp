@@ -107,9 +107,12 @@ std::map<KeyTuple, InstalledEntry> installed_entries(int frontends_fd) {
 
 portmux_route_key make_route_key(const portmux_frontend_key& frontend,
                                  const std::vector<std::uint8_t>& tag) {
+    // Right-aligned, zero before: the data path reads a fixed window that
+    // ends where the tag ends (xdp/payload.h).
     portmux_route_key key{};
     key.frontend = frontend;
-    std::copy_n(tag.begin(), std::min<std::size_t>(tag.size(), PORTMUX_MAX_TAG_LEN), key.tag);
+    const std::size_t length = std::min<std::size_t>(tag.size(), PORTMUX_MAX_TAG_LEN);
+    std::copy_n(tag.begin(), length, key.tag + PORTMUX_MAX_TAG_LEN - length);
     return key;
 }
 
@@ -250,11 +253,13 @@ portmux_frontend encode_frontend(const Frontend& frontend, std::uint32_t slot) {
             portmux_byte_match& out = rules.matches[i];
             out.offset = match.offset;
             out.length = static_cast<std::uint8_t>(match.value.size());
-            // Bytes past the length stay zero in value and mask: the data
-            // path compares all of them without a branch per byte.
+            // Right-aligned (the data path reads a window that ends where
+            // the match ends); the bytes before it stay zero in value and
+            // mask, so all of them are compared without a branch per byte.
+            const std::size_t skip = PORTMUX_MAX_MATCH_LEN - match.value.size();
             for (std::size_t b = 0; b < match.value.size(); ++b) {
-                out.mask[b] = match.mask.empty() ? 0xff : match.mask[b];
-                out.value[b] = match.value[b] & out.mask[b];
+                out.mask[skip + b] = match.mask.empty() ? 0xff : match.mask[b];
+                out.value[skip + b] = match.value[b] & out.mask[skip + b];
             }
         }
     }
@@ -432,9 +437,10 @@ std::vector<InstalledFrontend> read_frontends(const DataPathMaps& maps) {
                  i < std::min<std::size_t>(value.validation.match_count, PORTMUX_MAX_MATCHES); ++i) {
                 const portmux_byte_match& match = value.validation.matches[i];
                 const std::size_t length = std::min<std::size_t>(match.length, PORTMUX_MAX_MATCH_LEN);
+                const std::size_t skip = PORTMUX_MAX_MATCH_LEN - length;
                 rules.matches.push_back({match.offset,
-                                         {match.value, match.value + length},
-                                         {match.mask, match.mask + length}});
+                                         {match.value + skip, match.value + PORTMUX_MAX_MATCH_LEN},
+                                         {match.mask + skip, match.mask + PORTMUX_MAX_MATCH_LEN}});
             }
             frontend.validate = std::move(rules);
         }
@@ -452,7 +458,9 @@ std::vector<InstalledFrontend> read_frontends(const DataPathMaps& maps) {
                     target.backend_index >= count) {
                     continue;
                 }
-                route.tags.push_back({{route_key.tag, route_key.tag + route.length},
+                const std::size_t tag_length = std::min<std::size_t>(route.length, PORTMUX_MAX_TAG_LEN);
+                route.tags.push_back({{route_key.tag + PORTMUX_MAX_TAG_LEN - tag_length,
+                                       route_key.tag + PORTMUX_MAX_TAG_LEN},
                                       frontend.backends[target.backend_index].port});
             }
             std::sort(route.tags.begin(), route.tags.end(),

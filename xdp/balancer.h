@@ -237,6 +237,8 @@ static __always_inline int choose_udp_flow(const struct frontend_ctx *ctx)
 	return choice;
 }
 
+_Static_assert(PORTMUX_MAX_TAG_LEN == 16, "the tag mask below shifts by 4");
+
 /* UDP routed by a payload tag; unknown tags drop or fall back to round robin. */
 static __always_inline int choose_by_tag(const struct frontend_ctx *ctx,
 					 const struct l4_payload *payload)
@@ -250,9 +252,15 @@ static __always_inline int choose_by_tag(const struct frontend_ctx *ctx,
 	};
 	struct portmux_route_target *target;
 
-	if (!read_payload_bytes(ctx->xdp, payload, fe->route.tag_offset,
-				fe->route.tag_length, key.tag))
+	__u32 length = fe->route.tag_length;
+
+	if (!read_payload_window(ctx->xdp, payload, fe->route.tag_offset, length, key.tag))
 		return CHOICE_DROP(PORTMUX_DROP_TOO_SHORT);
+	/* Route keys hold the tag right-aligned, zero before it: clear the
+	 * window bytes in front of the tag without a branch per byte. */
+#pragma unroll
+	for (__u32 i = 0; i < PORTMUX_MAX_TAG_LEN; i++)
+		key.tag[i] &= (__u8)-(__u8)((i + length) >> 4);
 	target = bpf_map_lookup_elem(&routes, &key);
 	if (target) {
 		if (target->backend_index >= PORTMUX_MAX_BACKENDS)

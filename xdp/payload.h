@@ -1,10 +1,16 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
  * Payload inspection: the length window and byte matches of a validate
- * block, and the tag that picks a backend. Bytes are copied out with
- * bpf_xdp_load_bytes (kernel 5.18+) at offsets bounded by
- * PORTMUX_MAX_PAYLOAD_OFFSET, and compared without a branch per byte:
- * byte loops with an exit per byte multiply the verifier's states.
+ * block, and the tag that picks a backend. Bytes are read as one fixed
+ * 16-byte window that ends where the wanted bytes end (so the wanted bytes
+ * are its last `length` bytes; the loader stores match values, masks and
+ * route tags right-aligned the same way), and compared without a branch
+ * per byte: byte loops with an exit per byte multiply the verifier's states.
+ *
+ * The default object (kernel 5.15) reads the window by direct packet access:
+ * the linear part of the frame, offsets bounded by PORTMUX_MAX_PAYLOAD_OFFSET.
+ * The frags-aware object (PORTMUX_FRAGS, xdp.frags, kernel 5.18) copies it
+ * with bpf_xdp_load_bytes, which reads across fragments of a jumbo frame.
  */
 #ifndef PORTMUX_PAYLOAD_H
 #define PORTMUX_PAYLOAD_H
@@ -13,8 +19,12 @@
 #include "portmux_shared.h"
 #include "verifier.h"
 
-/* read_payload_bytes() serves both matches and tags. */
+/* read_payload_window() serves both matches and tags. */
 _Static_assert(PORTMUX_MAX_MATCH_LEN == PORTMUX_MAX_TAG_LEN, "one copy buffer size");
+#define PAYLOAD_WINDOW PORTMUX_MAX_TAG_LEN
+/* Frame offsets a window may start at: the deepest headers parse_l4 takes
+ * plus PORTMUX_MAX_PAYLOAD_OFFSET fit well below it. */
+#define PAYLOAD_WINDOW_MAX_START 4095
 
 struct l4_payload {
 	__u32 frame_offset; /* where the payload starts, from the frame start */
@@ -47,32 +57,56 @@ static __always_inline int locate_payload(const struct l4_packet *pkt, void *dat
 }
 
 /*
- * Copies `length` payload bytes at `offset` into out[]; false when the
- * payload does not hold them.
+ * Copies the PAYLOAD_WINDOW frame bytes that end with the `length` payload
+ * bytes at `offset` into out[]: the wanted bytes are out[16 - length..15],
+ * the bytes before them are whatever precedes them in the frame (headers
+ * when the wanted bytes start near the payload's start; the payload always
+ * starts past 16 bytes of headers). False when the payload, as the headers
+ * state it, does not hold the wanted bytes or the frame does not carry them
+ * where this object can read.
  */
-static __always_inline bool read_payload_bytes(struct xdp_md *xdp,
-					       const struct l4_payload *payload,
-					       __u32 offset, __u32 length, __u8 *out)
+static __always_inline bool read_payload_window(struct xdp_md *xdp,
+						const struct l4_payload *payload,
+						__u32 offset, __u32 length,
+						__u8 out[PAYLOAD_WINDOW])
 {
+	__u32 start;
+
 	if (offset > PORTMUX_MAX_PAYLOAD_OFFSET || length == 0 ||
-	    length > PORTMUX_MAX_TAG_LEN || offset + length > payload->length)
+	    length > PAYLOAD_WINDOW || offset + length > payload->length)
 		return false;
-	length = verifier_bound(length - 1, PORTMUX_MAX_TAG_LEN - 1) + 1;
-	return bpf_xdp_load_bytes(xdp, payload->frame_offset + offset, out, length) == 0;
+	start = payload->frame_offset + offset + length - PAYLOAD_WINDOW;
+	if (start > PAYLOAD_WINDOW_MAX_START)
+		return false;
+#ifdef PORTMUX_FRAGS
+	return bpf_xdp_load_bytes(xdp, start, out, PAYLOAD_WINDOW) == 0;
+#else
+	{
+		void *data = (void *)(long)xdp->data;
+		void *data_end = (void *)(long)xdp->data_end;
+		__u8 *window = data + verifier_bound(start, PAYLOAD_WINDOW_MAX_START);
+
+		if ((void *)(window + PAYLOAD_WINDOW) > data_end)
+			return false;
+		__builtin_memcpy(out, window, PAYLOAD_WINDOW);
+		return true;
+	}
+#endif
 }
 
 /*
- * The loader zeroes value and mask past the match length, so all
- * PORTMUX_MAX_MATCH_LEN bytes can be compared without looking at it.
+ * The loader stores value and mask right-aligned and zero before the match,
+ * so all PORTMUX_MAX_MATCH_LEN bytes of the window can be compared without
+ * looking at the length.
  */
 static __always_inline bool payload_matches(struct xdp_md *xdp,
 					    const struct l4_payload *payload,
 					    const struct portmux_byte_match *match)
 {
-	__u8 bytes[PORTMUX_MAX_MATCH_LEN] = {};
+	__u8 bytes[PORTMUX_MAX_MATCH_LEN];
 	__u8 difference = 0;
 
-	if (!read_payload_bytes(xdp, payload, match->offset, match->length, bytes))
+	if (!read_payload_window(xdp, payload, match->offset, match->length, bytes))
 		return false;
 #pragma unroll
 	for (int i = 0; i < PORTMUX_MAX_MATCH_LEN; i++)

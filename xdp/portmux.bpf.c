@@ -8,7 +8,16 @@
 #include "balancer.h"
 #include "reply.h"
 
+/*
+ * Built twice (xdp/CMakeLists.txt): the default object for kernels from 5.15,
+ * and with PORTMUX_FRAGS a frags-aware one for frames larger than a page
+ * (jumbo MTU), which reads payload bytes with bpf_xdp_load_bytes (5.18).
+ */
+#ifdef PORTMUX_FRAGS
+SEC("xdp.frags")
+#else
 SEC("xdp")
+#endif
 int portmux_xdp(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;

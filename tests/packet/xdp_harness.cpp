@@ -19,6 +19,10 @@
 #include "checksum_reference.hpp"
 #include "portmux_shared.h"
 #include "portmux.skel.h"
+#include "skeleton.hpp"
+
+#include <cstdlib>
+#include <string_view>
 
 namespace portmux::test {
 
@@ -26,12 +30,15 @@ void LoadedDataPath::Destroyer::operator()(portmux_bpf* skeleton) const noexcept
     portmux_bpf__destroy(skeleton);
 }
 
-LoadedDataPath::LoadedDataPath() : skeleton_(portmux_bpf__open_and_load()) {
-    if (!skeleton_) {
-        throw std::system_error(errno, std::generic_category(),
-                                "opening and loading the portmux BPF object");
-    }
+// PORTMUX_TEST_OBJECT=frags runs the suite on the frags-aware object
+// (ctest packet_tests_frags); the default is the standard object.
+DataPathObject object_under_test() {
+    const char* chosen = std::getenv("PORTMUX_TEST_OBJECT");
+    return chosen && std::string_view(chosen) == "frags" ? DataPathObject::frags
+                                                         : DataPathObject::standard;
 }
+
+LoadedDataPath::LoadedDataPath() : skeleton_(open_and_load_skeleton(object_under_test()).release()) {}
 
 int LoadedDataPath::program_fd() const {
     return bpf_program__fd(skeleton_->progs.portmux_xdp);

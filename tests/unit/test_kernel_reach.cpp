@@ -1,0 +1,82 @@
+// Kernel reach: every BPF helper each embedded object calls, read from the
+// object's own instructions, checked against the kernel that introduced it.
+// The standard object must load on 5.15 (Ubuntu 22.04); the frags-aware one
+// needs 5.18 for xdp.frags and bpf_xdp_load_bytes anyway.
+#include <catch2/catch.hpp>
+
+#include <linux/bpf.h>
+
+#include <set>
+#include <string>
+#include <utility>
+
+#include "bpf_helpers.hpp"
+#include "skeleton.hpp"
+
+using namespace portmux;
+
+namespace {
+
+std::pair<int, int> newest_helper(DataPathObject object, std::set<std::string>& names) {
+    std::pair<int, int> newest{0, 0};
+    const auto calls = helper_calls(object_bytes(object));
+    REQUIRE_FALSE(calls.empty());
+    for (const HelperCall& call : calls) {
+        const HelperInfo* info = helper_info(call.helper);
+        INFO(to_string(object) << " object, section " << call.section << ": helper #" << call.helper
+                               << " is not in the table of loader/bpf_helpers.cpp; add it with the "
+                                  "kernel that introduced it");
+        REQUIRE(info != nullptr);
+        names.insert(info->name);
+        newest = std::max(newest, std::pair{info->major, info->minor});
+    }
+    return newest;
+}
+
+}  // namespace
+
+TEST_CASE("kernel reach: the standard object calls no helper newer than 5.15", "[kernel-reach]") {
+    std::set<std::string> names;
+    const auto newest = newest_helper(DataPathObject::standard, names);
+    INFO("helpers: " << Catch::Detail::stringify(std::vector<std::string>(names.begin(), names.end())));
+    CHECK(newest <= std::pair{5, 15});
+    CHECK_FALSE(names.contains("bpf_xdp_load_bytes"));
+    // What it needs, so a change that drops a helper by accident shows too.
+    CHECK(names.contains("bpf_map_lookup_elem"));
+    CHECK(names.contains("bpf_l4_csum_replace"));  // TC egress
+}
+
+TEST_CASE("kernel reach: the frags-aware object needs 5.18 and reads payload with bpf_xdp_load_bytes",
+          "[kernel-reach]") {
+    std::set<std::string> names;
+    const auto newest = newest_helper(DataPathObject::frags, names);
+    CHECK(newest == std::pair{5, 18});
+    CHECK(names.contains("bpf_xdp_load_bytes"));
+}
+
+TEST_CASE("kernel reach: helper_calls finds calls and tells helpers from subprogram calls",
+          "[kernel-reach]") {
+    // Each object's calls name its program sections.
+    for (DataPathObject object : {DataPathObject::standard, DataPathObject::frags}) {
+        std::set<std::string> sections;
+        for (const HelperCall& call : helper_calls(object_bytes(object))) {
+            sections.insert(call.section);
+            if (call.section == "tc") {
+                CHECK(call.prog_type == BPF_PROG_TYPE_SCHED_CLS);
+            } else {
+                CHECK(call.prog_type == BPF_PROG_TYPE_XDP);
+            }
+        }
+        CHECK(sections.contains("tc"));
+        CHECK(sections.contains(object == DataPathObject::frags ? "xdp.frags" : "xdp"));
+    }
+    const std::vector<std::uint8_t> not_elf(64, 0);
+    CHECK_THROWS_WITH(helper_calls(not_elf), Catch::Contains("not a 64-bit little-endian BPF ELF"));
+}
+
+TEST_CASE("kernel reach: a missing helper is one line naming it and its kernel", "[kernel-reach]") {
+    const HelperCall call{BPF_FUNC_xdp_load_bytes, BPF_PROG_TYPE_XDP, "xdp.frags"};
+    CHECK(missing_helper_message(call, "multi-buffer XDP") ==
+          "this kernel lacks BPF helper bpf_xdp_load_bytes (Linux 5.18, or a kernel with it "
+          "backported), needed by multi-buffer XDP");
+}
