@@ -107,6 +107,22 @@ std::vector<LivenessChange> liveness_changes(const LivenessTable& before,
     return changes;
 }
 
+std::size_t apply_liveness(Config& config, const LivenessTable& table) {
+    std::size_t changed = 0;
+    for (Frontend& frontend : config.frontends) {
+        for (Backend& backend : frontend.backends) {
+            auto it = table.find({frontend.protocol, backend.port});
+            if (it == table.end()) {
+                continue;
+            }
+            changed += backend.up_v4 != it->second.v4 || backend.up_v6 != it->second.v6;
+            backend.up_v4 = it->second.v4;
+            backend.up_v6 = it->second.v6;
+        }
+    }
+    return changed;
+}
+
 std::string describe(const FamilyLiveness& liveness) {
     if (liveness.v4 && liveness.v6) {
         return "up";

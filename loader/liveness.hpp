@@ -72,6 +72,10 @@ struct LivenessChange {
 std::vector<LivenessChange> liveness_changes(const LivenessTable& before,
                                              const LivenessTable& after);
 
+// Sets up_v4/up_v6 of every backend of CONFIG that TABLE knows (others
+// keep theirs). Returns how many backends changed.
+std::size_t apply_liveness(Config& config, const LivenessTable& table);
+
 // "up", "down", "up v4 only" or "up v6 only".
 std::string describe(const FamilyLiveness& liveness);
 

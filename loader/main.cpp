@@ -19,6 +19,7 @@
 #include "library_log.hpp"
 #include "portmux_version.h"
 #include "reconfigure.hpp"
+#include "run_service.hpp"
 #include "state_lock.hpp"
 #include "stats.hpp"
 #include "status_report.hpp"
@@ -41,6 +42,9 @@ struct Options {
     bool watch = false;
     double watch_seconds = 1.0;
     unsigned watch_count = 0;
+    std::string output_file;
+    std::string metrics_listen;
+    bool keep_on_exit = false;
 };
 
 // The XDP modes by the names users type; --mode accepts only these (any
@@ -200,23 +204,26 @@ std::vector<portmux::InterfaceStats> read_all_stats(const Options& options) {
     return all;
 }
 
-void print_stats(const Options& options, const std::vector<portmux::InterfaceStats>& all) {
+std::string format_stats(const Options& options, const std::vector<portmux::InterfaceStats>& all) {
     if (options.format == "prometheus") {
-        fmt::print("{}", portmux::stats_prometheus(all));
-    } else if (options.json || options.format == "json") {
+        return portmux::stats_prometheus(all);
+    }
+    if (options.json || options.format == "json") {
         nlohmann::json list = nlohmann::json::array();
         for (const auto& entry : all) {
             list.push_back(
                 {{"interface", entry.iface}, {"frontends", portmux::stats_json(entry.frontends)}});
         }
-        fmt::print("{}\n", nlohmann::json{{"interfaces", std::move(list)}}.dump(2));
-    } else if (all.empty()) {
-        fmt::print("portmux is not attached to any interface\n");
-    } else {
-        for (const auto& entry : all) {
-            fmt::print("{}", portmux::stats_table(entry.iface, entry.frontends));
-        }
+        return nlohmann::json{{"interfaces", std::move(list)}}.dump(2) + "\n";
     }
+    if (all.empty()) {
+        return "portmux is not attached to any interface\n";
+    }
+    std::string text;
+    for (const auto& entry : all) {
+        text += portmux::stats_table(entry.iface, entry.frontends);
+    }
+    return text;
 }
 
 // Refreshes a table of rates in place, like top, until interrupted (or
@@ -248,7 +255,14 @@ int run_stats(const Options& options) {
     if (options.watch) {
         return watch_stats(options);
     }
-    print_stats(options, read_all_stats(options));
+    const std::string text = format_stats(options, read_all_stats(options));
+    if (options.output_file.empty()) {
+        fmt::print("{}", text);
+    } else {
+        // A reader (node_exporter's textfile collector) sees the old file or
+        // the new one, never half of one.
+        portmux::write_file_atomically(options.output_file, text);
+    }
     return 0;
 }
 
@@ -258,6 +272,46 @@ int run_reload(const Options& options) {
     portmux::reload(lock, options.iface, config);
     fmt::print("reloaded {}: {} frontend(s)\n", options.iface, config.frontends.size());
     return 0;
+}
+
+// Attach when not attached, reload when attached: the same end state
+// however often it runs (exit codes in docs/operations.md).
+int run_apply(const Options& options) {
+    const portmux::Config config = portmux::load_config(options.config_file);
+    const portmux::StateLock lock("portmux apply");
+    bool attached = true;
+    try {
+        portmux::open_pinned_maps(options.iface);
+    } catch (const portmux::NotAttached&) {
+        attached = false;
+    }
+    if (attached) {
+        portmux::reload(lock, options.iface, config);
+        fmt::print("reloaded {}: {} frontend(s)\n", options.iface, config.frontends.size());
+        return 0;
+    }
+    const portmux::AttachOutcome outcome =
+        portmux::attach(lock, options.iface, config, options.mode);
+    if (!outcome.fallback_note.empty()) {
+        fmt::print("{}\n", outcome.fallback_note);
+    }
+    fmt::print("attached to {}: {} mode, {} attachment, program id {}, {} frontend(s)\n",
+               options.iface, outcome.mode, outcome.attachment, outcome.program_id,
+               config.frontends.size());
+    return 0;
+}
+
+int run_run(const Options& options) {
+    portmux::RunOptions run;
+    run.iface = options.iface;
+    run.config_file = options.config_file;
+    run.mode = options.mode;
+    if (!options.metrics_listen.empty()) {
+        run.metrics_listen = options.metrics_listen;
+    }
+    run.keep_on_exit = options.keep_on_exit;
+    run.version = PORTMUX_VERSION;
+    return portmux::run_service(run);
 }
 
 int run_drain(const Options& options, bool drained) {
@@ -295,6 +349,31 @@ int main(int argc, char** argv) {
         ->check(CLI::ExistingFile);
     add_mode_option(*attach, options.mode_name);
 
+    CLI::App* run = app.add_subcommand(
+        "run", "Serve an interface in the foreground: attach or adopt, reload on SIGHUP or a "
+               "changed config, track backend liveness, serve /metrics; detach on SIGTERM");
+    run->add_option("IFACE", options.iface, "Network interface")->required();
+    run->add_option("-c,--config", options.config_file, "JSON backend config (watched)")
+        ->required()
+        ->check(CLI::ExistingFile);
+    run->add_option("-m,--mode", options.mode,
+                    "XDP mode when attaching: native, generic, or auto (native, else generic)")
+        ->transform(CLI::CheckedTransformer(modes, CLI::ignore_case));
+    run->add_option("--metrics-listen", options.metrics_listen,
+                    "Serve Prometheus metrics on ADDR:PORT, [ADDR]:PORT or :PORT (off by default)");
+    run->add_flag("--keep-on-exit", options.keep_on_exit,
+                  "Leave the attachment in place on SIGTERM, for a successor to adopt");
+
+    CLI::App* apply = app.add_subcommand(
+        "apply", "Attach when not attached, reload when attached (idempotent)");
+    apply->add_option("IFACE", options.iface, "Network interface")->required();
+    apply->add_option("-c,--config", options.config_file, "JSON backend config")
+        ->required()
+        ->check(CLI::ExistingFile);
+    apply->add_option("-m,--mode", options.mode,
+                      "XDP mode when attaching: native, generic, or auto (native, else generic)")
+        ->transform(CLI::CheckedTransformer(modes, CLI::ignore_case));
+
     CLI::App* detach = app.add_subcommand("detach", "Remove portmux from an interface");
     detach->add_option("IFACE", options.iface, "Network interface")->required();
 
@@ -329,6 +408,9 @@ int main(int argc, char** argv) {
                              ->default_str("1")
                              ->check(CLI::Range(0.1, 3600.0));
     stats->add_option("--count", options.watch_count, "With --watch: stop after N refreshes");
+    stats->add_option("--output", options.output_file,
+                      "Write to FILE atomically (temp file + rename) instead of stdout")
+        ->excludes(watch);
 
     CLI::App* check = app.add_subcommand("check", "Validate a config file (no root needed)");
     check->add_option("FILE", options.config_file, "JSON backend config")->required();
@@ -346,6 +428,8 @@ int main(int argc, char** argv) {
     portmux::capture_library_logs(options.verbose);
     try {
         if (*attach) return run_attach(options);
+        if (*run) return run_run(options);
+        if (*apply) return run_apply(options);
         if (*detach) return run_detach(options);
         if (*reload) return run_reload(options);
         if (*drain) return run_drain(options, true);

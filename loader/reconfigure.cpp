@@ -35,22 +35,25 @@ Config installed_config(const PinnedMaps& maps) {
     return config;
 }
 
-// An operator's drain, and the liveness `portmux run` found, outlive a
-// reload for every backend that remains; a new backend starts undrained
-// and up until run says otherwise.
-void keep_drained(Config& config, const Config& installed) {
-    std::map<std::tuple<Protocol, std::uint16_t, std::uint16_t>, const Backend*> known;
+// Runtime state outlives a reload for every backend that remains: an
+// operator's drain, and the liveness `portmux run` measured (a CLI reload
+// does not know it). New backends are undrained and keep the liveness the
+// new config gives them.
+void keep_runtime_state(Config& config, const Config& installed) {
+    std::map<std::tuple<Protocol, std::uint16_t, std::uint16_t>, const Backend*> before;
     for (const Frontend& frontend : installed.frontends) {
         for (const Backend& backend : frontend.backends) {
-            known[{frontend.protocol, frontend.port, backend.port}] = &backend;
+            before[{frontend.protocol, frontend.port, backend.port}] = &backend;
         }
     }
     for (Frontend& frontend : config.frontends) {
         for (Backend& backend : frontend.backends) {
-            const auto it = known.find({frontend.protocol, frontend.port, backend.port});
-            backend.drained = it != known.end() && it->second->drained;
-            backend.up_v4 = it == known.end() || it->second->up_v4;
-            backend.up_v6 = it == known.end() || it->second->up_v6;
+            auto it = before.find({frontend.protocol, frontend.port, backend.port});
+            backend.drained = it != before.end() && it->second->drained;
+            if (it != before.end()) {
+                backend.up_v4 = it->second->up_v4;
+                backend.up_v6 = it->second->up_v6;
+            }
         }
     }
 }
@@ -67,7 +70,7 @@ void reload(const StateLock& /*lock*/, const std::string& iface, Config config) 
             "in place (detach and attach to change it)",
             installed.flow_table_size, iface, config.flow_table_size));
     }
-    keep_drained(config, installed);
+    keep_runtime_state(config, installed);
     write_config(maps.data_path(), config);
 }
 
@@ -92,6 +95,17 @@ std::size_t set_drained(const StateLock& /*lock*/, const std::string& iface, std
             fmt::format("port {} is not a backend of any frontend on {}", port, iface));
     }
     write_config(maps.data_path(), config);
+    return changed;
+}
+
+std::size_t set_liveness(const StateLock& /*lock*/, const std::string& iface,
+                         const LivenessTable& table) {
+    const PinnedMaps maps = open_pinned_maps(iface);
+    Config config = installed_config(maps);
+    const std::size_t changed = apply_liveness(config, table);
+    if (changed) {
+        write_config(maps.data_path(), config);
+    }
     return changed;
 }
 

@@ -8,6 +8,7 @@
 #include <system_error>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 namespace portmux {
 
@@ -48,7 +49,8 @@ std::vector<FrontendStats> read_stats(const DataPathMaps& maps,
         stats.port = installed.frontend.port;
         stats.protocol = installed.frontend.protocol;
         for (const Backend& backend : installed.frontend.backends) {
-            stats.backends.push_back({backend.port, 0, 0});
+            stats.backends.push_back(
+                {backend.port, 0, 0, backend.drained, backend.up_v4, backend.up_v6});
         }
         for (const portmux_frontend_state& cpu : per_cpu) {
             stats.received += cpu.received;
@@ -69,6 +71,26 @@ std::vector<FrontendStats> read_stats(const DataPathMaps& maps,
     return all;
 }
 
+namespace {
+
+// "  (drained, down)" and the like; empty for a backend taking traffic.
+std::string backend_state(const BackendStats& backend) {
+    std::vector<std::string> notes;
+    if (backend.drained) {
+        notes.emplace_back("drained");
+    }
+    if (!backend.up_v4 && !backend.up_v6) {
+        notes.emplace_back("down");
+    } else if (!backend.up_v4) {
+        notes.emplace_back("down for IPv4");
+    } else if (!backend.up_v6) {
+        notes.emplace_back("down for IPv6");
+    }
+    return notes.empty() ? "" : fmt::format("  ({})", fmt::join(notes, ", "));
+}
+
+}  // namespace
+
 std::string stats_table(const std::string& iface, const std::vector<FrontendStats>& stats) {
     std::string out = fmt::format("{}:\n", iface);
     for (const FrontendStats& frontend : stats) {
@@ -76,8 +98,8 @@ std::string stats_table(const std::string& iface, const std::vector<FrontendStat
                            frontend.port, to_string(frontend.protocol), frontend.received,
                            frontend.forwarded(), frontend.dropped());
         for (const BackendStats& backend : frontend.backends) {
-            out += fmt::format("    backend {:<6} {:>12} packets {:>14} bytes\n", backend.port,
-                               backend.packets, backend.bytes);
+            out += fmt::format("    backend {:<6} {:>12} packets {:>14} bytes{}\n", backend.port,
+                               backend.packets, backend.bytes, backend_state(backend));
         }
         if (frontend.retired.packets) {
             out += fmt::format("    {:<14} {:>12} packets {:>14} bytes\n", "removed backends",
@@ -98,8 +120,11 @@ nlohmann::json stats_json(const std::vector<FrontendStats>& stats) {
     for (const FrontendStats& frontend : stats) {
         nlohmann::json backends = nlohmann::json::array();
         for (const BackendStats& backend : frontend.backends) {
-            backends.push_back(
-                {{"port", backend.port}, {"packets", backend.packets}, {"bytes", backend.bytes}});
+            backends.push_back({{"port", backend.port},
+                                {"packets", backend.packets},
+                                {"bytes", backend.bytes},
+                                {"drained", backend.drained},
+                                {"up", {{"ipv4", backend.up_v4}, {"ipv6", backend.up_v6}}}});
         }
         nlohmann::json drops = nlohmann::json::object();
         for (std::size_t r = 0; r < frontend.drops.size(); ++r) {

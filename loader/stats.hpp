@@ -19,6 +19,10 @@ struct BackendStats {
     std::uint16_t port = 0;
     std::uint64_t packets = 0;
     std::uint64_t bytes = 0;
+    // State when read (not counters): drained, and up per address family.
+    bool drained = false;
+    bool up_v4 = true;
+    bool up_v6 = true;
 };
 
 struct FrontendStats {

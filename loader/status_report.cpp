@@ -18,6 +18,14 @@ std::string backend_label(const Backend& backend) {
     if (backend.drained) {
         label += " (drained)";
     }
+    // Liveness as `portmux run` last measured it from the socket table.
+    if (!backend.up_v4 && !backend.up_v6) {
+        label += " (down)";
+    } else if (!backend.up_v4) {
+        label += " (down for IPv4)";
+    } else if (!backend.up_v6) {
+        label += " (down for IPv6)";
+    }
     return label;
 }
 
@@ -74,8 +82,10 @@ std::vector<std::string> policy_lines(const Frontend& frontend) {
 nlohmann::json frontend_json(const Frontend& frontend) {
     nlohmann::json backends = nlohmann::json::array();
     for (const Backend& backend : frontend.backends) {
-        backends.push_back(
-            {{"port", backend.port}, {"weight", backend.weight}, {"drained", backend.drained}});
+        backends.push_back({{"port", backend.port},
+                            {"weight", backend.weight},
+                            {"drained", backend.drained},
+                            {"up", {{"ipv4", backend.up_v4}, {"ipv6", backend.up_v6}}}});
     }
     nlohmann::json out{{"port", frontend.port},
                        {"protocol", to_string(frontend.protocol)},

@@ -3,6 +3,8 @@
 #include <linux/capability.h>
 #include <net/if.h>
 #include <sys/mount.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -10,6 +12,7 @@
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
+#include <system_error>
 #include <vector>
 
 #include <fmt/format.h>
@@ -85,6 +88,47 @@ unsigned interface_index(const std::string& iface) {
         throw std::runtime_error(fmt::format("no such interface: {}", iface));
     }
     return index;
+}
+
+void write_file_atomically(const std::filesystem::path& file, std::string_view text) {
+    const std::filesystem::path dir = file.parent_path().empty() ? "." : file.parent_path();
+    std::string temp = (dir / ("." + file.filename().string() + ".XXXXXX")).string();
+    const int fd = mkstemp(temp.data());
+    if (fd < 0) {
+        throw std::system_error(errno, std::generic_category(),
+                                fmt::format("creating a temporary file beside {}", file.string()));
+    }
+    bool renamed = false;
+    auto fail = [&](const std::string& what) {
+        const int err = errno;
+        close(fd);
+        if (!renamed) {
+            unlink(temp.c_str());
+        }
+        throw std::system_error(err, std::generic_category(), what);
+    };
+    // mkstemp makes 0600; a metrics file is for other readers too.
+    if (fchmod(fd, 0644) != 0) {
+        fail(fmt::format("setting the mode of {}", temp));
+    }
+    for (std::size_t written = 0; written < text.size();) {
+        const ssize_t n = write(fd, text.data() + written, text.size() - written);
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            fail(fmt::format("writing {}", temp));
+        }
+        written += static_cast<std::size_t>(n);
+    }
+    if (fsync(fd) != 0) {
+        fail(fmt::format("writing {}", temp));
+    }
+    if (rename(temp.c_str(), file.c_str()) != 0) {
+        fail(fmt::format("replacing {}", file.string()));
+    }
+    renamed = true;
+    close(fd);
 }
 
 }  // namespace portmux

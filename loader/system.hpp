@@ -1,7 +1,9 @@
 // What the machine must offer before portmux touches the kernel.
 #pragma once
 
+#include <filesystem>
 #include <string>
+#include <string_view>
 
 namespace portmux {
 
@@ -20,5 +22,10 @@ void ensure_bpffs();
 
 // The index of a network interface; throws "no such interface: NAME".
 unsigned interface_index(const std::string& iface);
+
+// Replaces FILE with TEXT so that readers see the old content or the new,
+// never part of it: a temporary file in the same directory, fsync, rename.
+// Throws std::system_error naming the file.
+void write_file_atomically(const std::filesystem::path& file, std::string_view text);
 
 }  // namespace portmux
