@@ -535,3 +535,61 @@ with socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5) as s:
     print(s.makefile().readline().strip())
 ' "$2" "$3" "$4"
 }
+
+# ------------------------------------------------------------- portmux run
+# (helpers for the run_* tests)
+
+# start_portmux_run NS LOGFILE ARGS...: `portmux run ARGS` in the background
+# inside NS with the test's bpffs, stdout and stderr to LOGFILE. Its pid
+# (portmux's own: ip netns exec and sh exec it) is in RUN_PID; the trap
+# kills it. Not through in_ns: a backgrounded function would be a subshell,
+# and signals sent to RUN_PID would hit that shell instead of portmux.
+start_portmux_run() {
+    local ns=$1 out=$2
+    shift 2
+    ip netns exec "$ns" sh -c 'mount --bind "$0" /sys/fs/bpf && exec "$@"' "$E2E_BPFFS" \
+        "$PORTMUX" run "$@" >"$out" 2>&1 </dev/null &
+    RUN_PID=$!
+    E2E_PIDS+=("$RUN_PID")
+}
+
+# log_count FILE REGEX: how many lines of FILE match REGEX.
+log_count() {
+    grep -Ec -- "$2" "$1" 2>/dev/null || true
+}
+
+log_count_at_least() {
+    (($(log_count "$1" "$2") >= $3))
+}
+
+# wait_for_log SECONDS FILE REGEX [COUNT]: until FILE has COUNT (default 1)
+# lines matching REGEX.
+wait_for_log() {
+    wait_until "$1" log_count_at_least "$2" "$3" "${4:-1}"
+}
+
+# process_gone PID: true once PID has exited (reaped or not).
+process_gone() {
+    ! kill -0 "$1" 2>/dev/null || [[ $(ps -o stat= -p "$1" 2>/dev/null) == Z* ]]
+}
+
+# start_notify_listener NS NAME OUTFILE: a python3 datagram socket on the
+# abstract AF_UNIX address @NAME (what systemd's NOTIFY_SOCKET names); each
+# message is appended to OUTFILE, its lines joined by '|'.
+start_notify_listener() {
+    start_in_ns "$1" "$3.log" "$E2E_PYTHON" -u -c '
+import signal, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind("\0" + sys.argv[1])
+out = open(sys.argv[2], "a", buffering=1)
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+while True:
+    out.write(s.recv(4096).decode(errors="replace").replace("\n", "|") + "\n")
+' "$2" "$3"
+}
+
+# ports_of SINKFILE FROM: the sorted, unique backend ports of the sink's lines
+# whose payload is seq-N with N >= FROM, space-separated.
+ports_of() {
+    awk -v from="$2" '{ n = substr($2, 5) + 0; if (n >= from) print $1 }' "$1" | sort -u | tr '\n' ' '
+}
