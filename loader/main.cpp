@@ -291,7 +291,7 @@ int run_apply(const Options& options) {
         return 0;
     }
     const portmux::AttachOutcome outcome =
-        portmux::attach(lock, options.iface, config, options.mode);
+        portmux::attach(lock, options.iface, config, attach_mode_named(options.mode_name));
     if (!outcome.fallback_note.empty()) {
         fmt::print("{}\n", outcome.fallback_note);
     }
@@ -305,7 +305,7 @@ int run_run(const Options& options) {
     portmux::RunOptions run;
     run.iface = options.iface;
     run.config_file = options.config_file;
-    run.mode = options.mode;
+    run.mode = attach_mode_named(options.mode_name);
     if (!options.metrics_listen.empty()) {
         run.metrics_listen = options.metrics_listen;
     }
@@ -356,9 +356,7 @@ int main(int argc, char** argv) {
     run->add_option("-c,--config", options.config_file, "JSON backend config (watched)")
         ->required()
         ->check(CLI::ExistingFile);
-    run->add_option("-m,--mode", options.mode,
-                    "XDP mode when attaching: native, generic, or auto (native, else generic)")
-        ->transform(CLI::CheckedTransformer(modes, CLI::ignore_case));
+    add_mode_option(*run, options.mode_name);
     run->add_option("--metrics-listen", options.metrics_listen,
                     "Serve Prometheus metrics on ADDR:PORT, [ADDR]:PORT or :PORT (off by default)");
     run->add_flag("--keep-on-exit", options.keep_on_exit,
@@ -370,9 +368,7 @@ int main(int argc, char** argv) {
     apply->add_option("-c,--config", options.config_file, "JSON backend config")
         ->required()
         ->check(CLI::ExistingFile);
-    apply->add_option("-m,--mode", options.mode,
-                      "XDP mode when attaching: native, generic, or auto (native, else generic)")
-        ->transform(CLI::CheckedTransformer(modes, CLI::ignore_case));
+    add_mode_option(*apply, options.mode_name);
 
     CLI::App* detach = app.add_subcommand("detach", "Remove portmux from an interface");
     detach->add_option("IFACE", options.iface, "Network interface")->required();

@@ -18,12 +18,6 @@ void family_header(Out out, const char* name, const char* type, const char* help
     fmt::format_to(out, "# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
 }
 
-const FamilyLiveness* liveness_of(const LivenessTable& table, Protocol protocol,
-                                  std::uint16_t port) {
-    auto it = table.find({protocol, port});
-    return it == table.end() ? nullptr : &it->second;
-}
-
 }  // namespace
 
 std::string render_metrics(const MetricsSnapshot& snapshot) {
