@@ -63,7 +63,7 @@ NOTIFY_SOCKET=@$NOTIFY_NAME start_portmux_run "$NS" "$RUNLOG" lo --config "$CONF
 wait_for_log 30 "$NOTIFY" '^READY=1' || die "no READY=1 on NOTIFY_SOCKET; log: $(cat "$RUNLOG")"
 pass "READY=1 sent to the abstract NOTIFY_SOCKET @$NOTIFY_NAME"
 assert_eq 1 "$(log_count "$RUNLOG" '^level=info event=attached iface=lo mode=generic')" "log: one event=attached line"
-assert_match "status: attached" '9000 +udp +9001, 9002' "$(in_ns "$NS" "$PORTMUX" status lo)"
+assert_match "status: attached" '9000 +udp +9001 \(down for IPv6\), 9002 \(down for IPv6\)' "$(in_ns "$NS" "$PORTMUX" status lo)"
 send_and_check "initial config" 1 10 "9001 9002 "
 
 # --------------------------------------------------------- rename-over
