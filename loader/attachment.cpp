@@ -254,6 +254,25 @@ void detach(const StateLock& lock, const std::string& iface) {
     remove_interface_pins(lock.root_fd(), iface);
 }
 
+namespace {
+
+// The ids of the maps program PROGRAM_FD uses.
+std::vector<std::uint32_t> program_map_ids(int program_fd, const std::string& iface) {
+    std::vector<__u32> ids(64);
+    bpf_prog_info info{};
+    info.nr_map_ids = static_cast<__u32>(ids.size());
+    info.map_ids = reinterpret_cast<__u64>(ids.data());
+    __u32 length = sizeof info;
+    if (bpf_obj_get_info_by_fd(program_fd, &info, &length) != 0) {
+        throw std::runtime_error(fmt::format("reading the pinned programs of {}: {}", iface,
+                                             errno_text(errno)));
+    }
+    ids.resize(std::min<std::size_t>(info.nr_map_ids, ids.size()));
+    return {ids.begin(), ids.end()};
+}
+
+}  // namespace
+
 void require_live_attachment(const std::string& iface, const PinnedMaps& maps) {
     const fs::path dir = pin_directory(iface);
     const UniqueFd program(bpf_obj_get((dir / kXdpProgramPin).c_str()));
@@ -263,29 +282,27 @@ void require_live_attachment(const std::string& iface, const PinnedMaps& maps) {
             "cleans up an interrupted attach",
             iface, (dir / kXdpProgramPin).string(), errno_text(errno), iface));
     }
-    // The maps pinned beside the program must be the program's own.
-    std::vector<__u32> map_ids(64);
-    bpf_prog_info info{};
-    info.nr_map_ids = static_cast<__u32>(map_ids.size());
-    info.map_ids = reinterpret_cast<__u64>(map_ids.data());
-    __u32 length = sizeof info;
-    if (bpf_obj_get_info_by_fd(program.get(), &info, &length) != 0) {
-        throw std::runtime_error(fmt::format("reading the pinned program of {}: {}", iface,
-                                             errno_text(errno)));
+    // The maps pinned beside the programs must be the programs' own.
+    const std::vector<std::uint32_t> own_maps = program_map_ids(program.get(), iface);
+    std::vector<std::uint32_t> all_maps = own_maps;
+    const UniqueFd tc_program(bpf_obj_get((dir / kTcProgramPin).c_str()));
+    if (tc_program) {
+        const std::vector<std::uint32_t> tc_maps = program_map_ids(tc_program.get(), iface);
+        all_maps.insert(all_maps.end(), tc_maps.begin(), tc_maps.end());
     }
-    map_ids.resize(std::min<std::size_t>(info.nr_map_ids, map_ids.size()));
+    const std::uint32_t program_id = program_id_of(program.get());
     for (const PinnedMapEntry& entry : kPinnedMaps) {
-        if (std::string_view(entry.name) == kMetaPin) {
-            continue;  // the loader's own (layout version), checked by open_pinned_maps
+        if (!entry.used_by_programs) {
+            continue;  // the loader's own (meta), checked by open_pinned_maps
         }
         bpf_map_info map_info{};
         __u32 map_length = sizeof map_info;
         if (bpf_obj_get_info_by_fd((maps.*entry.fd).get(), &map_info, &map_length) != 0 ||
-            std::find(map_ids.begin(), map_ids.end(), map_info.id) == map_ids.end()) {
+            std::find(all_maps.begin(), all_maps.end(), map_info.id) == all_maps.end()) {
             throw std::runtime_error(fmt::format(
-                "refusing to change {}: the pinned map {} is not one of its pinned program's "
-                "maps (id {})",
-                iface, (dir / entry.name).string(), info.id));
+                "refusing to change {}: the pinned map {} is not one of its pinned programs' "
+                "maps (XDP program id {})",
+                iface, (dir / entry.name).string(), program_id));
         }
     }
     const unsigned ifindex = if_nametoindex(iface.c_str());
@@ -295,12 +312,12 @@ void require_live_attachment(const std::string& iface, const PinnedMaps& maps) {
             "its pins",
             iface, iface));
     }
-    if (!locate_program(ifindex, info.id).found) {
+    if (!locate_program(ifindex, program_id).found) {
         throw std::runtime_error(fmt::format(
             "refusing to change {}: its pinned program (id {}) is no longer attached to it "
             "(something else removed it, e.g. `ip link set dev {} xdp off`; on the hook: {}). "
             "`portmux detach {}` removes the pins; attach again to restore it",
-            iface, info.id, iface, describe_xdp_hook(ifindex), iface));
+            iface, program_id, iface, describe_xdp_hook(ifindex), iface));
     }
 }
 
@@ -344,6 +361,11 @@ std::optional<InterfaceStatus> query_status(const std::string& iface) {
         const PinnedMaps maps = open_pinned_maps(iface);
         for (InstalledFrontend& installed : read_frontends(maps.data_path())) {
             status.frontends.push_back(std::move(installed.frontend));
+        }
+        bpf_map_info flows{};
+        __u32 length = sizeof flows;
+        if (bpf_obj_get_info_by_fd(maps.flows.get(), &flows, &length) == 0) {
+            status.flow_table_size = flows.max_entries;
         }
     } catch (const LayoutMismatch& mismatch) {
         status.incomplete = mismatch.what();

@@ -47,6 +47,7 @@ struct InterfaceStatus {
     bool tc_attached = false;       // the reply translator on TC egress
     std::uint32_t tc_program_id = 0;
     std::vector<Frontend> frontends;
+    std::uint32_t flow_table_size = 0;  // 0 when the maps cannot be read
     std::string incomplete;  // why the pins cannot be read, when they cannot
 };
 

@@ -107,11 +107,13 @@ private:
     std::string reason_;
 };
 
-// Parses and validates a config document; throws ConfigError.
-Config parse_config(std::string_view json_text);
+// Parses and validates a config document; throws ConfigError. The output
+// of `portmux status --json` is accepted too (a round trip): the config of
+// its interface named INTERFACE, or of its only interface.
+Config parse_config(std::string_view json_text, const std::string& interface = {});
 
 // Reads FILE and parses it; the error message names the file too. A file
 // that cannot be read is a ConfigError with an empty path naming the cause.
-Config load_config(const std::filesystem::path& file);
+Config load_config(const std::filesystem::path& file, const std::string& interface = {});
 
 }  // namespace portmux

@@ -720,6 +720,119 @@ Config read_config(const Json& document) {
     return config;
 }
 
+// ---------------------------------------------------------------- status --json
+
+// One frontend of `portmux status --json` as the config key it came from:
+// what status adds (affinity "connection", drained, route-only backends of
+// weight 0, an empty mask) is left out, and keys status may gain later are
+// ignored.
+Json config_frontend(const Json& status_frontend) {
+    if (!status_frontend.is_object()) {
+        return status_frontend;  // read_config says what is wrong with it
+    }
+    Json frontend = Json::object();
+    for (const auto& [key, member] : status_frontend.items()) {
+        if (key == "affinity" && member == "connection") {
+            continue;
+        }
+        if (key == "backends" && member.is_array()) {
+            Json backends = Json::array();
+            for (const Json& backend : member) {
+                if (backend.is_object() && backend.contains("weight") &&
+                    backend["weight"] == Json(0)) {
+                    continue;  // a route target, which the route brings back
+                }
+                if (backend.is_object()) {
+                    Json listed = Json::object();
+                    for (const char* name : {"port", "weight"}) {
+                        if (backend.contains(name)) {
+                            listed[name] = backend[name];
+                        }
+                    }
+                    backends.push_back(std::move(listed));
+                } else {
+                    backends.push_back(backend);
+                }
+            }
+            frontend[key] = std::move(backends);
+        } else if (key == "validate" && member.is_object()) {
+            Json validate = member;
+            if (validate.contains("match") && validate["match"].is_array()) {
+                for (Json& match : validate["match"]) {
+                    if (match.is_object() && match.contains("mask") && match["mask"] == Json("")) {
+                        match.erase("mask");
+                    }
+                }
+            }
+            frontend[key] = std::move(validate);
+        } else if (key == "port" || key == "protocol" || key == "affinity" ||
+                   key == "flow_idle_timeout" || key == "reply_translation" || key == "route") {
+            frontend[key] = member;
+        }
+    }
+    return frontend;
+}
+
+// The config of one interface of a `portmux status --json` document: the
+// one named INTERFACE, or the only one. Errors carry the status document's
+// paths (interfaces[N]....).
+Config read_status_document(const Json& document, const std::string& interface) {
+    const Json& interfaces = document["interfaces"];
+    if (!interfaces.is_array()) {
+        throw ConfigError("interfaces", fmt::format("expected the array of `portmux status --json`, "
+                                                    "got {}",
+                                                    describe(interfaces)));
+    }
+    std::size_t chosen = interfaces.size();
+    for (std::size_t index = 0; index < interfaces.size(); ++index) {
+        const Json& entry = interfaces[index];
+        if (!interface.empty() && entry.is_object() && entry.contains("interface") &&
+            entry["interface"] == Json(interface)) {
+            chosen = index;
+        }
+    }
+    if (chosen == interfaces.size()) {
+        if (interfaces.size() != 1) {
+            throw ConfigError("interfaces",
+                              interface.empty()
+                                  ? fmt::format("a `portmux status --json` document with {} "
+                                                "interfaces: give one interface's status "
+                                                "(`portmux status IFACE --json`)",
+                                                interfaces.size())
+                                  : fmt::format("a `portmux status --json` document with {} "
+                                                "interfaces, none of them {}",
+                                                interfaces.size(), json_string(interface)));
+        }
+        chosen = 0;
+    }
+    const std::string prefix = element_path("interfaces", chosen);
+    const Json& entry = interfaces[chosen];
+    require_object(entry, prefix, R"("interface" and "frontends")");
+    Json config = Json::object();
+    if (entry.contains("frontends")) {
+        Json frontends = Json::array();
+        if (entry["frontends"].is_array()) {
+            for (const Json& frontend : entry["frontends"]) {
+                frontends.push_back(config_frontend(frontend));
+            }
+        } else {
+            frontends = entry["frontends"];
+        }
+        config["frontends"] = std::move(frontends);
+    }
+    if (entry.contains("flow_table_size")) {
+        config["flow_table_size"] = entry["flow_table_size"];
+    }
+    try {
+        return read_config(config);
+    } catch (const ConfigError& error) {
+        throw ConfigError(error.path().empty() || error.path().front() == '['
+                              ? prefix + error.path()
+                              : prefix + "." + error.path(),
+                          error.reason());
+    }
+}
+
 }  // namespace
 
 std::string_view to_string(Protocol protocol) {
@@ -732,14 +845,18 @@ std::string_view to_string(Protocol protocol) {
     return "unknown";  // a value read back from a map written by something else
 }
 
-Config parse_config(std::string_view json_text) {
-    return read_config(config_json::parse_json(json_text));
+Config parse_config(std::string_view json_text, const std::string& interface) {
+    const Json document = config_json::parse_json(json_text);
+    if (document.is_object() && document.contains("interfaces")) {
+        return read_status_document(document, interface);
+    }
+    return read_config(document);
 }
 
-Config load_config(const std::filesystem::path& file) {
+Config load_config(const std::filesystem::path& file, const std::string& interface) {
     const std::string text = config_json::read_config_text(file);
     try {
-        return parse_config(text);
+        return parse_config(text, interface);
     } catch (const ConfigError& error) {
         throw error.in_file(file);
     }

@@ -159,7 +159,10 @@ int run_status(const Options& options) {
                 fmt::print(stderr, "portmux: {}\n", note);
             }
             if (options.json) {
-                fmt::print("{}\n", portmux::status_json({}).dump(2));
+                nlohmann::json out = portmux::status_json({});
+                out["error"] = {{"message",
+                                 fmt::format("portmux is not attached to {}", options.iface)}};
+                fmt::print("{}\n", out.dump(2));
             } else {
                 fmt::print("portmux is not attached to {}\n", options.iface);
             }
@@ -175,7 +178,11 @@ int run_status(const Options& options) {
         }
     }
     if (options.json) {
-        fmt::print("{}\n", portmux::status_json(interfaces).dump(2));
+        nlohmann::json out = portmux::status_json(interfaces);
+        if (!problem.empty()) {
+            out["error"] = {{"message", problem}};
+        }
+        fmt::print("{}\n", out.dump(2));
     } else {
         fmt::print("{}", portmux::status_table(interfaces));
     }
@@ -267,7 +274,8 @@ int run_stats(const Options& options) {
 }
 
 int run_reload(const Options& options) {
-    const portmux::Config config = portmux::load_config(options.config_file);
+    // A `portmux status --json` document gives the config of this interface.
+    const portmux::Config config = portmux::load_config(options.config_file, options.iface);
     const portmux::StateLock lock("portmux reload");
     portmux::reload(lock, options.iface, config);
     fmt::print("reloaded {}: {} frontend(s)\n", options.iface, config.frontends.size());
@@ -328,9 +336,30 @@ int run_check(const Options& options) {
     for (const auto& frontend : config.frontends) {
         backends += frontend.backends.size();
     }
+    if (options.json) {
+        fmt::print("{}\n", nlohmann::json{{"file", options.config_file},
+                                          {"valid", true},
+                                          {"frontends", config.frontends.size()},
+                                          {"backends", backends},
+                                          {"flow_table_size", config.flow_table_size}}
+                               .dump(2));
+        return 0;
+    }
     fmt::print("{}: valid, {} frontend(s), {} backend(s)\n", options.config_file,
                config.frontends.size(), backends);
     return 0;
+}
+
+// Under --json a failure is also a JSON document on stdout, so that scripts
+// reading stdout get {"error": {...}} instead of nothing.
+void print_json_error(const Options& options, const std::exception& error) {
+    nlohmann::json detail{{"message", error.what()}};
+    if (const auto* config_error = dynamic_cast<const portmux::ConfigError*>(&error)) {
+        detail["file"] = options.config_file;
+        detail["path"] = config_error->path();
+        detail["reason"] = config_error->reason();
+    }
+    fmt::print("{}\n", nlohmann::json{{"error", std::move(detail)}}.dump(2));
 }
 
 }  // namespace
@@ -376,7 +405,8 @@ int main(int argc, char** argv) {
     CLI::App* reload = app.add_subcommand(
         "reload", "Replace the config of an attached interface without detaching");
     reload->add_option("IFACE", options.iface, "Network interface")->required();
-    reload->add_option("-c,--config", options.config_file, "JSON backend config")
+    reload->add_option("-c,--config", options.config_file,
+                       "JSON backend config (or `portmux status --json` output)")
         ->required()
         ->check(CLI::ExistingFile);
 
@@ -409,7 +439,10 @@ int main(int argc, char** argv) {
         ->excludes(watch);
 
     CLI::App* check = app.add_subcommand("check", "Validate a config file (no root needed)");
-    check->add_option("FILE", options.config_file, "JSON backend config")->required();
+    check->add_option("FILE", options.config_file,
+                      "JSON backend config (or the output of `portmux status IFACE --json`)")
+        ->required();
+    check->add_flag("--json", options.json, "Print the result, or the error, as JSON");
 
     try {
         app.parse(argc, argv);
@@ -434,9 +467,15 @@ int main(int argc, char** argv) {
         if (*stats) return run_stats(options);
         if (*check) return run_check(options);
     } catch (const portmux::NotAttached& e) {
+        if (options.json) {
+            print_json_error(options, e);
+        }
         fmt::print(stderr, "portmux: error: {}\n", e.what());
         return kExitFailure;
     } catch (const std::exception& e) {
+        if (options.json) {
+            print_json_error(options, e);
+        }
         // Library messages were shown as they came with -v; without it the
         // one that explains a failure is already part of the error.
         fmt::print(stderr, "portmux: error: {}\n", e.what());

@@ -64,6 +64,10 @@ struct PinnedMaps {
 struct PinnedMapEntry {
     const char* name;
     UniqueFd PinnedMaps::*fd;
+    // Whether the XDP or TC program uses the map: then reload and drain check
+    // that the pinned map is one of the pinned programs' own maps. A map only
+    // the loader reads (meta) is in no program's map list.
+    bool used_by_programs = true;
 };
 inline constexpr PinnedMapEntry kPinnedMaps[] = {
     {"frontends", &PinnedMaps::frontends},
@@ -72,7 +76,7 @@ inline constexpr PinnedMapEntry kPinnedMaps[] = {
     {"flows", &PinnedMaps::flows},
     {"replies", &PinnedMaps::replies},
     {"backend_ports", &PinnedMaps::backend_ports},
-    {kMetaPin, &PinnedMaps::meta},
+    {kMetaPin, &PinnedMaps::meta, false},
 };
 
 // Refuses interface names that could leave the pin root ("..", "a/b") or

@@ -96,6 +96,9 @@ nlohmann::json frontend_json(const Frontend& frontend) {
     if (frontend.affinity == Affinity::flow) {
         out["flow_idle_timeout"] = frontend.flow_idle_seconds;
     }
+    if (frontend.protocol == Protocol::udp) {
+        out["reply_translation"] = frontend.reply_translation;
+    }
     if (frontend.validate) {
         nlohmann::json matches = nlohmann::json::array();
         for (const ByteMatch& match : frontend.validate->matches) {
@@ -177,6 +180,9 @@ nlohmann::json status_json(const std::vector<InterfaceStatus>& interfaces) {
                         {"tc_program_id", status.tc_program_id},
                         {"incomplete", status.incomplete},
                         {"frontends", std::move(frontends)}});
+        if (status.flow_table_size != 0) {
+            list.back()["flow_table_size"] = status.flow_table_size;
+        }
     }
     return {{"interfaces", std::move(list)}};
 }
