@@ -39,9 +39,7 @@ cat >"$W/b.json" <<'JSON'
 JSON
 chmod 644 "$W"/*.json
 VETH=pmc$E2E_ID
-ip -n "$NS" link add "$VETH" type veth peer name "${VETH}p" || die "cannot create veth $VETH"
-ip -n "$NS" link set "$VETH" up
-ip -n "$NS" link set "${VETH}p" up
+make_veth "$NS" "$VETH"
 log "namespace $NS, interfaces lo and $VETH, capabilities $CAPS as uid 65534"
 
 as_user() {

@@ -20,9 +20,7 @@ require_portmux
 
 make_ns_var NS pmdet
 VETH=pmv$E2E_ID
-ip -n "$NS" link add "$VETH" type veth peer name "${VETH}p" || die "cannot create veth $VETH"
-ip -n "$NS" link set "$VETH" up
-ip -n "$NS" link set "${VETH}p" up
+make_veth "$NS" "$VETH"
 log "namespace $NS, interfaces lo and $VETH"
 
 pm() { in_ns "$NS" "$PORTMUX" "$@"; }

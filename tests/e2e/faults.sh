@@ -52,9 +52,7 @@ V1=pmf$E2E_ID   # deleted while attached
 V2=pmg$E2E_ID   # bpffs not mounted
 V3=pmh$E2E_ID   # xdp-loader
 for v in "$V1" "$V2" "$V3"; do
-    ip -n "$NS" link add "$v" type veth peer name "${v}p" || die "cannot create veth $v"
-    ip -n "$NS" link set "$v" up
-    ip -n "$NS" link set "${v}p" up
+    make_veth "$NS" "$v"
 done
 log "namespace $NS, interfaces lo $V1 $V2 $V3"
 

@@ -254,6 +254,39 @@ register_detach() {
     E2E_DETACH+=("$1/$2")
 }
 
+# make_veth NS NAME [PEER] [MTU]: a veth pair NAME <-> PEER (default NAMEp)
+# inside NS, both up, at MTU when given. Interface names stay within 15
+# characters: keep NAME short (a prefix and $E2E_ID).
+make_veth() {
+    local ns=$1 name=$2 peer=${3:-$2p} mtu=${4:-}
+    local -a size=()
+    [[ -n $mtu ]] && size=(mtu "$mtu")
+    ip -n "$ns" link add "$name" "${size[@]}" type veth peer name "$peer" "${size[@]}" ||
+        die "cannot create veth pair $name/$peer in $ns"
+    ip -n "$ns" link set "$name" up && ip -n "$ns" link set "$peer" up ||
+        die "cannot bring veth pair $name/$peer up in $ns"
+}
+
+# make_veth_link NS_A IF_A ADDR_A NS_B IF_B ADDR_B: a veth pair joining two
+# namespaces, IF_A in NS_A with ADDR_A/30 and IF_B in NS_B with ADDR_B/30,
+# both up.
+make_veth_link() {
+    local ns_a=$1 if_a=$2 addr_a=$3 ns_b=$4 if_b=$5 addr_b=$6
+    ip link add "$if_a" netns "$ns_a" type veth peer name "$if_b" netns "$ns_b" ||
+        die "cannot create veth pair $if_a/$if_b"
+    ip -n "$ns_a" addr add "$addr_a/30" dev "$if_a" && ip -n "$ns_b" addr add "$addr_b/30" dev "$if_b" &&
+        ip -n "$ns_a" link set "$if_a" up && ip -n "$ns_b" link set "$if_b" up ||
+        die "cannot configure veth pair $if_a/$if_b"
+}
+
+# tx_checksum_off NS IF: TX checksum offload off on IF, so that what it sends
+# carries full checksums the receiver verifies (veth otherwise sends partial
+# ones); dies when ethtool cannot.
+tx_checksum_off() {
+    ip netns exec "$1" ethtool -K "$2" tx off >/dev/null 2>&1 ||
+        die "cannot turn TX checksum offload off on $2"
+}
+
 # ------------------------------------------------------------------- waiting
 
 # retry TRIES CMD...: runs CMD up to TRIES times until it succeeds.

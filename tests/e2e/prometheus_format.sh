@@ -35,9 +35,7 @@ require_portmux
 make_ns_var NS pmprom
 VETH='p"\'$E2E_ID
 PEER=pmp$E2E_ID
-ip -n "$NS" link add "$VETH" type veth peer name "$PEER" || die "cannot create veth $VETH"
-ip -n "$NS" link set "$VETH" up
-ip -n "$NS" link set "$PEER" up
+make_veth "$NS" "$VETH" "$PEER"
 log "namespace $NS, interfaces lo and $VETH"
 W=$E2E_WORKDIR
 cat >"$W/config.json" <<'EOF'

@@ -95,9 +95,7 @@ E2E_EXPECT_RC=1 assert_fails "attach lo --mode native -v fails" pm -v attach lo 
 assert_match "with -v the library lines are shown" '^lib(bpf|xdp):' "$E2E_LAST_OUTPUT"
 assert_eq "" "$(xdp_id lo)" "nothing attached after the failures"
 VETH=pmt$E2E_ID
-ip -n "$NS" link add "$VETH" mtu 9000 type veth peer name "${VETH}p" mtu 9000 || die "cannot create veth"
-ip -n "$NS" link set "$VETH" up
-ip -n "$NS" link set "${VETH}p" up
+make_veth "$NS" "$VETH" "${VETH}p" 9000
 register_detach "$NS" "$VETH"
 rc=0
 out=$(pm attach "$VETH" --mode native --config "$W/a.json" 2>&1) || rc=$?

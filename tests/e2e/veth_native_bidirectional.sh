@@ -70,16 +70,10 @@ make_ns_var CLIENT pxcli
 make_ns_var BALANCER pxbal
 C_IF=pxc$E2E_ID
 B_IF=pxb$E2E_ID
-ip link add "$C_IF" netns "$CLIENT" type veth peer name "$B_IF" netns "$BALANCER" ||
-    die "cannot create veth pair $C_IF/$B_IF"
-ip -n "$CLIENT" addr add "$CLIENT_ADDR/30" dev "$C_IF"
-ip -n "$BALANCER" addr add "$BALANCER_ADDR/30" dev "$B_IF"
-ip -n "$CLIENT" link set "$C_IF" up
-ip -n "$BALANCER" link set "$B_IF" up
+make_veth_link "$CLIENT" "$C_IF" "$CLIENT_ADDR" "$BALANCER" "$B_IF" "$BALANCER_ADDR"
 log "client $CLIENT ($C_IF $CLIENT_ADDR) <-> balancer $BALANCER ($B_IF $BALANCER_ADDR)"
 
-ip netns exec "$CLIENT" ethtool -K "$C_IF" tx off >/dev/null 2>&1 ||
-    die "cannot turn TX checksum offload off on $C_IF"
+tx_checksum_off "$CLIENT" "$C_IF"
 assert_match "client veth TX checksum offload is off" '^tx-checksumming: off' \
     "$(ip netns exec "$CLIENT" ethtool -k "$C_IF")"
 
@@ -254,8 +248,7 @@ assert_eq "$zero_counters" "$(counters "$BALANCER")" "balancer counters at the s
 
 run_round 1
 
-ip netns exec "$BALANCER" ethtool -K "$B_IF" tx off >/dev/null 2>&1 ||
-    die "cannot turn TX checksum offload off on $B_IF"
+tx_checksum_off "$BALANCER" "$B_IF"
 assert_match "balancer veth TX checksum offload is off" '^tx-checksumming: off' \
     "$(ip netns exec "$BALANCER" ethtool -k "$B_IF")"
 run_round 2
