@@ -46,8 +46,8 @@ std::string link_target(const fs::path& path) {
 // clears what is there.
 UntrustedPins untrusted(const fs::path& path, const std::string& why) {
     return UntrustedPins(fmt::format(
-        "refusing to use {}: {}. Another user may have made it to capture portmux's pins. "
-        "Check what it holds, remove it (rm -r {}) and run the command again",
+        "refusing to use {}: {}; another user may have made it to capture portmux's pins: "
+        "check what it holds, remove it (rm -r {}) and run the command again",
         path.string(), why, path.string()));
 }
 
@@ -105,7 +105,7 @@ UniqueFd open_bpffs() {
     if ((info.st_mode & (S_IWGRP | S_IWOTH)) != 0 && (info.st_mode & S_ISVTX) == 0) {
         throw UntrustedPins(fmt::format(
             "refusing to use {}: its mode is {:04o}, writable by other users without the sticky "
-            "bit, so they could replace portmux's directory. Fix it with `chmod +t {}`",
+            "bit, so they could replace portmux's directory; fix it with `chmod +t {}`",
             kBpffsMount, info.st_mode & 07777, kBpffsMount));
     }
     return fd;
