@@ -348,6 +348,34 @@ def relay_section(rows, old_rows, claims):
     return md
 
 
+CPU_PLACES = ["client", "relay", "servers", "kworker", "ksoftirqd", "kthreads"]
+
+
+def cpu_where_table(rows):
+    """Median CPU seconds per GiB by where they went, per path, system and stream count."""
+    rel = [r for r in rows if r.get("kind") == "relay" and r.get("test") == "stream" and r.get("cpu_where_s")
+           and r["result"].get("bytes")]
+    if not rel:
+        return []
+    md = ["Where the attributed CPU went (median CPU seconds per GiB over the repetitions; `relay` is the "
+          "relay's own process, `servers` the sink, `kworker` includes sockmap's backlog work):", "",
+          "| path | streams | system | " + " | ".join(CPU_PLACES) + " | total |",
+          "| --- | ---: | --- |" + " ---: |" * (len(CPU_PLACES) + 1)]
+    for path in ["lo", "veth"]:
+        for streams in (1, 64):
+            for sysname in RELAY_SYSTEMS:
+                rs = [r for r in rel if r["path"] == path and r["streams"] == streams and r["system"] == sysname]
+                if not rs:
+                    continue
+                cells = []
+                for place in CPU_PLACES:
+                    cells.append(f"{med([r['cpu_where_s'].get(place, 0) / (r['result']['bytes'] / (1 << 30)) for r in rs]):.2f}")
+                total = med([r["attributed_cpu_s"] / (r["result"]["bytes"] / (1 << 30)) for r in rs])
+                md.append(f"| {path} | {streams} | {sysname} | " + " | ".join(cells) + f" | {total:.2f} |")
+    md.append("")
+    return md
+
+
 def sockmap_targets(rows):
     """Issue 11's targets for portmux's sockmap service, per path, from per-repetition ratios."""
     rel = [r for r in rows if r.get("kind") == "relay"]
@@ -504,6 +532,7 @@ def sections(work, compare=None):
                       "kernel with its sockmap verdict program.")
             md.append("")
             md += sockmap_targets(rows)
+        md += cpu_where_table(rows)
         lt = load_table(rows, "relay")
         if lt:
             md += ["Load average around each repetition:", ""] + lt + [""]

@@ -436,7 +436,7 @@ fi
 # So the time is also attributed: the ticks of every process in our two
 # namespaces (relays, sink, server), of all kernel threads (kworkers run the
 # sockmap backlog, ksoftirqd the network stack when it is deferred), and the
-# client's own CPU time. This kernel accounts by tick (no
+# client's own CPU time, kept per category to show where it went. This kernel accounts by tick (no
 # IRQ_TIME_ACCOUNTING): softirq work is charged to the task it interrupted,
 # which for this traffic is mostly the sender or a kernel thread.
 declare -A RELAY_STREAM_PORT=([direct]=${BACKENDS[0]} [naive]=9801 [splice]=9802 [nginx]=9803 [portmux]=9804)
@@ -445,13 +445,23 @@ declare -A RELAY_RR_PORT=([direct]=${BACKENDS[1]} [naive]=9811 [splice]=9812 [ng
 # and servers ignore them.
 RELAY_STREAM_TAG=PMXS
 RELAY_RR_TAG=PMXR
+# Ticks so far by where they went: "relay" (a relay process: naive, splice,
+# nginx, portmux), "servers" (our sinks and echo servers), and the kernel
+# threads: "kworker" (sockmap's backlog among others), "ksoftirqd", "kthreads".
 attributed_ticks() {
   local pids
   pids=$( { ip netns pids "$NS_CLI"; ip netns pids "$NS_LB"; } 2>/dev/null | tr '\n' ' ')
   { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v ours=" $pids " '
-    { pid = $1; rest = $0; sub(/^.*\) /, "", rest); split(rest, f, " ")
-      if (f[2] == 2 || index(ours, " " pid " ")) t += f[12] + f[13] }
-    END { print t + 0 }'
+    { pid = $1; comm = $2; rest = $0; sub(/^.*\) /, "", rest); split(rest, f, " "); t = f[12] + f[13]
+      if (index(ours, " " pid " ")) { if (comm ~ /loadgen/) c["servers"] += t; else c["relay"] += t }
+      else if (f[2] == 2) { if (comm ~ /^\(kworker/) c["kworker"] += t; else if (comm ~ /^\(ksoftirqd/) c["ksoftirqd"] += t
+                            else c["kthreads"] += t } }
+    END { printf "relay %d servers %d kworker %d ksoftirqd %d kthreads %d\n", c["relay"], c["servers"], c["kworker"], c["ksoftirqd"], c["kthreads"] }'
+}
+ticks_delta_json() {  # "before" "after": JSON seconds per category
+  awk -v a="$1" -v b="$2" -v hz="$HZ" 'BEGIN { n = split(a, x, " "); split(b, y, " "); printf "{"
+    for (i = 1; i < n; i += 2) printf "%s\"%s\": %.2f", (i > 1 ? ", " : ""), x[i], (y[i + 1] - x[i + 1]) / hz
+    printf "}" }'
 }
 if want relay; then
   cat > "$WORK/nginx-tcp.conf" <<EOF
@@ -527,9 +537,10 @@ EOF
     jq -nc --arg path "$path" --arg system "$system" --argjson rep "$rep" --argjson streams "$streams" \
        --argjson r "$out" \
        --argjson cpu "$(awk -v a="$c0" -v b="$c1" -v hz="$HZ" 'BEGIN {printf "%.3f", (b - a) / hz}')" \
-       --argjson attr "$(awk -v a="$a0" -v b="$a1" -v hz="$HZ" 'BEGIN {printf "%.3f", (b - a) / hz}')" \
-       '{kind: "relay", test: "stream", path: $path, system: $system, rep: $rep, streams: $streams,
-         result: $r, cpu_s: $cpu, attributed_cpu_s: ($attr + $r.user_s + $r.sys_s)}' >> "$RESULTS/live.jsonl"
+       --argjson where "$(ticks_delta_json "$a0" "$a1")" \
+       '($where + {client: ($r.user_s + $r.sys_s)}) as $w |
+        {kind: "relay", test: "stream", path: $path, system: $system, rep: $rep, streams: $streams,
+         result: $r, cpu_s: $cpu, cpu_where_s: $w, attributed_cpu_s: ([$w[]] | add)}' >> "$RESULTS/live.jsonl"
     tail -1 "$RESULTS/live.jsonl" | jq -r '"    \(.system) \(.path) \(.streams) stream(s): \(.result.gbit_s) Gbit/s, CPU \(.attributed_cpu_s) s attributed, \(.cpu_s) s machine"' >&2
   }
   relay_rr_trial() {  # path system rep mode dst run_in
