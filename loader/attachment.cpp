@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 
 #include "bpf_handles.hpp"
+#include "bpf_links.hpp"
 #include "library_log.hpp"
 #include "maps.hpp"
 #include "skeleton.hpp"
@@ -151,6 +152,44 @@ void pin(int fd, const fs::path& path) {
     }
 }
 
+// The bpf_links an attach made (empty where it used netlink instead).
+struct AttachedLinks {
+    AttachedLink xdp;
+    AttachedLink tc;
+};
+
+// Where libxdp attached the program alone (its legacy fallback, taken when
+// its dispatcher cannot be used), a bpf_link takes the netlink attachment's
+// place: nothing can then replace or remove the program unseen. TC egress
+// goes through tcx where the kernel has it, else a clsact filter. Not when
+// the bpffs holding the pins ends with this command's mount namespace (a
+// plain `ip netns exec`): the links, and the programs, would go with it.
+AttachedLinks attach_through_links(unsigned ifindex, xdp_program* program, xdp_attach_mode mode,
+                                   int tc_program_fd) {
+    AttachedLinks links;
+    const bool pins_outlive_command = bpffs_outlives_this_mount_namespace();
+    const std::uint32_t id = xdp_program__id(program);
+    if (pins_outlive_command && !locate_program(ifindex, id).in_dispatcher) {
+        links.xdp = move_xdp_onto_link(ifindex, xdp_program__fd(program), id, mode);
+    }
+    if (pins_outlive_command) {
+        links.tc = attach_tcx_egress(ifindex, tc_program_fd);
+    }
+    if (!links.tc) {
+        attach_tc_egress(ifindex, tc_program_fd);
+    }
+    return links;
+}
+
+void pin_links(const AttachedLinks& links, const fs::path& dir) {
+    if (links.xdp) {
+        pin(links.xdp.fd(), dir / kXdpLinkPin);
+    }
+    if (links.tc) {
+        pin(links.tc.fd(), dir / kTcLinkPin);
+    }
+}
+
 }  // namespace
 
 AttachOutcome attach(const StateLock& lock, const std::string& iface, const Config& config,
@@ -186,13 +225,16 @@ AttachOutcome attach(const StateLock& lock, const std::string& iface, const Conf
     rollback.arm(loaded.program.get());
 
     const portmux_bpf& skeleton = *loaded.skeleton;
-    attach_tc_egress(ifindex, bpf_program__fd(skeleton.progs.portmux_tc_egress));
+    // Declared after the rollback: on failure they detach first.
+    AttachedLinks links = attach_through_links(ifindex, loaded.program.get(), xdp_mode,
+                                               bpf_program__fd(skeleton.progs.portmux_tc_egress));
 
     const UniqueFd dir_fd = create_interface_directory(lock.root_fd(), iface);
     rollback.pins_made();
     const fs::path dir = pin_directory(iface);
     pin(xdp_program__fd(loaded.program.get()), dir / kXdpProgramPin);
     pin(bpf_program__fd(skeleton.progs.portmux_tc_egress), dir / kTcProgramPin);
+    pin_links(links, dir);
     for (const PinnedMapEntry& entry : kPinnedMaps) {
         const bpf_map* map = bpf_object__find_map_by_name(skeleton.obj, entry.name);
         if (!map) {
@@ -206,7 +248,10 @@ AttachOutcome attach(const StateLock& lock, const std::string& iface, const Conf
 
     outcome.mode = mode_name(xdp_mode);
     outcome.program_id = xdp_program__id(loaded.program.get());
-    outcome.attachment = locate_program(ifindex, outcome.program_id).attachment();
+    outcome.attachment = links.xdp ? "bpf_link" : locate_program(ifindex, outcome.program_id).attachment();
+    outcome.tc_attachment = links.tc ? "tcx link" : "clsact filter";
+    links.xdp.keep();
+    links.tc.keep();
     rollback.dismiss();
     return outcome;
 }
@@ -238,6 +283,11 @@ void detach(const StateLock& lock, const std::string& iface) {
                 iface, dir.string(), iface, describe_xdp_hook(ifindex)));
         }
         throw NotAttached(fmt::format("portmux is not attached to {}", iface));
+    }
+    if (pinned) {
+        // A link holds its hook against netlink removal: detach it first.
+        detach_pinned_link(dir / kTcLinkPin);
+        detach_pinned_link(dir / kXdpLinkPin);
     }
     if (ifindex) {
         detach_tc_egress(ifindex);
@@ -347,14 +397,23 @@ std::optional<InterfaceStatus> query_status(const std::string& iface) {
         if (placement.found) {
             status.program_attached = true;
             status.mode = mode_name(placement.mode);
-            status.attachment = placement.attachment();
+            status.attachment = pinned_link_holds(dir / kXdpLinkPin, ifindex, status.program_id)
+                                    ? "bpf_link"
+                                    : placement.attachment();
         }
     }
 
     if (ifindex) {
-        status.tc_program_id = tc_egress_program_id(ifindex);
-        status.tc_attached = status.tc_program_id != 0 &&
-                             status.tc_program_id == pinned_program_id(dir, kTcProgramPin);
+        const std::uint32_t pinned_tc = pinned_program_id(dir, kTcProgramPin);
+        if (pinned_link_holds(dir / kTcLinkPin, ifindex, pinned_tc) &&
+            tcx_egress_runs(ifindex, pinned_tc)) {
+            status.tc_program_id = pinned_tc;
+            status.tc_attachment = "tcx link";
+        } else {
+            status.tc_program_id = tc_egress_program_id(ifindex);
+            status.tc_attachment = "clsact filter";
+        }
+        status.tc_attached = status.tc_program_id != 0 && status.tc_program_id == pinned_tc;
     }
 
     try {

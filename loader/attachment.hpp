@@ -20,7 +20,8 @@ enum class AttachMode { native, generic, automatic };
 
 struct AttachOutcome {
     std::string mode;            // "native" or "generic"
-    std::string attachment;      // "libxdp dispatcher" or "legacy (single program)"
+    std::string attachment;      // "libxdp dispatcher", "bpf_link" or "legacy (single program)"
+    std::string tc_attachment;   // "tcx link" or "clsact filter"
     std::uint32_t program_id = 0;
     std::string fallback_note;   // set when auto mode fell back to generic
     std::string object;          // the data path object: "standard" or "frags-aware"
@@ -46,6 +47,7 @@ struct InterfaceStatus {
     std::uint32_t program_id = 0;
     bool tc_attached = false;       // the reply translator on TC egress
     std::uint32_t tc_program_id = 0;
+    std::string tc_attachment;      // "tcx link" or "clsact filter"
     std::vector<Frontend> frontends;
     std::uint32_t flow_table_size = 0;  // 0 when the maps cannot be read
     std::string incomplete;  // why the pins cannot be read, when they cannot

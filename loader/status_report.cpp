@@ -144,8 +144,8 @@ std::string status_table(const std::vector<InterfaceStatus>& interfaces) {
                 status.iface, status.iface);
         }
         out += status.tc_attached
-                   ? fmt::format("  TC egress reply translation attached, program id {}\n",
-                                 status.tc_program_id)
+                   ? fmt::format("  TC egress reply translation attached ({}), program id {}\n",
+                                 status.tc_attachment, status.tc_program_id)
                    : std::string("  TC egress reply translation NOT attached\n");
         if (!status.incomplete.empty()) {
             out += fmt::format("  incomplete attachment ({}); run `portmux detach {}`\n",

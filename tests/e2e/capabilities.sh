@@ -64,7 +64,7 @@ check_interface() {
     id=$(xdp_id "$iface")
     assert_ok "status $iface" pmc status "$iface"
     assert_match "status shows the program the kernel has on $iface (id $id)" \
-        "$iface: XDP attached, $mode mode, legacy \\(single program\\) attachment, program id $id" \
+        "$iface: XDP attached, $mode mode, bpf_link attachment, program id $id" \
         "$E2E_LAST_OUTPUT"
     if [[ $iface == lo ]]; then
         : >"$W/udp.txt"

@@ -148,9 +148,13 @@ after_kill() {
 if command -v strace >/dev/null 2>&1; then
     # A dry run lists the loader's bpf() and mkdirat() calls in order (the
     # pin directories are made with mkdirat under a checked directory fd).
-    in_ns "$NS" strace -f -qq -o "$W/attach.trace" -e trace=bpf,mkdirat \
-        "$PORTMUX" attach lo --mode generic --config "$W/rr.json" >/dev/null 2>&1 ||
+    dry_run=$(in_ns "$NS" strace -f -qq -o "$W/attach.trace" -e trace=bpf,mkdirat \
+        "$PORTMUX" attach lo --mode generic --config "$W/rr.json" 2>&1) ||
         fail "dry run of attach under strace failed"
+    # A program held by a bpf_link (where libxdp's dispatcher is unavailable)
+    # leaves with the killed process until its link is pinned; one attached
+    # through netlink stays behind, without pins, when killed at mkdirat.
+    if grep -q 'bpf_link attachment' <<<"$dry_run"; then orphans_expected=0; else orphans_expected=1; fi
     pm detach lo >/dev/null 2>&1
     points=$(awk '
         / bpf\(/ { nb++ }
@@ -192,7 +196,8 @@ if command -v strace >/dev/null 2>&1; then
         fi
         after_kill "attach killed at $call #$n"
     done <<<"$points"
-    assert_eq 1 "$left_xdp_no_pins" "one kill point left an XDP program without pins (the mkdirat one)"
+    assert_eq "$orphans_expected" "$left_xdp_no_pins" \
+        "kill points at mkdirat that left an XDP program without pins ($(grep -o '[a-z_ ]*attachment' <<<"$dry_run"))"
 else
     skip "strace not installed: the deterministic kill points (add strace to scripts/deps.sh)"
 fi

@@ -2,7 +2,9 @@
 # e2e: status, reload, drain and detach tell the truth when the attachment
 # changed behind portmux's back, and library noise stays out of errors.
 #
-#  1. `ip link set dev lo xdpgeneric off` removes portmux's program: `status
+#  1. Something else removes portmux's program (`bpftool link detach` on the
+#     bpf_link that holds it; `ip link set dev lo xdpgeneric off` is refused,
+#     see attach_links.sh): `status
 #     lo` exits 1 saying so (the table still shows the pins); reload and
 #     drain refuse (exit 1) before writing anything; detach exits 0 and
 #     leaves no pins.
@@ -23,7 +25,7 @@ CAPS=+bpf,+net_admin,+perfmon
 require_root
 trap e2e_cleanup EXIT
 e2e_setup
-require_tools ip setpriv python3
+require_tools ip setpriv python3 bpftool
 require_portmux
 
 make_ns_var NS pmtru
@@ -51,7 +53,10 @@ assert_ok "attach lo" pm attach lo --mode generic --config "$W/a.json" || finish
 id=$(xdp_id lo)
 frontends() { pm status lo --json 2>/dev/null | python3 -c 'import json, sys; print(json.load(sys.stdin)["interfaces"][0]["frontends"])'; }
 before=$(frontends)
-ip -n "$NS" link set dev lo xdpgeneric off || die "cannot remove the program with ip link"
+xdp_link=$(bpftool -j link show | python3 -c '
+import json, sys
+print(" ".join(str(l["id"]) for l in json.load(sys.stdin) if l.get("prog_id") == int(sys.argv[1])))' "$id")
+bpftool link detach id "$xdp_link" || die "cannot detach portmux's XDP link (id $xdp_link) with bpftool"
 E2E_EXPECT_RC=1 assert_fails "status lo exits 1 once the program is gone" pm status lo
 assert_match "status says the program (id $id) is no longer attached" \
     "error: the XDP program pinned for lo \\(id $id\\) is no longer attached to it" "$E2E_LAST_OUTPUT"
