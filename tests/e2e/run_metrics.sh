@@ -89,7 +89,7 @@ for backend in 9001 9002 9003; do
     assert_eq 0 "$(metric "$body" "portmux_backend_up{$LABELS,backend=\"$backend\",family=\"ipv6\"}")" \
         "$backend down for IPv6 (the sink binds 0.0.0.0 only)"
 done
-assert_eq 1 "$(metric "$body" 'portmux_attached{iface="lo",mode="generic",attachment="legacy (single program)"}')" "portmux_attached"
+assert_eq 1 "$(metric "$body" 'portmux_attached{iface="lo",mode="generic",attachment="bpf_link"}')" "portmux_attached"
 assert_eq 65536 "$(metric "$body" 'portmux_table_capacity{iface="lo",table="flows"}')" "flow table capacity"
 
 assert_match "other paths: 404" '^404$' "$(ip netns exec "$NS" curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/nope")"

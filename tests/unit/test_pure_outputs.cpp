@@ -63,10 +63,11 @@ InterfaceStatus status_of(const Config& config, const std::string& iface) {
     status.iface = iface;
     status.program_attached = true;
     status.mode = "generic";
-    status.attachment = "legacy (single program)";
+    status.attachment = "bpf_link";
     status.program_id = 42;
     status.tc_attached = true;
     status.tc_program_id = 43;
+    status.tc_attachment = "tcx link";
     status.frontends = config.frontends;
     status.flow_table_size = config.flow_table_size;
     return status;
@@ -142,8 +143,8 @@ TEST_CASE("status_table: what an operator reads", "[pure][status]") {
     config.frontends[0].backends[0].drained = true;
     const std::string table = portmux::status_table({status_of(config, "lo")});
     CHECK(table ==
-          "lo: XDP attached, generic mode, legacy (single program) attachment, program id 42\n"
-          "  TC egress reply translation attached, program id 43\n"
+          "lo: XDP attached, generic mode, bpf_link attachment, program id 42\n"
+          "  TC egress reply translation attached (tcx link), program id 43\n"
           "  FRONTEND   PROTO  BACKENDS\n"
           "  9875       udp    9876 (drained), 9877 (weight 3)\n");
     CHECK(portmux::status_table({}) == "portmux is not attached to any interface\n");
