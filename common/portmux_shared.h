@@ -30,7 +30,7 @@
  * `meta` map; a portmux with another version refuses the attachment instead
  * of misreading it. Bump it with every change to a map key or value.
  */
-#define PORTMUX_LAYOUT_VERSION 3
+#define PORTMUX_LAYOUT_VERSION 4
 
 /* Address families, as indexes of the per-family fields of a frontend. */
 #define PORTMUX_FAMILY_V4 0
@@ -41,11 +41,15 @@
 #define PORTMUX_PROTO_UDP 17
 
 /*
- * `backend_ports` bitmap: one bit per (protocol, port) that is a backend,
- * 64 ports a word, UDP words first, then TCP.
+ * `ports` array: one entry per (protocol, port), UDP ports first, then TCP.
+ * A packet to a port whose entry is zero is not portmux's: it costs the
+ * parse and this one array lookup.
  */
-#define PORTMUX_BACKEND_PORT_WORDS (2 * 65536 / 64)
-#define PORTMUX_TCP_BACKEND_WORD_BASE (65536 / 64)
+#define PORTMUX_PORT_ENTRIES (2 * 65536)
+#define PORTMUX_TCP_PORT_BASE 65536
+/* portmux_port.flags */
+#define PORTMUX_PORT_FRONTEND (1 << 0) /* a frontend: look it up in `frontends` */
+#define PORTMUX_PORT_BACKEND (1 << 1)  /* a backend: direct clients are noted */
 
 /* Payload inspection bounds (validation matches and routing tags). */
 #define PORTMUX_MAX_MATCHES 4
@@ -189,6 +193,16 @@ struct portmux_route_key {
 
 struct portmux_route_target {
 	__u32 backend_index;   /* into portmux_frontend.backends[] */
+};
+
+/*
+ * Value of the `ports` array. The loader overwrites it in place (an array
+ * element is not replaced under RCU), so it holds only flags, never
+ * anything a reader could see torn.
+ */
+struct portmux_port {
+	__u8 flags;      /* PORTMUX_PORT_* */
+	__u8 reserved[3];
 };
 
 /* The single entry of the `meta` array: what made these pins. */

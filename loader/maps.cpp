@@ -85,7 +85,7 @@ void zero_state(int frontend_state_fd, std::uint32_t slot) {
 // What a reload needs to know of a frontend already installed.
 struct InstalledEntry {
     std::uint32_t slot = 0;
-    Frontend backends_only;  // protocol and backend ports, for backend_ports
+    Frontend ports_only;  // protocol, port and backend ports, for the ports map
 };
 
 std::map<KeyTuple, InstalledEntry> installed_entries(int frontends_fd) {
@@ -95,10 +95,11 @@ std::map<KeyTuple, InstalledEntry> installed_entries(int frontends_fd) {
         if (bpf_map_lookup_elem(frontends_fd, &key, &value) == 0) {
             InstalledEntry& entry = entries[key_tuple(key)];
             entry.slot = value.slot;
-            entry.backends_only.protocol = static_cast<Protocol>(key.protocol);
+            entry.ports_only.protocol = static_cast<Protocol>(key.protocol);
+            entry.ports_only.port = ntohs(key.port);
             const auto count = std::min<std::size_t>(value.backend_count, PORTMUX_MAX_BACKENDS);
             for (std::size_t i = 0; i < count; ++i) {
-                entry.backends_only.backends.push_back(Backend(ntohs(value.backends[i])));
+                entry.ports_only.backends.push_back(Backend(ntohs(value.backends[i])));
             }
         }
     }
@@ -274,31 +275,40 @@ portmux_frontend encode_frontend(const Frontend& frontend, std::uint32_t slot) {
     return value;
 }
 
-std::map<std::uint32_t, std::uint64_t> backend_port_words(const Config& config) {
-    std::map<std::uint32_t, std::uint64_t> words;
+std::map<std::uint32_t, portmux_port> port_entries(const Config& config) {
+    std::map<std::uint32_t, portmux_port> entries;
     for (const Frontend& frontend : config.frontends) {
-        const std::uint32_t base =
-            frontend.protocol == Protocol::tcp ? PORTMUX_TCP_BACKEND_WORD_BASE : 0;
+        const std::uint32_t base = frontend.protocol == Protocol::tcp ? PORTMUX_TCP_PORT_BASE : 0;
+        entries[base + frontend.port].flags |= PORTMUX_PORT_FRONTEND;
         for (const Backend& backend : frontend.backends) {
-            words[base + backend.port / 64] |= std::uint64_t{1} << (backend.port % 64);
+            entries[base + backend.port].flags |= PORTMUX_PORT_BACKEND;
         }
     }
-    return words;
+    return entries;
 }
 
 namespace {
 
-// Marks the config's backend ports and clears those of the installed
-// config that are no longer backends: one write per word that changes.
-void write_backend_ports(int backend_ports_fd, const Config& config, const Config& installed) {
-    const std::map<std::uint32_t, std::uint64_t> wanted = backend_port_words(config);
-    std::map<std::uint32_t, std::uint64_t> writes = wanted;
-    for (const auto& [word, bits] : backend_port_words(installed)) {
-        writes.emplace(word, 0);  // keeps the wanted value where there is one
+// Sets the config's entries of the ports array and zeroes those of the
+// installed config it no longer has: one write per entry that changes.
+void write_ports(int ports_fd, const Config& config, const Config& installed) {
+    const std::map<std::uint32_t, portmux_port> wanted = port_entries(config);
+    const std::map<std::uint32_t, portmux_port> before = port_entries(installed);
+    std::map<std::uint32_t, portmux_port> writes;
+    for (const auto& [index, entry] : wanted) {
+        const auto old = before.find(index);
+        if (old == before.end() || old->second.flags != entry.flags) {
+            writes.emplace(index, entry);
+        }
     }
-    for (const auto& [word, bits] : writes) {
-        if (bpf_map_update_elem(backend_ports_fd, &word, &bits, BPF_ANY) != 0) {
-            throw_map_error(errno, "writing the backend_ports map");
+    for (const auto& [index, entry] : before) {
+        if (!wanted.contains(index)) {
+            writes.emplace(index, portmux_port{});
+        }
+    }
+    for (const auto& [index, entry] : writes) {
+        if (bpf_map_update_elem(ports_fd, &index, &entry, BPF_ANY) != 0) {
+            throw_map_error(errno, "writing the ports map");
         }
     }
 }
@@ -379,12 +389,13 @@ void write_config(const DataPathMaps& maps, const Config& config) {
         }
     }
 
-    if (maps.backend_ports >= 0) {
-        Config installed_backends;
+    // After the frontends: a port flagged as a frontend finds its entry.
+    if (maps.ports >= 0) {
+        Config installed_ports;
         for (const auto& [key, entry] : installed) {
-            installed_backends.frontends.push_back(entry.backends_only);
+            installed_ports.frontends.push_back(entry.ports_only);
         }
-        write_backend_ports(maps.backend_ports, config, installed_backends);
+        write_ports(maps.ports, config, installed_ports);
     }
 
     // Stale entries go last, so a frontend that stays is never missing.

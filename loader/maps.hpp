@@ -17,7 +17,7 @@ struct DataPathMaps {
     int frontends = -1;       // HASH portmux_frontend_key -> portmux_frontend
     int frontend_state = -1;  // PERCPU_ARRAY slot -> portmux_frontend_state
     int routes = -1;          // HASH portmux_route_key -> portmux_route_target
-    int backend_ports = -1;   // ARRAY word -> 64 bits; skipped when -1
+    int ports = -1;           // ARRAY (protocol, port) -> portmux_port; skipped when -1
     int meta = -1;            // ARRAY 0 -> portmux_meta; skipped when -1
 };
 
@@ -51,8 +51,8 @@ std::vector<std::uint8_t> round_robin_order(const std::vector<Backend>& backends
 // The map value for one frontend of a validated config.
 portmux_frontend encode_frontend(const Frontend& frontend, std::uint32_t slot);
 
-// Which backend_ports words a config sets: word index -> bits.
-std::map<std::uint32_t, std::uint64_t> backend_port_words(const Config& config);
+// The entries of the ports array a config sets: index -> value.
+std::map<std::uint32_t, portmux_port> port_entries(const Config& config);
 
 // Installs every frontend of `config` (which must already be validated):
 // a frontend that stays keeps its state slot (cursor and counters), a new

@@ -48,11 +48,11 @@ struct PinnedMaps {
     UniqueFd routes;
     UniqueFd flows;
     UniqueFd replies;
-    UniqueFd backend_ports;
+    UniqueFd ports;
     UniqueFd meta;
 
     DataPathMaps data_path() const {
-        return {frontends.get(), frontend_state.get(), routes.get(), backend_ports.get(),
+        return {frontends.get(), frontend_state.get(), routes.get(), ports.get(),
                 meta.get()};
     }
 };
@@ -75,7 +75,7 @@ inline constexpr PinnedMapEntry kPinnedMaps[] = {
     {"routes", &PinnedMaps::routes},
     {"flows", &PinnedMaps::flows},
     {"replies", &PinnedMaps::replies},
-    {"backend_ports", &PinnedMaps::backend_ports},
+    {"ports", &PinnedMaps::ports},
     {kMetaPin, &PinnedMaps::meta, false},
 };
 

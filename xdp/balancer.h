@@ -324,22 +324,25 @@ static __always_inline int count_drop(struct portmux_frontend_state *state, __u3
 static __always_inline void forget_direct_client(const struct l4_packet *pkt)
 {
 	struct portmux_flow_key key = {};
-	__u32 port = bpf_ntohs(l4_ports(pkt)->dest);
-	__u32 word = port >> 6;
-	__u64 *bits;
 
 	if (pkt->l4_proto == IPPROTO_TCP) {
 		struct tcphdr *tcp = pkt->l4;
 
 		if (!tcp->syn || tcp->ack)
 			return;
-		word += PORTMUX_TCP_BACKEND_WORD_BASE;
 	}
-	bits = bpf_map_lookup_elem(&backend_ports, &word);
-	if (!bits || !(*bits & (1ULL << (port & 63))))
-		return;
 	request_flow_key(&key, pkt);
 	bpf_map_delete_elem(&replies, &key);
+}
+
+/* The `ports` entry of the packet's destination; NULL only on a map error. */
+static __always_inline struct portmux_port *destination_port(const struct l4_packet *pkt)
+{
+	__u32 index = bpf_ntohs(l4_ports(pkt)->dest);
+
+	if (pkt->l4_proto == IPPROTO_TCP)
+		index += PORTMUX_TCP_PORT_BASE;
+	return bpf_map_lookup_elem(&ports, &index);
 }
 
 /* Balances one UDP or TCP packet; returns the XDP action. */
@@ -353,14 +356,22 @@ static __always_inline int balance(struct xdp_md *xdp, struct l4_packet *pkt)
 	bool payload_ok;
 	void *data = (void *)(long)xdp->data;
 	struct frontend_ctx ctx = { .xdp = xdp, .pkt = pkt };
+	struct portmux_port *port;
 	__u32 slot;
 	int choice;
 
-	ctx.frontend = bpf_map_lookup_elem(&frontends, &key);
-	if (!ctx.frontend) {
-		forget_direct_client(pkt);
+	/* Not portmux's (most traffic): one array lookup, nothing else. */
+	port = destination_port(pkt);
+	if (!port || !port->flags)
+		return XDP_PASS;
+	if (!(port->flags & PORTMUX_PORT_FRONTEND)) {
+		if (port->flags & PORTMUX_PORT_BACKEND)
+			forget_direct_client(pkt);
 		return XDP_PASS;
 	}
+	ctx.frontend = bpf_map_lookup_elem(&frontends, &key);
+	if (!ctx.frontend)
+		return XDP_PASS; /* flagged a moment before a reload adds it */
 	slot = ctx.frontend->slot;
 	ctx.state = bpf_map_lookup_elem(&frontend_state, &slot);
 	if (!ctx.state)

@@ -46,16 +46,15 @@ struct {
 } replies SEC(".maps");
 
 /*
- * Which ports are backends, per protocol: lets a packet sent straight to a
- * backend port retire a stale reply translation at the cost of one array
- * lookup, without a hash lookup for every packet that is not ours.
+ * What each (protocol, port) is to portmux: nothing (most traffic, which
+ * then costs one array lookup after the parse), a frontend, a backend.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, PORTMUX_BACKEND_PORT_WORDS);
+	__uint(max_entries, PORTMUX_PORT_ENTRIES);
 	__type(key, __u32);
-	__type(value, __u64);
-} backend_ports SEC(".maps");
+	__type(value, struct portmux_port);
+} ports SEC(".maps");
 
 /* (frontend, payload tag) -> backend, for frontends with a route block. */
 struct {
