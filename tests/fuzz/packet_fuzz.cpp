@@ -133,9 +133,7 @@ public:
     explicit Fuzzer(const Options& options) : options_(options), specs_(fuzz_frontends()) {
         skeleton_ = open_and_load_skeleton();
         program_fd_ = bpf_program__fd(skeleton_->progs.portmux_xdp);
-        maps_ = DataPathMaps{bpf_map__fd(skeleton_->maps.frontends),
-                             bpf_map__fd(skeleton_->maps.frontend_state),
-                             bpf_map__fd(skeleton_->maps.routes)};
+        maps_ = data_path_maps(*skeleton_);  // ports included: the data path needs it
         cpus_ = libbpf_num_possible_cpus();
         cpu_ = sched_getcpu();
         if (cpus_ <= 0 || cpu_ < 0 || cpu_ >= cpus_) {
