@@ -295,8 +295,7 @@ portmux::SkeletonPtr load_portmux(const PortmuxSizes& sizes) {
 }
 
 portmux::DataPathMaps data_path_maps(const portmux_bpf& skel) {
-    return {bpf_map__fd(skel.maps.frontends), bpf_map__fd(skel.maps.frontend_state),
-            bpf_map__fd(skel.maps.routes)};
+    return portmux::data_path_maps(skel);  // with the ports array the data path needs
 }
 
 portmux::Frontend frontend(std::uint16_t port, portmux::Protocol protocol,
