@@ -143,20 +143,40 @@ ListenAddress parse_listen_address(std::string_view text) {
     return result;
 }
 
-MetricsServer::MetricsServer(const ListenAddress& address, Render render,
-                             MetricsServerLimits limits)
-    : render_(std::move(render)) {
+namespace {
+
+MHD_Daemon* start_daemon(const sockaddr_storage& address, bool dual_stack,
+                         MetricsServer::Render* render, const MetricsServerLimits& limits) {
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL;
-    if (address.address.ss_family == AF_INET6) {
-        flags |= address.dual_stack ? MHD_USE_DUAL_STACK : MHD_USE_IPv6;
+    if (address.ss_family == AF_INET6) {
+        flags |= dual_stack ? MHD_USE_DUAL_STACK : MHD_USE_IPv6;
     }
-    daemon_ = MHD_start_daemon(
-        flags, 0, nullptr, nullptr, &handle_request, &render_,
-        MHD_OPTION_SOCK_ADDR, reinterpret_cast<const sockaddr*>(&address.address),
+    return MHD_start_daemon(
+        flags, 0, nullptr, nullptr, &handle_request, render,
+        MHD_OPTION_SOCK_ADDR, reinterpret_cast<const sockaddr*>(&address),
         MHD_OPTION_CONNECTION_LIMIT, limits.max_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, limits.idle_timeout_seconds,
         MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
         MHD_OPTION_END);
+}
+
+}  // namespace
+
+MetricsServer::MetricsServer(const ListenAddress& address, Render render,
+                             MetricsServerLimits limits)
+    : render_(std::move(render)) {
+    errno = 0;
+    daemon_ = start_daemon(address.address, address.dual_stack, &render_, limits);
+    if (!daemon_ && address.dual_stack) {
+        // ":PORT" on a host without IPv6: every IPv4 address instead.
+        sockaddr_storage v4{};
+        auto* in = reinterpret_cast<sockaddr_in*>(&v4);
+        in->sin_family = AF_INET;
+        in->sin_port = reinterpret_cast<const sockaddr_in6*>(&address.address)->sin6_port;
+        in->sin_addr.s_addr = htonl(INADDR_ANY);
+        errno = 0;
+        daemon_ = start_daemon(v4, false, &render_, limits);
+    }
     if (!daemon_) {
         throw std::runtime_error(fmt::format("cannot serve metrics on {}: {}", address.text,
                                              errno ? std::strerror(errno) : "libmicrohttpd failed"));
