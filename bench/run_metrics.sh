@@ -86,16 +86,22 @@ echo "One scrape: $lines samples, $bytes bytes."
 echo
 echo "## Scrape time (50 scrapes per repetition, a fresh connection each)"
 echo
-echo "| repetition | median ms | max ms |"
-echo "|---|---|---|"
+echo "First byte: the request sent until the first byte of the answer (the"
+echo "snapshot and rendering); total: until the last of the $bytes bytes arrived."
+echo
+echo "| repetition | median first byte ms | median total ms | max total ms |"
+echo "|---|---|---|---|"
 for rep in $(seq "$REPS"); do
-  times=$(for _ in $(seq 50); do
-    ip netns exec "$NS" curl -s -o /dev/null -w '%{time_total}\n' http://127.0.0.1:9469/metrics
-  done | sort -n)
-  median=$(sed -n 25p <<<"$times")
-  max=$(tail -1 <<<"$times")
-  printf '| %d | %.1f | %.1f |\n' "$rep" "$(python3 -c "print($median*1000)")" \
-    "$(python3 -c "print($max*1000)")"
+  for _ in $(seq 50); do
+    ip netns exec "$NS" curl -s -o /dev/null -w '%{time_starttransfer} %{time_total}\n' http://127.0.0.1:9469/metrics
+  done >"$W/times.txt"
+  python3 - "$rep" "$W/times.txt" <<'PY'
+import statistics, sys
+rows = [tuple(map(float, line.split())) for line in open(sys.argv[2])]
+first = statistics.median(r[0] for r in rows) * 1000
+total = sorted(r[1] for r in rows)
+print("| %s | %.1f | %.1f | %.1f |" % (sys.argv[1], first, statistics.median(total) * 1000, total[-1] * 1000))
+PY
 done
 echo
 echo "## Memory over $SCRAPES scrapes (VmRSS of portmux run)"
