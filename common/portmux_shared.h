@@ -211,4 +211,68 @@ struct portmux_meta {
 	__u32 reserved;
 };
 
+/*
+ * Stream splicing (sockmap/): a TCP frontend routed by its first bytes is
+ * served by a user-space listener that picks the backend, then puts the
+ * client and backend sockets in a sockhash whose sk_skb stream verdict
+ * program redirects each side's data to the other.
+ */
+/* Sockets in the sockhash: two per spliced connection. */
+#define PORTMUX_STREAM_MAX_SOCKETS 65536
+/* (frontend, backend) pairs with byte counters. */
+#define PORTMUX_STREAM_MAX_ROUTES 65536
+
+/* Key of `stream_bytes`: which frontend and backend a connection joins
+ * (host byte order: only user space and the verdict program read it). */
+struct portmux_stream_route_key {
+	__u16 frontend_port;
+	__u16 backend_port;
+};
+
+/* Value of `stream_bytes`: what the verdict program redirected. */
+struct portmux_stream_bytes {
+	__u64 to_backend;
+	__u64 to_client;
+};
+
+/*
+ * Value of `stream_sockets_state`, keyed by the socket cookie of a spliced
+ * socket. Written once by user space when the socket is spliced, then
+ * only counted up by the verdict program (its peer is in `stream_peers`,
+ * a separate map, so setting it never overwrites a count).
+ */
+struct portmux_stream_socket {
+	/* Bytes received on this socket and redirected to the peer: user space
+	 * shuts the peer's write side only once all of them are in the peer's
+	 * send queue, or the tail of the stream would be lost. */
+	__u64 redirected_bytes;
+	/* Bytes received while the socket had no peer yet, left in the socket
+	 * for user space to forward. */
+	__u64 passed_bytes;
+	struct portmux_stream_route_key route;
+	__u8 to_backend;  /* 1 on the client socket */
+	__u8 pad[3];
+};
+
+/* Why the stream service closed a connection without splicing it. */
+enum portmux_stream_refusal {
+	PORTMUX_REFUSED_TOO_SHORT = 0,       /* the client ended before the rules could decide */
+	PORTMUX_REFUSED_TIMEOUT = 1,         /* nothing decisive within first_data_timeout */
+	PORTMUX_REFUSED_MAGIC_MISMATCH = 2,  /* a validate match failed */
+	PORTMUX_REFUSED_UNKNOWN_TAG = 3,     /* the route has no such tag and drops unknown ones */
+	PORTMUX_REFUSED_BACKEND_REFUSED = 4, /* the backend could not be connected */
+	PORTMUX_REFUSAL_REASONS = 5,
+};
+
+/* Value of `stream_connections`, written by user space only. Keyed by
+ * (frontend, 0) for a frontend's totals and (frontend, backend) for the
+ * connections routed to one backend. */
+struct portmux_stream_connections {
+	__u64 accepted;   /* frontend: connections accepted */
+	__u64 routed;     /* backend: connections handed to it */
+	__u64 spliced;    /* of those, served by the verdict program */
+	__u64 fallback;   /* of those, served by splice(2) (client half-closed) */
+	__u64 refused[PORTMUX_REFUSAL_REASONS];
+};
+
 #endif /* PORTMUX_SHARED_H */

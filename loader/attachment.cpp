@@ -192,8 +192,11 @@ void pin_links(const AttachedLinks& links, const fs::path& dir) {
 
 }  // namespace
 
-AttachOutcome attach(const StateLock& lock, const std::string& iface, const Config& config,
+AttachOutcome attach(const StateLock& lock, const std::string& iface, const Config& requested,
                      AttachMode mode) {
+    // TCP frontends routed by their first bytes belong to the stream
+    // router: XDP must leave their packets alone.
+    const Config config = xdp_frontends(requested);
     require_interface_name(iface);
     const unsigned ifindex = interface_index(iface);
     if (open_interface_directory(lock.root_fd(), iface)) {

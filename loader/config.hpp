@@ -68,6 +68,7 @@ struct Route {
 };
 
 inline constexpr std::uint16_t kDefaultFlowIdleSeconds = 30;
+inline constexpr std::uint16_t kDefaultFirstDataTimeoutSeconds = 5;
 
 struct Frontend {
     std::uint16_t port = 0;
@@ -81,12 +82,26 @@ struct Frontend {
     bool reply_translation = true;
     std::optional<Validation> validate;
     std::optional<Route> route;
+    // TCP frontends served by the stream router (stream_frontend() below):
+    // how long a client may take to send the bytes the rules need, and
+    // whether the backend gets a PROXY protocol v2 header first.
+    std::uint16_t first_data_timeout_seconds = kDefaultFirstDataTimeoutSeconds;
+    bool proxy_protocol_v2 = false;
 };
+
 
 struct Config {
     std::vector<Frontend> frontends;
     std::uint32_t flow_table_size = PORTMUX_DEFAULT_FLOW_TABLE_SIZE;
 };
+
+// A TCP frontend whose backend is picked from the client's first bytes
+// (route or validate) or that sends a PROXY header: served by the stream
+// router in user space and the sockmap verdict program, never by XDP.
+bool stream_frontend(const Frontend& frontend);
+
+// CONFIG without its stream frontends: what the XDP data path installs.
+Config xdp_frontends(const Config& config);
 
 // A config that cannot be used. path() names the offending JSON element in
 // the form `frontends[2].backends[1]` (empty for the document as a whole).

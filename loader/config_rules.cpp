@@ -43,8 +43,11 @@ constexpr std::uint64_t max_tag_length = PORTMUX_MAX_TAG_LEN;
 constexpr std::size_t max_route_tags = PORTMUX_MAX_FRONTENDS;
 
 constexpr std::string_view tcp_per_connection = "TCP is always balanced per connection";
-constexpr std::string_view tcp_cannot_route =
-    "a TCP frontend cannot route by payload: the SYN that picks the backend carries no payload";
+constexpr std::uint64_t lowest_first_data_timeout = 1;
+constexpr std::uint64_t highest_first_data_timeout = 3600;
+// The stream router reads at most this many bytes of a TCP client before it
+// decides, the same bound as matches and tags.
+constexpr std::uint64_t highest_stream_min_length = PORTMUX_MAX_PAYLOAD_OFFSET;
 
 
 std::string protocol_key(Protocol protocol, std::uint16_t port) {
@@ -362,14 +365,27 @@ std::vector<ByteMatch> read_matches(const Json& value, const std::string& path) 
     return matches;
 }
 
-Validation read_validation(const Json& value, const std::string& path) {
+// On a TCP frontend (STREAM) validate judges the first bytes of the
+// stream: min_length is how many the decision waits for, and max_length
+// has no meaning (segments come in any size).
+Validation read_validation(const Json& value, const std::string& path, bool stream) {
     require_object(value, path, R"("min_length", "max_length" and/or "match")");
     reject_unknown_keys(value, path, {"min_length", "max_length", "match"});
 
     Validation rules;
     for (const auto& [key, member] : value.items()) {
         const std::string key_path = member_path(path, key);
-        if (key == "min_length" || key == "max_length") {
+        if (stream && key == "max_length") {
+            throw ConfigError(key_path, "a TCP frontend takes no \"max_length\": a stream has no "
+                                        "length to judge (its bytes arrive in segments of any "
+                                        "size); \"min_length\" is how many first bytes the "
+                                        "decision waits for");
+        }
+        if (stream && key == "min_length") {
+            rules.min_payload = static_cast<std::uint16_t>(
+                read_integer(member, key_path, "a number of first bytes to wait for", 0,
+                             highest_stream_min_length));
+        } else if (key == "min_length" || key == "max_length") {
             const auto length = static_cast<std::uint16_t>(
                 read_integer(member, key_path, "a payload length in bytes", 0, highest_payload_length));
             (key == "min_length" ? rules.min_payload : rules.max_payload) = length;
@@ -517,6 +533,10 @@ void check_frontend_keys(const Json& value, const std::string& path, Frontend& f
             }
         } else if (key == "flow_idle_timeout" && frontend.affinity != Affinity::flow) {
             throw ConfigError(key_path, R"(only applies with "affinity": "flow")");
+        } else if (key == "first_data_timeout" && !stream_frontend(frontend)) {
+            throw ConfigError(key_path, "only applies to a TCP frontend with \"route\", "
+                                        "\"validate\" or \"proxy_protocol\" (the others are "
+                                        "balanced on their SYN, before any data)");
         } else if (key == "route") {
             const Route& route = *frontend.route;
             if (frontend.affinity == Affinity::flow) {
@@ -556,7 +576,7 @@ ParsedFrontend read_frontend(const Json& value, const std::string& path) {
     require_object(value, path, R"("port" and "backends")");
     reject_unknown_keys(value, path, {"port", "protocol", "backends", "affinity",
                                       "flow_idle_timeout", "reply_translation", "validate",
-                                      "route"});
+                                      "route", "first_data_timeout", "proxy_protocol"});
 
     // Port and protocol first: the other keys are read knowing them.
     Frontend frontend;
@@ -602,12 +622,24 @@ ParsedFrontend read_frontend(const Json& value, const std::string& path) {
             }
             frontend.reply_translation = member.get<bool>();
         } else if (key == "validate") {
-            frontend.validate = read_validation(member, key_path);
+            frontend.validate = read_validation(member, key_path, tcp);
         } else if (key == "route") {
-            if (tcp) {
-                throw ConfigError(key_path, std::string(tcp_cannot_route));
-            }
             frontend.route = read_route(member, key_path, frontend.port);
+        } else if (key == "first_data_timeout") {
+            if (!tcp) {
+                throw ConfigError(key_path, "a UDP frontend takes no \"first_data_timeout\": "
+                                            "each datagram is judged as it arrives");
+            }
+            frontend.first_data_timeout_seconds = static_cast<std::uint16_t>(
+                read_integer(member, key_path, "a number of seconds", lowest_first_data_timeout,
+                             highest_first_data_timeout));
+        } else if (key == "proxy_protocol") {
+            if (!tcp) {
+                throw ConfigError(key_path, "a UDP frontend takes no \"proxy_protocol\": the "
+                                            "PROXY header precedes a TCP stream");
+            }
+            (void)read_choice(member, key_path, "PROXY protocol version", {"v2"});
+            frontend.proxy_protocol_v2 = true;
         }
     }
     check_frontend_keys(value, path, frontend);

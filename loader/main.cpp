@@ -10,6 +10,8 @@
 #include <net/if.h>
 #include <string>
 
+#include <signal.h>
+
 #include <CLI/CLI.hpp>
 #include <bpf/libbpf.h>
 #include <fmt/format.h>
@@ -23,6 +25,8 @@
 #include "state_lock.hpp"
 #include "stats.hpp"
 #include "status_report.hpp"
+#include "stream_router.hpp"
+#include "stream_stats.hpp"
 #include "system.hpp"
 #include "xdp_hook.hpp"
 
@@ -45,6 +49,7 @@ struct Options {
     std::string output_file;
     std::string metrics_listen;
     bool keep_on_exit = false;
+    std::string pin_dir;
 };
 
 // The XDP modes by the names users type; --mode accepts only these (any
@@ -213,9 +218,13 @@ std::vector<portmux::InterfaceStats> read_all_stats(const Options& options) {
     return all;
 }
 
+// The XDP counters of ALL, then those of a running stream router (its
+// pinned maps), if any.
 std::string format_stats(const Options& options, const std::vector<portmux::InterfaceStats>& all) {
+    const std::vector<portmux::StreamFrontendStats> streams =
+        portmux::read_pinned_stream_stats(portmux::default_stream_pin_directory());
     if (options.format == "prometheus") {
-        return portmux::stats_prometheus(all);
+        return portmux::stats_prometheus(all) + portmux::stream_stats_prometheus(streams);
     }
     if (options.json || options.format == "json") {
         nlohmann::json list = nlohmann::json::array();
@@ -223,16 +232,19 @@ std::string format_stats(const Options& options, const std::vector<portmux::Inte
             list.push_back(
                 {{"interface", entry.iface}, {"frontends", portmux::stats_json(entry.frontends)}});
         }
-        return nlohmann::json{{"interfaces", std::move(list)}}.dump(2) + "\n";
+        return nlohmann::json{{"interfaces", std::move(list)},
+                              {"streams", portmux::stream_stats_json(streams)}}
+                   .dump(2) +
+               "\n";
     }
-    if (all.empty()) {
+    if (all.empty() && streams.empty()) {
         return "portmux is not attached to any interface\n";
     }
     std::string text;
     for (const auto& entry : all) {
         text += portmux::stats_table(entry.iface, entry.frontends);
     }
-    return text;
+    return text + portmux::stream_stats_table(streams);
 }
 
 // Refreshes a table of rates in place, like top, until interrupted (or
@@ -364,6 +376,49 @@ void print_json_error(const Options& options, const std::exception& error) {
     fmt::print("{}\n", nlohmann::json{{"error", std::move(detail)}}.dump(2));
 }
 
+// Hidden verb `serve-streams`: only the stream router, in the foreground,
+// without XDP (for tests and benchmarks; `portmux run` hosts the same
+// router). SIGHUP reloads the config file, SIGTERM or SIGINT stops.
+int run_serve_streams(const Options& options) {
+    sigset_t signals;
+    sigemptyset(&signals);
+    for (const int signal : {SIGHUP, SIGTERM, SIGINT}) {
+        sigaddset(&signals, signal);
+    }
+    // Blocked before the router's thread starts, so it inherits the mask
+    // and sigwait() below takes every one of them.
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+    portmux::Config config = portmux::load_config(options.config_file);
+    portmux::StreamRouter router(options.pin_dir.empty() ? portmux::default_stream_pin_directory()
+                                                         : std::filesystem::path(options.pin_dir));
+    router.apply(config);
+    std::string ports;
+    for (const std::uint16_t port : router.listening_ports()) {
+        ports += fmt::format(" {}", port);
+    }
+    fmt::print("serving stream frontends on TCP ports{}\n", ports);
+    std::fflush(stdout);
+    for (;;) {
+        int signal = 0;
+        if (sigwait(&signals, &signal) != 0) {
+            continue;
+        }
+        if (signal != SIGHUP) {
+            break;
+        }
+        try {
+            router.apply(portmux::load_config(options.config_file));
+            fmt::print("reloaded {}\n", options.config_file);
+        } catch (const std::exception& e) {
+            fmt::print(stderr, "portmux: reload failed, keeping the old rules: {}\n", e.what());
+        }
+        std::fflush(stdout);
+    }
+    router.stop();
+    fmt::print("stopped\n");
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -446,6 +501,15 @@ int main(int argc, char** argv) {
         ->required();
     check->add_flag("--json", options.json, "Print the result, or the error, as JSON");
 
+    CLI::App* serve_streams = app.add_subcommand(
+        "serve-streams", "Serve only the TCP frontends routed by their first bytes (no XDP)");
+    serve_streams->group("");  // hidden: `portmux run` is the service users start
+    serve_streams->add_option("-c,--config", options.config_file, "JSON backend config")
+        ->required()
+        ->check(CLI::ExistingFile);
+    serve_streams->add_option("--pin-dir", options.pin_dir,
+                              "Where to pin the stream counters (default /sys/fs/bpf/portmux-stream)");
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::Success& e) {
@@ -468,6 +532,7 @@ int main(int argc, char** argv) {
         if (*status) return run_status(options);
         if (*stats) return run_stats(options);
         if (*check) return run_check(options);
+        if (*serve_streams) return run_serve_streams(options);
     } catch (const portmux::NotAttached& e) {
         if (options.json) {
             print_json_error(options, e);

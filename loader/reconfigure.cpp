@@ -61,6 +61,7 @@ void keep_runtime_state(Config& config, const Config& installed) {
 }  // namespace
 
 void reload(const StateLock& /*lock*/, const std::string& iface, Config config) {
+    config = xdp_frontends(config);  // stream frontends are the stream router's
     const PinnedMaps maps = open_pinned_maps(iface);
     require_live_attachment(iface, maps);
     const Config installed = installed_config(maps);

@@ -62,3 +62,12 @@ static_assert(sizeof(portmux_route_key) == 4 + PORTMUX_MAX_TAG_LEN);
 static_assert(sizeof(portmux_route_target) == 4);
 
 static_assert(sizeof(portmux_meta) == 8);
+static_assert(sizeof(portmux_stream_route_key) == 4);
+static_assert(offsetof(portmux_stream_route_key, backend_port) == 2);
+static_assert(sizeof(portmux_stream_bytes) == 16);
+static_assert(sizeof(portmux_stream_socket) == 24);
+static_assert(offsetof(portmux_stream_socket, passed_bytes) == 8);
+static_assert(offsetof(portmux_stream_socket, route) == 16);
+static_assert(offsetof(portmux_stream_socket, to_backend) == 20);
+static_assert(sizeof(portmux_stream_connections) == 8 * (4 + PORTMUX_REFUSAL_REASONS));
+static_assert(offsetof(portmux_stream_connections, refused) == 32);

@@ -626,3 +626,56 @@ while True:
 ports_of() {
     awk -v from="$2" '{ n = substr($2, 5) + 0; if (n >= from) print $1 }' "$1" | sort -u | tr '\n' ' '
 }
+
+# ------------------------------------------------- stream router (stream_*.sh)
+
+# start_stream_router NS CONFIG OUTFILE: `portmux serve-streams` (the stream
+# router alone, no XDP) in the background inside NS, with the test's bpffs
+# on /sys/fs/bpf where it pins its counters. E2E_STREAM_ROUTER_PID is the
+# portmux process itself (ip netns exec and sh exec into it), for /proc.
+start_stream_router() {
+    local ns=$1 config=$2 out=$3
+    ip netns exec "$ns" sh -c 'mount --bind "$0" /sys/fs/bpf && exec "$@"' "$E2E_BPFFS" \
+        "$PORTMUX" serve-streams --config "$config" >"$out" 2>&1 </dev/null &
+    E2E_PIDS+=($!)
+    E2E_STREAM_ROUTER_PID=$!
+}
+
+# wait_for_stream_router OUTFILE [SECONDS]: until the router says it serves.
+wait_for_stream_router() {
+    wait_until "${2:-5}" grep -q '^serving stream frontends' "$1"
+}
+
+# stream_stats NS: the stream part of `portmux stats --json` as lines
+# "FRONTEND FIELD VALUE", FIELD one of accepted, spliced, fallback,
+# refused.REASON, backend.PORT.{connections,refused,bytes_to_backend,bytes_to_client}.
+stream_stats() {
+    in_ns "$1" "$PORTMUX" stats --json 2>/dev/null | "$E2E_PYTHON" -c '
+import json, sys
+for f in json.load(sys.stdin).get("streams", []):
+    p = f["port"]
+    for key in ("accepted", "spliced", "fallback"):
+        print(p, key, f[key])
+    for reason, count in f["refused"].items():
+        print(p, "refused." + reason, count)
+    for b in f["backends"]:
+        for key in ("connections", "refused", "bytes_to_backend", "bytes_to_client"):
+            print(p, "backend.%d.%s" % (b["port"], key), b[key])
+'
+}
+
+# stream_stat STATS FRONTEND FIELD: one value of stream_stats output ("missing" if none).
+stream_stat() {
+    awk -v p="$2" -v f="$3" '$1 == p && $2 == f { print $3; found = 1; exit }
+        END { if (!found) print "missing" }' <<<"$1"
+}
+
+# json_field JSON KEY: one top-level value of a JSON object line.
+json_field() {
+    "$E2E_PYTHON" -c 'import json, sys; print(json.loads(sys.argv[1]).get(sys.argv[2], "missing"))' "$1" "$2"
+}
+
+# proc_io_rchar PID: bytes the process has read (read(2), recv(2) and kin).
+proc_io_rchar() {
+    awk '$1 == "rchar:" { print $2 }' "/proc/$1/io"
+}

@@ -275,7 +275,8 @@ TEST_CASE("unknown frontend keys are rejected by name", "[config][structure]") {
     CHECK(error.path() == "frontends[0].backend");
     CHECK_THAT(std::string(error.what()), StartsWith(R"(frontends[0].backend: unknown key "backend")"));
     CHECK_THAT(error.reason(), Contains(R"("port", "protocol", "backends", "affinity", )"
-                                        R"("flow_idle_timeout", "reply_translation", "validate" or "route")"));
+                                        R"("flow_idle_timeout", "reply_translation", "validate", "route", )"
+                                        R"("first_data_timeout" or "proxy_protocol")"));
 }
 
 TEST_CASE("a key that is not a plain name is quoted in the path", "[config][structure]") {

@@ -139,19 +139,6 @@ TEST_CASE("a TCP frontend takes no flow_idle_timeout", "[config][tcp]") {
     CHECK_THAT(error.reason(), Contains("TCP") && Contains("per connection"));
 }
 
-TEST_CASE("a TCP frontend cannot route by payload", "[config][tcp]") {
-    // Even a route that is itself malformed: TCP is the first thing wrong.
-    const std::string block = GENERATE(as<std::string>{},
-                                       R"({"offset": 0, "length": 1, "tags": [{"tag": "a", "backend": 9002}]})",
-                                       R"({"offset": -1})", "[]");
-    CAPTURE(block);
-    const ConfigError error =
-        rejection(frontend(R"("protocol": "tcp", "backends": [9001], "route": )" + block));
-    CHECK(error.path() == "frontends[0].route");
-    CHECK(error.reason() == "a TCP frontend cannot route by payload: the SYN that picks the "
-                            "backend carries no payload");
-}
-
 TEST_CASE("the protocol is known before the keys that depend on it", "[config][tcp]") {
     // "protocol" written after "affinity" still makes the affinity the mistake.
     const ConfigError error =

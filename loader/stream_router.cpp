@@ -1,0 +1,1243 @@
+#include "stream_router.hpp"
+
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <fcntl.h>
+#include <linux/sockios.h>
+#include <linux/tcp.h>
+#include <netinet/in.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <set>
+#include <stdexcept>
+#include <system_error>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+
+#include <fmt/format.h>
+
+#include "bpf_handles.hpp"
+#include "first_bytes.hpp"
+#include "maps.hpp"
+#include "portmux_stream_bpf.skel.h"
+#include "proxy_protocol.hpp"
+
+namespace portmux {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using Milliseconds = std::chrono::milliseconds;
+
+constexpr int kListenBacklog = 4096;
+constexpr int kMaxEvents = 256;
+constexpr int kAcceptsPerWakeup = 256;
+// How soon a connection whose side has half-closed is checked again for
+// "every redirected byte is in the peer's send queue": starts small (the
+// verdict program's backlog usually empties within microseconds), grows
+// while a slow peer holds the bytes back.
+constexpr Milliseconds kFirstDrainCheck{1};
+constexpr Milliseconds kLastDrainCheck{100};
+constexpr std::size_t kSpliceChunk = 64 * 1024;
+
+std::system_error os_error(int error, const std::string& what) {
+    return std::system_error(error, std::generic_category(), what);
+}
+
+struct StreamSkeletonDestroyer {
+    void operator()(portmux_stream_bpf* skeleton) const noexcept {
+        portmux_stream_bpf__destroy(skeleton);
+    }
+};
+using StreamSkeletonPtr = std::unique_ptr<portmux_stream_bpf, StreamSkeletonDestroyer>;
+
+void set_int_option(int fd, int level, int name, int value) {
+    (void)::setsockopt(fd, level, name, &value, sizeof value);
+}
+
+// Closing with SO_LINGER 0 sends a RST instead of a FIN.
+void close_with_reset(UniqueFd& fd) {
+    if (fd) {
+        const linger reset{1, 0};
+        (void)::setsockopt(fd.get(), SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+        fd.reset();
+    }
+}
+
+std::uint64_t socket_cookie(int fd) {
+    std::uint64_t cookie = 0;
+    socklen_t length = sizeof cookie;
+    if (::getsockopt(fd, SOL_SOCKET, SO_COOKIE, &cookie, &length) != 0) {
+        return 0;
+    }
+    return cookie;
+}
+
+bool read_tcp_info(int fd, tcp_info& info) {
+    info = {};
+    socklen_t length = sizeof info;
+    return ::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &length) == 0;
+}
+
+int socket_error(int fd) {
+    int error = 0;
+    socklen_t length = sizeof error;
+    (void)::getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length);
+    return error;
+}
+
+// Frontend rules with what the router derives from them once per apply.
+struct FrontendRules {
+    Frontend frontend;
+    std::size_t needed = 0;
+    std::vector<std::uint8_t> rr_order;  // indices into frontend.backends
+};
+
+enum class TagKind { wake, listener, client, backend };
+
+struct Connection;
+struct Listener;
+
+struct EpollTag {
+    TagKind kind = TagKind::wake;
+    Connection* connection = nullptr;
+    Listener* listener = nullptr;
+};
+
+struct Listener {
+    UniqueFd fd;
+    std::uint16_t port = 0;
+    std::shared_ptr<const FrontendRules> rules;
+    std::uint32_t rr_cursor = 0;
+    EpollTag tag;
+};
+
+enum class Phase { reading, connecting, writing, spliced, fallback, closed };
+
+struct Side {
+    UniqueFd fd;
+    std::uint64_t cookie = 0;
+    std::uint32_t events = 0;       // current epoll interest, 0: not registered
+    bool read_closed = false;       // its peer sent FIN
+    bool write_shut = false;        // we sent FIN on it
+    std::uint64_t user_read = 0;    // bytes the router itself read from it
+    std::uint64_t user_written = 0; // bytes the router itself wrote to it
+};
+
+// One direction of the splice(2) fallback: SOURCE -> pipe -> DESTINATION.
+struct PipeRelay {
+    UniqueFd read_end;
+    UniqueFd write_end;
+    std::size_t in_pipe = 0;
+    bool source_ended = false;
+    bool done = false;  // FIN passed on
+};
+
+struct Connection {
+    std::uint64_t id = 0;
+    Phase phase = Phase::reading;
+    std::shared_ptr<const FrontendRules> rules;
+    Side client;
+    Side backend;
+    std::uint16_t backend_port = 0;
+    std::vector<std::uint8_t> first;           // the client's first bytes, peeked
+    std::vector<std::uint8_t> to_backend;      // the PROXY header, if any
+    std::size_t to_backend_written = 0;
+    std::vector<std::uint8_t> to_client;       // backend bytes read before splicing
+    std::size_t to_client_written = 0;
+    Clock::time_point deadline;
+    Clock::time_point next_drain_check;
+    Milliseconds drain_interval = kFirstDrainCheck;
+    bool draining = false;
+    PipeRelay client_to_backend;
+    PipeRelay backend_to_client;
+    EpollTag client_tag;
+    EpollTag backend_tag;
+};
+
+using RouteKey = std::pair<std::uint16_t, std::uint16_t>;  // frontend port, backend port (0: totals)
+
+}  // namespace
+
+// ------------------------------------------------------------------ kernel
+
+std::string sockmap_kernel_limitation() {
+    utsname name{};
+    if (::uname(&name) != 0) {
+        return {};
+    }
+    unsigned major = 0;
+    unsigned minor = 0;
+    if (std::sscanf(name.release, "%u.%u", &major, &minor) != 2) {
+        return {};
+    }
+    if (major > 6 || (major == 6 && minor >= 4)) {
+        return {};
+    }
+    return fmt::format("portmux: kernel {} is older than 6.4, whose sockmap verdict path loses "
+                       "FINs: stream frontends are relayed with splice(2) instead",
+                       name.release);
+}
+
+std::filesystem::path default_stream_pin_directory() {
+    return "/sys/fs/bpf/portmux-stream";
+}
+
+std::vector<StreamFrontendStats> read_stream_stats(int connections_fd, int bytes_fd) {
+    std::map<std::uint16_t, StreamFrontendStats> frontends;
+    std::map<RouteKey, StreamBackendStats> backends;
+    portmux_stream_route_key key{};
+    portmux_stream_route_key next{};
+    bool first = true;
+    while (bpf_map_get_next_key(connections_fd, first ? nullptr : &key, &next) == 0) {
+        first = false;
+        key = next;
+        portmux_stream_connections value{};
+        if (bpf_map_lookup_elem(connections_fd, &key, &value) != 0) {
+            continue;
+        }
+        if (key.backend_port == 0) {
+            StreamFrontendStats& frontend = frontends[key.frontend_port];
+            frontend.port = key.frontend_port;
+            frontend.accepted = value.accepted;
+            frontend.spliced = value.spliced;
+            frontend.fallback = value.fallback;
+            std::copy(std::begin(value.refused), std::end(value.refused), frontend.refused);
+        } else {
+            StreamBackendStats& backend = backends[{key.frontend_port, key.backend_port}];
+            backend.port = key.backend_port;
+            backend.routed = value.routed;
+            backend.refused = value.refused[PORTMUX_REFUSED_BACKEND_REFUSED];
+        }
+    }
+    first = true;
+    while (bpf_map_get_next_key(bytes_fd, first ? nullptr : &key, &next) == 0) {
+        first = false;
+        key = next;
+        portmux_stream_bytes value{};
+        if (bpf_map_lookup_elem(bytes_fd, &key, &value) != 0) {
+            continue;
+        }
+        StreamBackendStats& backend = backends[{key.frontend_port, key.backend_port}];
+        backend.port = key.backend_port;
+        backend.bytes_to_backend = value.to_backend;
+        backend.bytes_to_client = value.to_client;
+    }
+    for (auto& [route, backend] : backends) {
+        StreamFrontendStats& frontend = frontends[route.first];
+        frontend.port = route.first;
+        frontend.backends.push_back(backend);
+    }
+    std::vector<StreamFrontendStats> result;
+    for (auto& [port, frontend] : frontends) {
+        result.push_back(std::move(frontend));
+    }
+    return result;
+}
+
+std::vector<StreamFrontendStats> read_pinned_stream_stats(const std::filesystem::path& dir) {
+    const UniqueFd connections(bpf_obj_get((dir / "stream_connections").c_str()));
+    const UniqueFd bytes(bpf_obj_get((dir / "stream_bytes").c_str()));
+    if (!connections || !bytes) {
+        return {};
+    }
+    return read_stream_stats(connections.get(), bytes.get());
+}
+
+// ------------------------------------------------------------------ router
+
+class StreamRouter::Impl {
+public:
+    explicit Impl(std::filesystem::path pin_dir);
+    ~Impl() { stop(); }
+
+    void apply(const Config& config);
+    void stop();
+    std::vector<std::uint16_t> listening_ports() const;
+    std::size_t open_connections() const;
+    std::vector<StreamFrontendStats> stats() const;
+
+private:
+    struct PendingApply {
+        std::map<std::uint16_t, std::shared_ptr<const FrontendRules>> rules;
+        std::vector<std::unique_ptr<Listener>> new_listeners;
+        bool done = false;
+    };
+
+    // --- loop thread
+    void loop();
+    void take_pending_apply();
+    void handle(const epoll_event& event);
+    void accept_clients(Listener& listener);
+    void read_first_bytes(Connection& connection);
+    void decide(Connection& connection, bool stream_ended);
+    void connect_backend(Connection& connection, std::uint16_t port);
+    void backend_connected(Connection& connection);
+    void write_first_bytes(Connection& connection);
+    void hand_off(Connection& connection);
+    bool splice_with_sockmap(Connection& connection);
+    void spliced_event(Connection& connection, Side& side, std::uint32_t events);
+    void check_drained(Connection& connection, Clock::time_point now);
+    bool all_forwarded(Side& from, Side& to);
+    void start_fallback(Connection& connection);
+    void pump_fallback(Connection& connection);
+    bool pump(Connection& connection, PipeRelay& relay, Side& from, Side& to);
+    void refuse(Connection& connection, Refusal refusal);
+    void finish(Connection& connection);
+    void abort(Connection& connection, Side& reset_by);
+    void forget_sockets(Connection& connection);
+    void watch(Side& side, EpollTag& tag, std::uint32_t events);
+    void expire(Clock::time_point now);
+    int next_timeout(Clock::time_point now) const;
+
+    portmux_stream_connections& counters(std::uint16_t frontend, std::uint16_t backend);
+    void publish(std::uint16_t frontend, std::uint16_t backend);
+
+    StreamSkeletonPtr skeleton_;
+    int sockets_fd_ = -1;
+    int peers_fd_ = -1;
+    int state_fd_ = -1;
+    int bytes_fd_ = -1;
+    int connections_fd_ = -1;
+    bool use_sockmap_ = true;
+    std::filesystem::path pin_dir_;
+    bool pinned_ = false;
+
+    UniqueFd epoll_;
+    UniqueFd wake_;
+    EpollTag wake_tag_;
+    std::jthread thread_;
+
+    // Shared with apply(), stop() and the readers.
+    mutable std::mutex mutex_;
+    std::condition_variable applied_;
+    std::mutex apply_mutex_;            // one apply() at a time
+    std::shared_ptr<PendingApply> pending_;
+    std::set<std::uint16_t> ports_;     // listened on, as apply() left them
+    std::size_t open_connections_ = 0;
+    bool stopping_ = false;
+    bool stopped_ = false;
+
+    // Loop thread only.
+    std::map<std::uint16_t, std::unique_ptr<Listener>> listeners_;
+    std::unordered_map<std::uint64_t, std::unique_ptr<Connection>> connections_;
+    std::vector<std::uint64_t> dead_;
+    std::uint64_t next_id_ = 1;
+    std::map<RouteKey, portmux_stream_connections> counters_;
+};
+
+StreamRouter::Impl::Impl(std::filesystem::path pin_dir) : pin_dir_(std::move(pin_dir)) {
+    // Two descriptors per connection (four more for a splice(2) fallback):
+    // the default soft limit of 1024 would stop at a few hundred clients.
+    rlimit files{};
+    if (::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+        files.rlim_cur = files.rlim_max;
+        (void)::setrlimit(RLIMIT_NOFILE, &files);
+    }
+
+    const std::string limitation = sockmap_kernel_limitation();
+    use_sockmap_ = limitation.empty();
+    if (!use_sockmap_) {
+        fmt::print(stderr, "{}\n", limitation);
+    }
+
+    skeleton_.reset(portmux_stream_bpf__open_and_load());
+    if (!skeleton_) {
+        throw os_error(errno, "loading the stream verdict program (sockmap/stream_verdict.bpf.c)");
+    }
+    sockets_fd_ = bpf_map__fd(skeleton_->maps.stream_sockets);
+    peers_fd_ = bpf_map__fd(skeleton_->maps.stream_peers);
+    state_fd_ = bpf_map__fd(skeleton_->maps.stream_sockets_state);
+    bytes_fd_ = bpf_map__fd(skeleton_->maps.stream_bytes);
+    connections_fd_ = bpf_map__fd(skeleton_->maps.stream_connections);
+    if (bpf_prog_attach(bpf_program__fd(skeleton_->progs.portmux_stream_verdict), sockets_fd_,
+                        BPF_SK_SKB_STREAM_VERDICT, 0) != 0) {
+        throw os_error(errno, "attaching the stream verdict program to its sockhash");
+    }
+
+    if (!pin_dir_.empty()) {
+        std::error_code ignored;
+        std::filesystem::create_directories(pin_dir_, ignored);
+        for (const auto& [map, name] : {std::pair{skeleton_->maps.stream_connections,
+                                                  "stream_connections"},
+                                        std::pair{skeleton_->maps.stream_bytes, "stream_bytes"}}) {
+            const std::filesystem::path path = pin_dir_ / name;
+            (void)::unlink(path.c_str());  // a router that was killed left it
+            if (bpf_obj_pin(bpf_map__fd(map), path.c_str()) != 0) {
+                throw os_error(errno, fmt::format("pinning the stream counters at {}",
+                                                  path.string()));
+            }
+        }
+        pinned_ = true;
+    }
+
+    epoll_.reset(::epoll_create1(EPOLL_CLOEXEC));
+    wake_.reset(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+    if (!epoll_ || !wake_) {
+        throw os_error(errno, "creating the stream router's event loop");
+    }
+    epoll_event event{};
+    event.events = EPOLLIN;
+    event.data.ptr = &wake_tag_;
+    if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, wake_.get(), &event) != 0) {
+        throw os_error(errno, "creating the stream router's event loop");
+    }
+    thread_ = std::jthread([this] { loop(); });
+}
+
+// ------------------------------------------------------------ apply, stop
+
+namespace {
+
+std::unique_ptr<Listener> open_listener(std::uint16_t port) {
+    auto listener = std::make_unique<Listener>();
+    listener->port = port;
+    listener->fd.reset(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (!listener->fd) {
+        throw os_error(errno, fmt::format("opening a socket for TCP frontend {}", port));
+    }
+    set_int_option(listener->fd.get(), SOL_SOCKET, SO_REUSEADDR, 1);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(port);
+    address.sin_addr.s_addr = htonl(INADDR_ANY);
+    if (::bind(listener->fd.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) !=
+        0) {
+        const int error = errno;
+        if (error == EACCES) {
+            throw std::runtime_error(fmt::format(
+                "cannot listen on TCP frontend {}: ports below 1024 need CAP_NET_BIND_SERVICE",
+                port));
+        }
+        if (error == EADDRINUSE) {
+            throw std::runtime_error(fmt::format(
+                "cannot listen on TCP frontend {}: the port is already in use", port));
+        }
+        throw os_error(error, fmt::format("binding TCP frontend {}", port));
+    }
+    if (::listen(listener->fd.get(), kListenBacklog) != 0) {
+        throw os_error(errno, fmt::format("listening on TCP frontend {}", port));
+    }
+    return listener;
+}
+
+}  // namespace
+
+void StreamRouter::Impl::apply(const Config& config) {
+    const std::lock_guard serial(apply_mutex_);
+    auto pending = std::make_shared<PendingApply>();
+    for (const Frontend& frontend : config.frontends) {
+        if (!stream_frontend(frontend)) {
+            continue;
+        }
+        auto rules = std::make_shared<FrontendRules>();
+        rules->frontend = frontend;
+        rules->needed = first_bytes_needed(frontend);
+        rules->rr_order = round_robin_order(frontend.backends);
+        pending->rules[frontend.port] = std::move(rules);
+    }
+    std::set<std::uint16_t> current;
+    {
+        const std::lock_guard lock(mutex_);
+        if (stopping_) {
+            throw std::runtime_error("the stream router has stopped");
+        }
+        current = ports_;
+    }
+    // Every new listener opens before anything changes: a port that cannot
+    // be had fails the whole apply and the old rules stay.
+    for (const auto& [port, rules] : pending->rules) {
+        if (!current.contains(port)) {
+            pending->new_listeners.push_back(open_listener(port));
+        }
+    }
+    std::unique_lock lock(mutex_);
+    pending_ = pending;
+    std::uint64_t one = 1;
+    (void)!::write(wake_.get(), &one, sizeof one);
+    applied_.wait(lock, [&] { return pending->done || stopped_; });
+    ports_.clear();
+    for (const auto& [port, rules] : pending->rules) {
+        ports_.insert(port);
+    }
+}
+
+void StreamRouter::Impl::stop() {
+    {
+        const std::lock_guard lock(mutex_);
+        if (stopping_) {
+            return;
+        }
+        stopping_ = true;
+    }
+    if (wake_) {
+        std::uint64_t one = 1;
+        (void)!::write(wake_.get(), &one, sizeof one);
+    }
+    if (thread_.joinable()) {
+        thread_.join();
+    }
+    if (pinned_) {
+        (void)::unlink((pin_dir_ / "stream_connections").c_str());
+        (void)::unlink((pin_dir_ / "stream_bytes").c_str());
+        (void)::rmdir(pin_dir_.c_str());
+        pinned_ = false;
+    }
+}
+
+std::vector<std::uint16_t> StreamRouter::Impl::listening_ports() const {
+    const std::lock_guard lock(mutex_);
+    return {ports_.begin(), ports_.end()};
+}
+
+std::size_t StreamRouter::Impl::open_connections() const {
+    const std::lock_guard lock(mutex_);
+    return open_connections_;
+}
+
+std::vector<StreamFrontendStats> StreamRouter::Impl::stats() const {
+    return read_stream_stats(connections_fd_, bytes_fd_);
+}
+
+// ------------------------------------------------------------------- loop
+
+void StreamRouter::Impl::loop() {
+    epoll_event events[kMaxEvents];
+    for (;;) {
+        {
+            const std::lock_guard lock(mutex_);
+            if (stopping_) {
+                break;
+            }
+        }
+        const int count = ::epoll_wait(epoll_.get(), events, kMaxEvents, next_timeout(Clock::now()));
+        if (count < 0 && errno != EINTR) {
+            fmt::print(stderr, "portmux: stream router: epoll_wait: {}\n", std::strerror(errno));
+            break;
+        }
+        for (int i = 0; i < count; ++i) {
+            handle(events[i]);
+        }
+        const Clock::time_point now = Clock::now();
+        expire(now);
+        for (auto& [id, connection] : connections_) {
+            if (connection->draining && connection->phase == Phase::spliced &&
+                now >= connection->next_drain_check) {
+                check_drained(*connection, now);
+            }
+        }
+        for (const std::uint64_t id : dead_) {
+            connections_.erase(id);
+        }
+        dead_.clear();
+        const std::lock_guard lock(mutex_);
+        open_connections_ = connections_.size();
+    }
+    // Stopping: every connection ends with the router.
+    for (auto& [id, connection] : connections_) {
+        forget_sockets(*connection);
+    }
+    connections_.clear();
+    listeners_.clear();
+    const std::lock_guard lock(mutex_);
+    open_connections_ = 0;
+    stopped_ = true;
+    applied_.notify_all();
+}
+
+void StreamRouter::Impl::take_pending_apply() {
+    std::shared_ptr<PendingApply> pending;
+    {
+        const std::lock_guard lock(mutex_);
+        pending = std::exchange(pending_, nullptr);
+    }
+    if (!pending) {
+        return;
+    }
+    for (auto it = listeners_.begin(); it != listeners_.end();) {
+        if (!pending->rules.contains(it->first)) {
+            it = listeners_.erase(it);  // closing the fd leaves the epoll set
+        } else {
+            it->second->rules = pending->rules.at(it->first);
+            ++it;
+        }
+    }
+    for (std::unique_ptr<Listener>& listener : pending->new_listeners) {
+        listener->rules = pending->rules.at(listener->port);
+        listener->tag = {TagKind::listener, nullptr, listener.get()};
+        epoll_event event{};
+        event.events = EPOLLIN;
+        event.data.ptr = &listener->tag;
+        (void)::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, listener->fd.get(), &event);
+        (void)counters(listener->port, 0);
+        publish(listener->port, 0);
+        const std::uint16_t port = listener->port;
+        listeners_[port] = std::move(listener);
+    }
+    const std::lock_guard lock(mutex_);
+    pending->done = true;
+    applied_.notify_all();
+}
+
+void StreamRouter::Impl::handle(const epoll_event& event) {
+    auto* tag = static_cast<EpollTag*>(event.data.ptr);
+    switch (tag->kind) {
+    case TagKind::wake: {
+        std::uint64_t value = 0;
+        (void)!::read(wake_.get(), &value, sizeof value);
+        take_pending_apply();
+        return;
+    }
+    case TagKind::listener:
+        accept_clients(*tag->listener);
+        return;
+    case TagKind::client:
+    case TagKind::backend:
+        break;
+    }
+    Connection& connection = *tag->connection;
+    const bool from_client = tag->kind == TagKind::client;
+    switch (connection.phase) {
+    case Phase::reading:
+        if (from_client) {
+            read_first_bytes(connection);
+        }
+        return;
+    case Phase::connecting:
+        if (!from_client) {
+            backend_connected(connection);
+        }
+        return;
+    case Phase::writing:
+        if (!from_client) {
+            write_first_bytes(connection);
+        }
+        return;
+    case Phase::spliced:
+        spliced_event(connection, from_client ? connection.client : connection.backend,
+                      event.events);
+        return;
+    case Phase::fallback:
+        if ((event.events & EPOLLERR) != 0 &&
+            socket_error((from_client ? connection.client : connection.backend).fd.get()) != 0) {
+            abort(connection, from_client ? connection.client : connection.backend);
+            return;
+        }
+        pump_fallback(connection);
+        return;
+    case Phase::closed:
+        return;
+    }
+}
+
+void StreamRouter::Impl::watch(Side& side, EpollTag& tag, std::uint32_t events) {
+    if (side.events == events || !side.fd) {
+        return;
+    }
+    epoll_event event{};
+    event.events = events;
+    event.data.ptr = &tag;
+    if (side.events == 0 && events != 0) {
+        (void)::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, side.fd.get(), &event);
+    } else if (events == 0) {
+        (void)::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, side.fd.get(), nullptr);
+    } else {
+        (void)::epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, side.fd.get(), &event);
+    }
+    side.events = events;
+}
+
+int StreamRouter::Impl::next_timeout(Clock::time_point now) const {
+    Clock::time_point next = Clock::time_point::max();
+    for (const auto& [id, connection] : connections_) {
+        switch (connection->phase) {
+        case Phase::reading:
+        case Phase::connecting:
+        case Phase::writing:
+            next = std::min(next, connection->deadline);
+            break;
+        case Phase::spliced:
+            if (connection->draining) {
+                next = std::min(next, connection->next_drain_check);
+            }
+            break;
+        default:
+            break;
+        }
+    }
+    if (next == Clock::time_point::max()) {
+        return -1;
+    }
+    if (next <= now) {
+        return 0;
+    }
+    return static_cast<int>(
+        std::chrono::ceil<Milliseconds>(next - now).count());
+}
+
+void StreamRouter::Impl::expire(Clock::time_point now) {
+    for (auto& [id, connection] : connections_) {
+        if (now < connection->deadline) {
+            continue;
+        }
+        switch (connection->phase) {
+        case Phase::reading:
+            refuse(*connection, Refusal::timeout);
+            break;
+        case Phase::connecting:
+        case Phase::writing:
+            refuse(*connection, Refusal::backend_refused);
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+// --------------------------------------------------------------- counters
+
+portmux_stream_connections& StreamRouter::Impl::counters(std::uint16_t frontend,
+                                                          std::uint16_t backend) {
+    return counters_[{frontend, backend}];
+}
+
+// The router is the only writer of `stream_connections`: a whole-value
+// update loses nothing.
+void StreamRouter::Impl::publish(std::uint16_t frontend, std::uint16_t backend) {
+    const portmux_stream_route_key key{frontend, backend};
+    (void)bpf_map_update_elem(connections_fd_, &key, &counters_[{frontend, backend}], BPF_ANY);
+}
+
+// --------------------------------------------------------- first bytes
+
+void StreamRouter::Impl::accept_clients(Listener& listener) {
+    for (int accepted = 0; accepted < kAcceptsPerWakeup; ++accepted) {
+        UniqueFd client(::accept4(listener.fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+        if (!client) {
+            return;  // EAGAIN, or a client gone before accept, or out of fds
+        }
+        auto connection = std::make_unique<Connection>();
+        connection->id = next_id_++;
+        connection->rules = listener.rules;
+        connection->client.fd = std::move(client);
+        connection->client_tag = {TagKind::client, connection.get(), nullptr};
+        connection->backend_tag = {TagKind::backend, connection.get(), nullptr};
+        connection->deadline =
+            Clock::now() + std::chrono::seconds(listener.rules->frontend.first_data_timeout_seconds);
+        connection->first.reserve(listener.rules->needed);
+        ++counters(listener.port, 0).accepted;
+        publish(listener.port, 0);
+        Connection& added = *connection;
+        connections_[added.id] = std::move(connection);
+        if (listener.rules->needed == 0) {
+            decide(added, false);
+        } else {
+            // Woken only once the rules can decide (or on FIN, RST).
+            set_int_option(added.client.fd.get(), SOL_SOCKET, SO_RCVLOWAT,
+                           static_cast<int>(listener.rules->needed));
+            watch(added.client, added.client_tag, EPOLLIN | EPOLLRDHUP);
+        }
+    }
+}
+
+// The first bytes are peeked, never consumed: they stay in the client's
+// socket and reach the backend with the rest of the stream, through the
+// verdict program (or the splice(2) fallback). Reading them would leave a
+// partly consumed skb at the head of the receive queue, which the verdict
+// path hands on whole: the backend would get those bytes twice.
+void StreamRouter::Impl::read_first_bytes(Connection& connection) {
+    const std::size_t needed = connection.rules->needed;
+    connection.first.resize(needed);
+    const ssize_t got = ::recv(connection.client.fd.get(), connection.first.data(), needed,
+                               MSG_PEEK | MSG_DONTWAIT);
+    if (got < 0 && (errno == EAGAIN || errno == EINTR)) {
+        connection.first.clear();
+        return;
+    }
+    connection.first.resize(got > 0 ? static_cast<std::size_t>(got) : 0);
+    // Fewer bytes than the rules need only wake us with a FIN or an error
+    // (SO_RCVLOWAT): either way no more will come.
+    decide(connection, connection.first.size() < needed);
+}
+
+void StreamRouter::Impl::decide(Connection& connection, bool stream_ended) {
+    const FrontendRules& rules = *connection.rules;
+    const FirstBytesDecision decision =
+        decide_first_bytes(rules.frontend, connection.first, stream_ended);
+    switch (decision.kind) {
+    case FirstBytesDecision::Kind::need_more:
+        return;
+    case FirstBytesDecision::Kind::refuse:
+        refuse(connection, decision.refusal);
+        return;
+    case FirstBytesDecision::Kind::route:
+        connect_backend(connection, decision.backend_port);
+        return;
+    case FirstBytesDecision::Kind::round_robin: {
+        const auto found = listeners_.find(rules.frontend.port);
+        if (rules.rr_order.empty() || found == listeners_.end()) {
+            refuse(connection, Refusal::backend_refused);
+            return;
+        }
+        std::uint32_t& cursor = found->second->rr_cursor;
+        const std::uint8_t index = rules.rr_order[cursor++ % rules.rr_order.size()];
+        connect_backend(connection, rules.frontend.backends[index].port);
+        return;
+    }
+    }
+}
+
+void StreamRouter::Impl::connect_backend(Connection& connection, std::uint16_t port) {
+    connection.backend_port = port;
+    watch(connection.client, connection.client_tag, 0);
+    connection.backend.fd.reset(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (!connection.backend.fd) {
+        refuse(connection, Refusal::backend_refused);
+        return;
+    }
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(port);
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connection.phase = Phase::connecting;
+    if (::connect(connection.backend.fd.get(), reinterpret_cast<const sockaddr*>(&address),
+                  sizeof address) == 0) {
+        backend_connected(connection);
+    } else if (errno == EINPROGRESS) {
+        watch(connection.backend, connection.backend_tag, EPOLLOUT);
+    } else {
+        refuse(connection, Refusal::backend_refused);
+    }
+}
+
+void StreamRouter::Impl::backend_connected(Connection& connection) {
+    if (socket_error(connection.backend.fd.get()) != 0) {
+        refuse(connection, Refusal::backend_refused);
+        return;
+    }
+    if (connection.rules->frontend.proxy_protocol_v2) {
+        sockaddr_storage client{};
+        sockaddr_storage local{};
+        socklen_t client_length = sizeof client;
+        socklen_t local_length = sizeof local;
+        (void)::getpeername(connection.client.fd.get(), reinterpret_cast<sockaddr*>(&client),
+                            &client_length);
+        (void)::getsockname(connection.client.fd.get(), reinterpret_cast<sockaddr*>(&local),
+                            &local_length);
+        connection.to_backend = proxy_v2_header(client, local);
+    }
+    connection.phase = Phase::writing;
+    write_first_bytes(connection);
+}
+
+void StreamRouter::Impl::write_first_bytes(Connection& connection) {
+    Side& backend = connection.backend;
+    while (connection.to_backend_written < connection.to_backend.size()) {
+        const ssize_t sent = ::send(backend.fd.get(),
+                                    connection.to_backend.data() + connection.to_backend_written,
+                                    connection.to_backend.size() - connection.to_backend_written,
+                                    MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (sent < 0) {
+            if (errno == EAGAIN || errno == EINTR) {
+                watch(backend, connection.backend_tag, EPOLLOUT);
+                return;
+            }
+            refuse(connection, Refusal::backend_refused);
+            return;
+        }
+        connection.to_backend_written += static_cast<std::size_t>(sent);
+        backend.user_written += static_cast<std::uint64_t>(sent);
+    }
+    watch(backend, connection.backend_tag, 0);
+    hand_off(connection);
+}
+
+// --------------------------------------------------------------- splicing
+
+void StreamRouter::Impl::hand_off(Connection& connection) {
+    const std::uint16_t frontend = connection.rules->frontend.port;
+    ++counters(frontend, connection.backend_port).routed;
+    if (use_sockmap_ && splice_with_sockmap(connection)) {
+        ++counters(frontend, 0).spliced;
+        ++counters(frontend, connection.backend_port).spliced;
+    } else {
+        ++counters(frontend, 0).fallback;
+        ++counters(frontend, connection.backend_port).fallback;
+        start_fallback(connection);
+    }
+    publish(frontend, 0);
+    publish(frontend, connection.backend_port);
+}
+
+// Reads the bytes the verdict program left in the backend socket while it
+// had no peer (SK_PASS): exactly as many as it counted, so the read never
+// reaches into the receive queue the program consumes.
+static std::vector<std::uint8_t> take_passed_bytes(int state_fd, Side& backend) {
+    std::vector<std::uint8_t> taken;
+    for (int round = 0; round < 64; ++round) {
+        portmux_stream_socket state{};
+        if (bpf_map_lookup_elem(state_fd, &backend.cookie, &state) != 0 ||
+            state.passed_bytes <= backend.user_read) {
+            break;
+        }
+        const std::size_t want = static_cast<std::size_t>(state.passed_bytes - backend.user_read);
+        const std::size_t old_size = taken.size();
+        taken.resize(old_size + want);
+        const ssize_t got = ::recv(backend.fd.get(), taken.data() + old_size, want, MSG_DONTWAIT);
+        taken.resize(old_size + (got > 0 ? static_cast<std::size_t>(got) : 0));
+        if (got <= 0) {
+            break;
+        }
+        backend.user_read += static_cast<std::uint64_t>(got);
+    }
+    return taken;
+}
+
+// Puts both sockets in the sockhash. False (and nothing left in the maps)
+// when the kernel will not take them: a client that already sent its FIN
+// is in CLOSE_WAIT, and only ESTABLISHED sockets can be inserted.
+bool StreamRouter::Impl::splice_with_sockmap(Connection& connection) {
+    Side& client = connection.client;
+    Side& backend = connection.backend;
+    tcp_info info{};
+    // BPF_TCP_ESTABLISHED is the kernel's TCP_ESTABLISHED (1).
+    if (!read_tcp_info(client.fd.get(), info) || info.tcpi_state != BPF_TCP_ESTABLISHED ||
+        !read_tcp_info(backend.fd.get(), info) || info.tcpi_state != BPF_TCP_ESTABLISHED) {
+        return false;
+    }
+    client.cookie = socket_cookie(client.fd.get());
+    backend.cookie = socket_cookie(backend.fd.get());
+    if (client.cookie == 0 || backend.cookie == 0) {
+        return false;
+    }
+    const portmux_stream_route_key route{connection.rules->frontend.port, connection.backend_port};
+    const portmux_stream_bytes zero{};
+    (void)bpf_map_update_elem(bytes_fd_, &route, &zero, BPF_NOEXIST);
+
+    portmux_stream_socket backend_state{};
+    backend_state.route = route;
+    portmux_stream_socket client_state{};
+    client_state.route = route;
+    client_state.to_backend = 1;
+    // The backend has no peer yet: whatever it sends before the client is
+    // in the map stays in its socket (SK_PASS) and is forwarded below.
+    const std::uint64_t no_peer = 0;
+    if (bpf_map_update_elem(state_fd_, &backend.cookie, &backend_state, BPF_ANY) != 0 ||
+        bpf_map_update_elem(state_fd_, &client.cookie, &client_state, BPF_ANY) != 0 ||
+        bpf_map_update_elem(peers_fd_, &backend.cookie, &no_peer, BPF_ANY) != 0 ||
+        bpf_map_update_elem(peers_fd_, &client.cookie, &backend.cookie, BPF_ANY) != 0) {
+        forget_sockets(connection);
+        return false;
+    }
+    // Backend first: from the moment the client is in the map its bytes are
+    // redirected, and the backend must be there to take them.
+    std::uint32_t fd = static_cast<std::uint32_t>(backend.fd.get());
+    if (bpf_map_update_elem(sockets_fd_, &backend.cookie, &fd, BPF_NOEXIST) != 0) {
+        forget_sockets(connection);
+        return false;
+    }
+    fd = static_cast<std::uint32_t>(client.fd.get());
+    if (bpf_map_update_elem(sockets_fd_, &client.cookie, &fd, BPF_NOEXIST) != 0) {
+        // The client sent its FIN just now. What the backend sent meanwhile
+        // would be lost with its psock: keep it for the fallback.
+        connection.to_client = take_passed_bytes(state_fd_, backend);
+        forget_sockets(connection);
+        return false;
+    }
+    (void)bpf_map_update_elem(peers_fd_, &backend.cookie, &client.cookie, BPF_EXIST);
+
+    // Bytes the backend sent in the moment it had no peer (rare: the client
+    // was inserted microseconds later) go to the client now.
+    const std::vector<std::uint8_t> held = take_passed_bytes(state_fd_, backend);
+    std::size_t written = 0;
+    while (written < held.size()) {
+        const ssize_t sent =
+            ::send(client.fd.get(), held.data() + written, held.size() - written, MSG_NOSIGNAL);
+        if (sent <= 0) {
+            break;  // the client is gone: its error event ends the connection
+        }
+        written += static_cast<std::size_t>(sent);
+        client.user_written += static_cast<std::uint64_t>(sent);
+    }
+    // Bytes that arrived before insertion (the client's first bytes among
+    // them) sit in the receive queue until the next segment wakes the
+    // verdict program; setting SO_RCVLOWAT calls the socket's data-ready
+    // hook now, which hands them to the program.
+    set_int_option(client.fd.get(), SOL_SOCKET, SO_RCVLOWAT, 1);
+    set_int_option(backend.fd.get(), SOL_SOCKET, SO_RCVLOWAT, 1);
+
+    // Only FIN, RST and errors concern user space from now on; edge
+    // triggered, so a half-closed side does not wake the loop again.
+    connection.phase = Phase::spliced;
+    watch(client, connection.client_tag, EPOLLRDHUP | EPOLLET);
+    watch(backend, connection.backend_tag, EPOLLRDHUP | EPOLLET);
+    return true;
+}
+
+void StreamRouter::Impl::spliced_event(Connection& connection, Side& side, std::uint32_t events) {
+    // A reset (or any error) ends both sides at once.
+    if ((events & EPOLLERR) != 0 || ((events & EPOLLHUP) != 0 && socket_error(side.fd.get()) != 0)) {
+        abort(connection, side);
+        return;
+    }
+    if ((events & (EPOLLRDHUP | EPOLLHUP)) != 0 && !side.read_closed) {
+        side.read_closed = true;
+        connection.draining = true;
+        connection.drain_interval = kFirstDrainCheck;
+        check_drained(connection, Clock::now());
+    }
+}
+
+// FROM has half-closed: have all its bytes reached TO's send queue? The
+// verdict program counts what it redirected; FROM's receive count says what
+// there was (the FIN counts one in it), TO's acked plus queued bytes what
+// it has taken. Read TO's TCP_INFO before its queue: an ACK between the
+// two reads can then only make the sum fall short, never reach it early.
+bool StreamRouter::Impl::all_forwarded(Side& from, Side& to) {
+    portmux_stream_socket entry{};
+    if (bpf_map_lookup_elem(state_fd_, &from.cookie, &entry) != 0) {
+        return true;
+    }
+    tcp_info from_info{};
+    tcp_info to_info{};
+    if (!read_tcp_info(from.fd.get(), from_info) || !read_tcp_info(to.fd.get(), to_info)) {
+        return true;
+    }
+    int queued = 0;
+    if (::ioctl(to.fd.get(), SIOCOUTQ, &queued) != 0) {
+        return true;
+    }
+    const std::uint64_t received = from_info.tcpi_bytes_received - 1;  // less the FIN
+    const std::uint64_t relayed = from.user_read + entry.redirected_bytes;
+    const std::uint64_t taken = to_info.tcpi_bytes_acked + static_cast<std::uint64_t>(queued);
+    return relayed >= received && taken >= to.user_written + entry.redirected_bytes;
+}
+
+void StreamRouter::Impl::check_drained(Connection& connection, Clock::time_point now) {
+    Side& client = connection.client;
+    Side& backend = connection.backend;
+    if (client.read_closed && !backend.write_shut && all_forwarded(client, backend)) {
+        (void)::shutdown(backend.fd.get(), SHUT_WR);
+        backend.write_shut = true;
+    }
+    if (backend.read_closed && !client.write_shut && all_forwarded(backend, client)) {
+        (void)::shutdown(client.fd.get(), SHUT_WR);
+        client.write_shut = true;
+    }
+    if (client.write_shut && backend.write_shut) {
+        finish(connection);
+        return;
+    }
+    const bool waiting = (client.read_closed && !backend.write_shut) ||
+                         (backend.read_closed && !client.write_shut);
+    connection.draining = waiting;
+    if (waiting) {
+        connection.next_drain_check = now + connection.drain_interval;
+        connection.drain_interval = std::min(connection.drain_interval * 2, kLastDrainCheck);
+    }
+}
+
+// --------------------------------------------------------------- fallback
+
+void StreamRouter::Impl::start_fallback(Connection& connection) {
+    connection.phase = Phase::fallback;
+    for (PipeRelay* relay : {&connection.client_to_backend, &connection.backend_to_client}) {
+        int ends[2];
+        if (::pipe2(ends, O_NONBLOCK | O_CLOEXEC) != 0) {
+            abort(connection, connection.client);
+            return;
+        }
+        relay->read_end.reset(ends[0]);
+        relay->write_end.reset(ends[1]);
+    }
+    pump_fallback(connection);
+}
+
+// Moves what can move without blocking; false when the relay failed (the
+// connection is then aborted).
+bool StreamRouter::Impl::pump(Connection& connection, PipeRelay& relay, Side& from, Side& to) {
+    (void)connection;
+    for (int round = 0; round < 16 && !relay.done; ++round) {
+        if (relay.in_pipe > 0) {
+            const ssize_t moved = ::splice(relay.read_end.get(), nullptr, to.fd.get(), nullptr,
+                                           relay.in_pipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+            if (moved < 0) {
+                return errno == EAGAIN || errno == EINTR;
+            }
+            relay.in_pipe -= static_cast<std::size_t>(moved);
+            to.user_written += static_cast<std::uint64_t>(moved);
+            continue;
+        }
+        if (!relay.source_ended) {
+            // Only into an empty pipe: EAGAIN then means "no data", never
+            // "pipe full", and at most one pipe's worth waits per direction.
+            const ssize_t moved = ::splice(from.fd.get(), nullptr, relay.write_end.get(), nullptr,
+                                           kSpliceChunk, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+            if (moved > 0) {
+                relay.in_pipe += static_cast<std::size_t>(moved);
+                continue;
+            }
+            if (moved < 0) {
+                return errno == EAGAIN || errno == EINTR;
+            }
+            relay.source_ended = true;
+            from.read_closed = true;
+        }
+        if (relay.source_ended && relay.in_pipe == 0) {
+            (void)::shutdown(to.fd.get(), SHUT_WR);
+            to.write_shut = true;
+            relay.done = true;
+        }
+    }
+    return true;
+}
+
+void StreamRouter::Impl::pump_fallback(Connection& connection) {
+    Side& client = connection.client;
+    Side& backend = connection.backend;
+    // Bytes the backend sent before a failed insertion go first.
+    while (connection.to_client_written < connection.to_client.size()) {
+        const ssize_t sent = ::send(client.fd.get(),
+                                    connection.to_client.data() + connection.to_client_written,
+                                    connection.to_client.size() - connection.to_client_written,
+                                    MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (sent < 0) {
+            if (errno == EAGAIN || errno == EINTR) {
+                watch(client, connection.client_tag, EPOLLOUT);
+                return;
+            }
+            abort(connection, client);
+            return;
+        }
+        connection.to_client_written += static_cast<std::size_t>(sent);
+        client.user_written += static_cast<std::uint64_t>(sent);
+    }
+    if (!pump(connection, connection.client_to_backend, client, backend)) {
+        abort(connection, backend);
+        return;
+    }
+    if (!pump(connection, connection.backend_to_client, backend, client)) {
+        abort(connection, client);
+        return;
+    }
+    PipeRelay& up = connection.client_to_backend;
+    PipeRelay& down = connection.backend_to_client;
+    if (up.done && down.done) {
+        finish(connection);
+        return;
+    }
+    const auto reading = [](const PipeRelay& relay) {
+        return !relay.done && !relay.source_ended && relay.in_pipe == 0;
+    };
+    const auto writing = [](const PipeRelay& relay) { return !relay.done && relay.in_pipe > 0; };
+    // Level triggered: each side is watched for exactly what its relays wait on.
+    const std::uint32_t client_events =
+        (reading(up) ? EPOLLIN : 0u) | (writing(down) ? EPOLLOUT : 0u);
+    const std::uint32_t backend_events =
+        (reading(down) ? EPOLLIN : 0u) | (writing(up) ? EPOLLOUT : 0u);
+    // A side with nothing to wait on still reports a reset (EPOLLERR).
+    watch(client, connection.client_tag, client_events ? client_events : EPOLLRDHUP | EPOLLET);
+    watch(backend, connection.backend_tag, backend_events ? backend_events : EPOLLRDHUP | EPOLLET);
+}
+
+// ---------------------------------------------------------------- closing
+
+// Dropped connections are reset, not closed with a FIN: a FIN would read
+// as a clean, empty answer to a client that cannot tell it from a backend
+// that had nothing to say; a RST says "refused", frees both ends at once
+// (no TIME_WAIT on the router for connections it never served) and
+// discards whatever the client queued.
+void StreamRouter::Impl::refuse(Connection& connection, Refusal refusal) {
+    const std::uint16_t frontend = connection.rules->frontend.port;
+    const auto reason = static_cast<std::size_t>(refusal);
+    ++counters(frontend, 0).refused[reason];
+    publish(frontend, 0);
+    if (refusal == Refusal::backend_refused && connection.backend_port != 0) {
+        ++counters(frontend, connection.backend_port).refused[reason];
+        publish(frontend, connection.backend_port);
+    }
+    watch(connection.client, connection.client_tag, 0);
+    watch(connection.backend, connection.backend_tag, 0);
+    close_with_reset(connection.client.fd);
+    connection.backend.fd.reset();
+    connection.phase = Phase::closed;
+    dead_.push_back(connection.id);
+}
+
+void StreamRouter::Impl::forget_sockets(Connection& connection) {
+    for (Side* side : {&connection.backend, &connection.client}) {
+        if (side->cookie != 0) {
+            (void)bpf_map_delete_elem(sockets_fd_, &side->cookie);
+            (void)bpf_map_delete_elem(peers_fd_, &side->cookie);
+            (void)bpf_map_delete_elem(state_fd_, &side->cookie);
+            side->cookie = 0;
+        }
+    }
+}
+
+void StreamRouter::Impl::finish(Connection& connection) {
+    forget_sockets(connection);
+    watch(connection.client, connection.client_tag, 0);
+    watch(connection.backend, connection.backend_tag, 0);
+    connection.client.fd.reset();
+    connection.backend.fd.reset();
+    connection.phase = Phase::closed;
+    dead_.push_back(connection.id);
+}
+
+// RESET_BY was reset (or failed): the other side gets a RST too, so an
+// abort travels both ways like FIN does.
+void StreamRouter::Impl::abort(Connection& connection, Side& reset_by) {
+    forget_sockets(connection);
+    watch(connection.client, connection.client_tag, 0);
+    watch(connection.backend, connection.backend_tag, 0);
+    Side& other = &reset_by == &connection.client ? connection.backend : connection.client;
+    close_with_reset(other.fd);
+    close_with_reset(reset_by.fd);
+    connection.phase = Phase::closed;
+    dead_.push_back(connection.id);
+}
+
+// ----------------------------------------------------------------- facade
+
+StreamRouter::StreamRouter(std::filesystem::path pin_dir)
+    : impl_(std::make_unique<Impl>(std::move(pin_dir))) {}
+
+StreamRouter::~StreamRouter() = default;
+
+void StreamRouter::apply(const Config& config) {
+    impl_->apply(config);
+}
+
+void StreamRouter::stop() {
+    impl_->stop();
+}
+
+std::vector<std::uint16_t> StreamRouter::listening_ports() const {
+    return impl_->listening_ports();
+}
+
+std::size_t StreamRouter::open_connections() const {
+    return impl_->open_connections();
+}
+
+std::vector<StreamFrontendStats> StreamRouter::stats() const {
+    return impl_->stats();
+}
+
+}  // namespace portmux

@@ -1,0 +1,120 @@
+#include "stream_stats.hpp"
+
+#include <fmt/format.h>
+
+#include "first_bytes.hpp"
+
+namespace portmux {
+namespace {
+
+struct Metric {
+    const char* name;
+    const char* help;
+};
+
+constexpr Metric kAccepted{"portmux_stream_accepted_connections_total",
+                           "TCP connections accepted on a stream frontend."};
+constexpr Metric kRouted{"portmux_stream_routed_connections_total",
+                         "Connections handed to a backend, by how: sockmap or splice (fallback)."};
+constexpr Metric kRefused{"portmux_stream_refused_connections_total",
+                          "Connections closed (RST) without a backend, by reason."};
+constexpr Metric kBytes{"portmux_stream_bytes_total",
+                        "Bytes the sockmap verdict program relayed, by direction."};
+
+void header(std::string& out, const Metric& metric) {
+    out += fmt::format("# HELP {} {}\n# TYPE {} counter\n", metric.name, metric.help, metric.name);
+}
+
+}  // namespace
+
+std::string stream_stats_table(const std::vector<StreamFrontendStats>& frontends) {
+    if (frontends.empty()) {
+        return {};
+    }
+    std::string out = "stream frontends (TCP, routed by first bytes):\n";
+    for (const StreamFrontendStats& frontend : frontends) {
+        std::string refused;
+        std::uint64_t refused_total = 0;
+        for (std::size_t reason = 0; reason < PORTMUX_REFUSAL_REASONS; ++reason) {
+            refused_total += frontend.refused[reason];
+            if (frontend.refused[reason] != 0) {
+                refused += fmt::format("{}{} {}", refused.empty() ? " (" : ", ",
+                                       refusal_name(reason), frontend.refused[reason]);
+            }
+        }
+        out += fmt::format("  frontend {}/tcp: accepted {}, spliced {}, fallback {}, refused {}{}\n",
+                           frontend.port, frontend.accepted, frontend.spliced, frontend.fallback,
+                           refused_total, refused.empty() ? "" : refused + ")");
+        for (const StreamBackendStats& backend : frontend.backends) {
+            out += fmt::format("    backend {:<6} {:>10} connections {:>10} refused {:>16} bytes in "
+                               "{:>16} bytes out\n",
+                               backend.port, backend.routed, backend.refused,
+                               backend.bytes_to_backend, backend.bytes_to_client);
+        }
+    }
+    return out;
+}
+
+nlohmann::json stream_stats_json(const std::vector<StreamFrontendStats>& frontends) {
+    nlohmann::json list = nlohmann::json::array();
+    for (const StreamFrontendStats& frontend : frontends) {
+        nlohmann::json refused = nlohmann::json::object();
+        for (std::size_t reason = 0; reason < PORTMUX_REFUSAL_REASONS; ++reason) {
+            refused[std::string(refusal_name(reason))] = frontend.refused[reason];
+        }
+        nlohmann::json backends = nlohmann::json::array();
+        for (const StreamBackendStats& backend : frontend.backends) {
+            backends.push_back({{"port", backend.port},
+                                {"connections", backend.routed},
+                                {"refused", backend.refused},
+                                {"bytes_to_backend", backend.bytes_to_backend},
+                                {"bytes_to_client", backend.bytes_to_client}});
+        }
+        list.push_back({{"port", frontend.port},
+                        {"protocol", "tcp"},
+                        {"accepted", frontend.accepted},
+                        {"spliced", frontend.spliced},
+                        {"fallback", frontend.fallback},
+                        {"refused", std::move(refused)},
+                        {"backends", std::move(backends)}});
+    }
+    return list;
+}
+
+std::string stream_stats_prometheus(const std::vector<StreamFrontendStats>& frontends) {
+    if (frontends.empty()) {
+        return {};
+    }
+    std::string out;
+    header(out, kAccepted);
+    for (const StreamFrontendStats& frontend : frontends) {
+        out += fmt::format("{}{{frontend=\"{}\"}} {}\n", kAccepted.name, frontend.port,
+                           frontend.accepted);
+    }
+    header(out, kRouted);
+    for (const StreamFrontendStats& frontend : frontends) {
+        for (const StreamBackendStats& backend : frontend.backends) {
+            out += fmt::format("{}{{frontend=\"{}\",backend=\"{}\"}} {}\n", kRouted.name,
+                               frontend.port, backend.port, backend.routed);
+        }
+    }
+    header(out, kRefused);
+    for (const StreamFrontendStats& frontend : frontends) {
+        for (std::size_t reason = 0; reason < PORTMUX_REFUSAL_REASONS; ++reason) {
+            out += fmt::format("{}{{frontend=\"{}\",reason=\"{}\"}} {}\n", kRefused.name,
+                               frontend.port, refusal_name(reason), frontend.refused[reason]);
+        }
+    }
+    header(out, kBytes);
+    for (const StreamFrontendStats& frontend : frontends) {
+        for (const StreamBackendStats& backend : frontend.backends) {
+            out += fmt::format("{}{{frontend=\"{}\",backend=\"{}\",direction=\"to_backend\"}} {}\n",
+                               kBytes.name, frontend.port, backend.port, backend.bytes_to_backend);
+            out += fmt::format("{}{{frontend=\"{}\",backend=\"{}\",direction=\"to_client\"}} {}\n",
+                               kBytes.name, frontend.port, backend.port, backend.bytes_to_client);
+        }
+    }
+    return out;
+}
+
+}  // namespace portmux

@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The stream half of portmux: an sk_skb stream verdict program for TCP
+ * frontends routed by their first bytes. User space accepts the client,
+ * reads the first bytes, connects to the backend it picks and puts both
+ * sockets in `stream_sockets`; from then on this program sends every skb
+ * received on one socket to the other's send path, and no byte of the
+ * stream is copied to user space.
+ */
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+#include "portmux_shared.h"
+
+/* The spliced sockets, keyed by socket cookie. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKHASH);
+	__uint(max_entries, PORTMUX_STREAM_MAX_SOCKETS);
+	__type(key, __u64);
+	__type(value, __u32);
+} stream_sockets SEC(".maps");
+
+/* Each spliced socket's peer (its cookie; 0: none yet), keyed by cookie. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, PORTMUX_STREAM_MAX_SOCKETS);
+	__type(key, __u64);
+	__type(value, __u64);
+} stream_peers SEC(".maps");
+
+/* Each spliced socket's byte counts, keyed by socket cookie. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, PORTMUX_STREAM_MAX_SOCKETS);
+	__type(key, __u64);
+	__type(value, struct portmux_stream_socket);
+} stream_sockets_state SEC(".maps");
+
+/* Bytes each way per (frontend, backend), for stats. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, PORTMUX_STREAM_MAX_ROUTES);
+	__type(key, struct portmux_stream_route_key);
+	__type(value, struct portmux_stream_bytes);
+} stream_bytes SEC(".maps");
+
+/* Connection counters, written by user space only (the program never
+ * touches them); here so they live and are pinned with the object. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, PORTMUX_STREAM_MAX_ROUTES);
+	__type(key, struct portmux_stream_route_key);
+	__type(value, struct portmux_stream_connections);
+} stream_connections SEC(".maps");
+
+SEC("sk_skb/stream_verdict")
+int portmux_stream_verdict(struct __sk_buff *skb)
+{
+	struct portmux_stream_socket *self;
+	struct portmux_stream_bytes *bytes;
+	__u64 cookie, peer, *peer_slot;
+	__u32 len = skb->len;
+
+	/*
+	 * The end of the stream reaches this program as an skb without data.
+	 * Redirected, it would put a broken-pipe error on the peer and stop it
+	 * sending; the FIN itself is propagated by user space.
+	 */
+	if (len == 0)
+		return SK_DROP;
+
+	cookie = bpf_get_socket_cookie(skb);
+	self = bpf_map_lookup_elem(&stream_sockets_state, &cookie);
+	peer_slot = bpf_map_lookup_elem(&stream_peers, &cookie);
+	if (!self || !peer_slot)
+		return SK_DROP; /* not a socket portmux spliced: cannot happen */
+
+	peer = *peer_slot;
+	/*
+	 * No peer yet (between inserting the backend and the client) or the
+	 * peer already gone: keep the data in this socket for user space,
+	 * which forwards it, rather than lose it.
+	 */
+	if (peer == 0 || bpf_sk_redirect_hash(skb, &stream_sockets, &peer, 0) != SK_PASS) {
+		__sync_fetch_and_add(&self->passed_bytes, len);
+		return SK_PASS;
+	}
+	__sync_fetch_and_add(&self->redirected_bytes, len);
+	bytes = bpf_map_lookup_elem(&stream_bytes, &self->route);
+	if (bytes) {
+		if (self->to_backend)
+			__sync_fetch_and_add(&bytes->to_backend, len);
+		else
+			__sync_fetch_and_add(&bytes->to_client, len);
+	}
+	return SK_PASS;
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -1,0 +1,202 @@
+#!/usr/bin/env bash
+# e2e: TCP frontends routed by their first bytes (the stream router and its
+# sockmap verdict program), on a namespace's loopback.
+#
+# Echo backends on 5001-5003 answer "PORT:" then echo what they get. The
+# stream router (`portmux serve-streams`) serves:
+#   9000  the mplex case: "MPLX" at offset 0, a 3-byte tag at offset 20
+#         (aaa -> 5001, bbb -> 5002, ccc -> 5003), at least 24 bytes, 1 s
+#         for the first bytes;
+#   9100  round robin to 5009, where nothing listens;
+#   9200  5001 with a PROXY protocol v2 header.
+# portmux's XDP program is attached to the same lo with the same config,
+# which also has a plain TCP frontend 8080 -> 8081: XDP balances 8080 and
+# must leave 9000-9200 to the router.
+#
+# Checks: status lists 8080 and none of the stream frontends, and 8080 still
+# works through XDP; each tag reaches its backend and the connection is
+# spliced (the client half-closes only after its echo came back through the
+# sockmap, and gets the backend's FIN after it); a tag sent 1 byte per
+# segment with TCP_NODELAY is routed right; a request and FIN sent at once
+# (`nc -N`) is served through the splice(2) fallback and counted; an unknown
+# tag, a bad magic, a client that sends nothing, a client that ends too
+# early and a backend that is down each get a RST, counted by reason; the
+# PROXY header carries the client's address and the frontend port; a
+# connection spliced before a reload keeps its backend and carries data
+# after it, while a new one follows the new rules; every counter matches
+# the connections made; the router closes every socket it opened.
+set -uo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+PEER=$E2E_LIB_DIR/stream_peer.py
+
+require_root
+trap e2e_cleanup EXIT
+e2e_setup
+require_tools ip nc ss python3 timeout
+require_portmux
+
+make_ns_var NS pmstream
+log "namespace $NS, portmux $PORTMUX"
+
+write_config() {  # write_config FILE AAA_PORT BBB_PORT
+    cat >"$1" <<EOF
+{"frontends": [
+  {"port": 9000, "protocol": "tcp", "backends": [], "first_data_timeout": 1,
+   "validate": {"min_length": 24, "match": [{"offset": 0, "value": "MPLX"}]},
+   "route": {"offset": 20, "length": 3, "tags": [
+     {"tag": "aaa", "backend": $2}, {"tag": "bbb", "backend": $3}, {"tag": "ccc", "backend": 5003}]}},
+  {"port": 9100, "protocol": "tcp", "backends": [5009], "validate": {"min_length": 1}},
+  {"port": 9200, "protocol": "tcp", "backends": [5001], "proxy_protocol": "v2"},
+  {"port": 8080, "protocol": "tcp", "backends": [8081]}]}
+EOF
+}
+CONFIG=$E2E_WORKDIR/stream.json
+write_config "$CONFIG" 5001 5002
+
+for port in 5001 5002 5003; do
+    start_in_ns "$NS" "$E2E_WORKDIR/echo-$port.log" "$E2E_PYTHON" "$PEER" echo-server "$port" --label
+done
+start_tcp_reply_backend "$NS" 8081 1 "$E2E_WORKDIR"
+wait_until 10 all_ports_listening "$NS" tcp 5001 5002 5003 8081 ||
+    die "the backends never all started listening"
+
+register_detach "$NS" lo
+assert_ok "portmux attach lo (XDP) with the stream frontends in its config" \
+    in_ns "$NS" "$PORTMUX" attach lo --mode generic --config "$CONFIG" || finish
+status=$(in_ns "$NS" "$PORTMUX" status lo 2>&1)
+assert_match "status shows the plain TCP frontend 8080" '8080.*tcp' "$status"
+assert_no_match "XDP leaves the stream frontends alone (not installed)" '(9000|9100|9200)' "$status"
+
+ROUTER_LOG=$E2E_WORKDIR/router.log
+start_stream_router "$NS" "$CONFIG" "$ROUTER_LOG"
+ROUTER=$E2E_STREAM_ROUTER_PID
+wait_for_stream_router "$ROUTER_LOG" || die "the stream router did not start: $(cat "$ROUTER_LOG")"
+pass "stream router serving: $(head -1 "$ROUTER_LOG")"
+fds_idle=$(ls "/proc/$ROUTER/fd" | wc -l)
+
+client() {  # client ARGS...: one stream_peer.py client in the namespace
+    ip netns exec "$NS" timeout 20 "$E2E_PYTHON" "$PEER" --timeout 8 send "$@"
+}
+request() {  # request TAG [MAGIC]: 24 bytes of mplex header, then a body
+    printf '%s0123456789abcdef%s!body-%s' "${2:-MPLX}" "$1" "$1"
+}
+
+# ------------------------------------------------------------ XDP still there
+reply=$(ip netns exec "$NS" timeout 5 nc -N 127.0.0.1 8080 <<<"hello-xdp" 2>&1)
+assert_eq "backend-8081" "$reply" "plain TCP frontend 8080 balanced by XDP"
+
+# ------------------------------------------------------------------ routing
+for entry in aaa:5001 bbb:5002 ccc:5003; do
+    tag=${entry%%:*} port=${entry#*:}
+    req=$(request "$tag")
+    want="$port:$req"
+    out=$(client 127.0.0.1 9000 "$req" --fin-after ${#want})
+    assert_eq "$want" "$(json_field "$out" received_head)" "tag $tag routed to $port, echo spliced back"
+    assert_eq eof "$(json_field "$out" ended)" "tag $tag: the backend's FIN reached the client"
+done
+
+req=$(request bbb)
+want="5002:$req"
+out=$(client 127.0.0.1 9000 "$req" --per-byte --gap 0.01 --fin-after ${#want})
+assert_eq "$want" "$(json_field "$out" received_head)" \
+    "tag split 1 byte per segment (TCP_NODELAY) still routed to 5002"
+
+# -------------------------------------------------------------- fallback
+req=$(request ccc)
+out=$(client 127.0.0.1 9000 "$req" --with-fin)
+assert_eq "5003:$req" "$(json_field "$out" received_head)" \
+    "request and FIN in one segment: served"
+assert_eq 1 "$(stream_stat "$(stream_stats "$NS")" 9000 fallback)" \
+    "request and FIN in one segment: went through the splice(2) fallback, counted"
+# nc -N sends its FIN a moment after the request: spliced or fallback,
+# whichever the router saw, it is served.
+reply=$(printf '%s' "$req" | ip netns exec "$NS" timeout 5 nc -N 127.0.0.1 9000 2>&1)
+assert_eq "5003:$req" "$reply" "request then FIN from nc -N served"
+
+# ------------------------------------------------------------- refusals
+out=$(client 127.0.0.1 9000 "$(request zzz)")
+assert_eq reset "$(json_field "$out" ended)" "unknown tag: connection reset"
+out=$(client 127.0.0.1 9000 "$(request aaa XPLX)")
+assert_eq reset "$(json_field "$out" ended)" "bad magic: connection reset"
+out=$(client 127.0.0.1 9000 "")
+assert_eq reset "$(json_field "$out" ended)" "silent client: reset after first_data_timeout"
+out=$(client 127.0.0.1 9000 "MPLX012345" --fin)
+assert_eq reset "$(json_field "$out" ended)" "client ending before 24 bytes: reset"
+out=$(ip netns exec "$NS" timeout 20 "$E2E_PYTHON" "$PEER" --timeout 3 send 127.0.0.1 9100 "x")
+assert_eq reset "$(json_field "$out" ended)" \
+    "backend down: the client is reset at once (its 3 s read timeout never ran out)"
+
+# ---------------------------------------------------------------- PROXY v2
+out=$(client 127.0.0.1 9200 "proxied" --fin-after 40)
+"$E2E_PYTHON" - "$out" <<'PY' && pass "PROXY v2 header: TCP4, 127.0.0.1 -> 127.0.0.1:9200, then the data" || fail "PROXY v2 header wrong: $out"
+import json, socket, struct, sys
+head = json.loads(sys.argv[1])["received_head"].encode("latin-1")
+assert head.startswith(b"5001:"), head
+header = head[5:]
+assert header[:12] == b"\r\n\r\n\x00\r\nQUIT\n", header
+assert header[12:16] == b"\x21\x11\x00\x0c", header[12:16]
+src, dst = socket.inet_ntoa(header[16:20]), socket.inet_ntoa(header[20:24])
+sport, dport = struct.unpack("!HH", header[24:28])
+assert (src, dst, dport) == ("127.0.0.1", "127.0.0.1", 9200), (src, dst, sport, dport)
+assert header[28:] == b"proxied", header[28:]
+PY
+
+# ------------------------------------------------------------------ reload
+req=$(request aaa)
+want="5001:${req}after-reload"
+ip netns exec "$NS" timeout 20 "$E2E_PYTHON" "$PEER" --timeout 10 send 127.0.0.1 9000 "$req" \
+    --first-reply-file "$E2E_WORKDIR/first-reply" --second "after-reload" \
+    --second-when "$E2E_WORKDIR/reloaded" --fin-after ${#want} >"$E2E_WORKDIR/old.json" 2>&1 &
+old_client=$!
+wait_until 5 test -e "$E2E_WORKDIR/first-reply" || fail "the long-lived client got no first reply"
+write_config "$CONFIG" 5002 5001
+kill -HUP "$ROUTER"
+wait_until 5 grep -q '^reloaded' "$ROUTER_LOG" || fail "the router did not reload: $(cat "$ROUTER_LOG")"
+touch "$E2E_WORKDIR/reloaded"
+wait "$old_client"
+out=$(cat "$E2E_WORKDIR/old.json")
+assert_eq "$want" "$(json_field "$out" received_head)" \
+    "connection spliced before the reload carries data after it, still to 5001"
+req=$(request aaa)
+want="5002:$req"
+out=$(client 127.0.0.1 9000 "$req" --fin-after ${#want})
+assert_eq "$want" "$(json_field "$out" received_head)" "a new connection follows the new rules (aaa -> 5002)"
+
+# --------------------------------------------------------------- counters
+stats=$(stream_stats "$NS")
+# 9000: aaa bbb ccc, per-byte bbb, reload's old aaa and new aaa spliced;
+# request+FIN through the fallback; nc -N either way; zzz, bad magic,
+# silent, short refused.
+assert_eq 12 "$(stream_stat "$stats" 9000 accepted)" "9000 accepted 12 connections"
+spliced=$(stream_stat "$stats" 9000 spliced) fallback=$(stream_stat "$stats" 9000 fallback)
+assert_eq 8 "$((spliced + fallback))" "9000 served 8: spliced $spliced, fallback $fallback"
+assert_match "nc -N went either way" '^(1 7|2 6)$' "$fallback $spliced"
+for reason in unknown_tag magic_mismatch timeout too_short; do
+    assert_eq 1 "$(stream_stat "$stats" 9000 "refused.$reason")" "9000 refused 1 as $reason"
+done
+assert_eq 0 "$(stream_stat "$stats" 9000 refused.backend_refused)" "9000 refused none as backend_refused"
+assert_eq 2 "$(stream_stat "$stats" 9000 backend.5001.connections)" "5001 got 2 connections (aaa, old aaa)"
+assert_eq 3 "$(stream_stat "$stats" 9000 backend.5002.connections)" "5002 got 3 (bbb, per-byte bbb, new aaa)"
+assert_eq 3 "$(stream_stat "$stats" 9000 backend.5003.connections)" "5003 got 3 (ccc, request+FIN, nc -N)"
+assert_eq 1 "$(stream_stat "$stats" 9100 refused.backend_refused)" "9100 refused 1 as backend_refused"
+assert_eq 1 "$(stream_stat "$stats" 9100 backend.5009.refused)" "backend 5009 counted the refusal"
+# Bytes the verdict program relayed to 5001: both aaa requests, first bytes
+# included (the router only peeks at them), and "after-reload".
+req=$(request aaa)
+assert_eq $((2 * ${#req} + 12)) "$(stream_stat "$stats" 9000 backend.5001.bytes_to_backend)" \
+    "bytes to 5001 counted by the verdict program: both aaa requests and after-reload"
+prom=$(in_ns "$NS" "$PORTMUX" stats --format prometheus 2>&1)
+assert_match "prometheus: accepted connections per stream frontend" \
+    '^portmux_stream_accepted_connections_total\{frontend="9000"\} 12$' "$prom"
+assert_match "prometheus: refusals by reason" \
+    'portmux_stream_refused_connections_total\{frontend="9000",reason="unknown_tag"\} 1' "$prom"
+
+router_idle() { (($(ls "/proc/$ROUTER/fd" | wc -l) == fds_idle)); }
+wait_until 5 router_idle
+assert_eq "$fds_idle" "$(ls "/proc/$ROUTER/fd" | wc -l)" "the router closed every socket it opened"
+kill -TERM "$ROUTER"
+wait_until 5 grep -q '^stopped' "$ROUTER_LOG"
+assert_eq "" "$(ls "$E2E_BPFFS" | grep stream)" "the router unpinned its counters on exit"
+
+finish
