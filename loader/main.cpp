@@ -25,6 +25,7 @@
 #include "state_lock.hpp"
 #include "stats.hpp"
 #include "status_report.hpp"
+#include "stream_component.hpp"
 #include "stream_router.hpp"
 #include "stream_stats.hpp"
 #include "system.hpp"
@@ -333,7 +334,9 @@ int run_run(const Options& options) {
     }
     run.keep_on_exit = options.keep_on_exit;
     run.version = PORTMUX_VERSION;
-    return portmux::run_service(run);
+    std::vector<std::unique_ptr<portmux::RunComponent>> components;
+    components.push_back(std::make_unique<portmux::StreamRouterComponent>());
+    return portmux::run_service(run, std::move(components));
 }
 
 int run_drain(const Options& options, bool drained) {

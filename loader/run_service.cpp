@@ -28,6 +28,7 @@
 #include "reconfigure.hpp"
 #include "sd_notify.hpp"
 #include "service_metrics.hpp"
+#include "stream_stats.hpp"
 #include "state_lock.hpp"
 #include "system.hpp"
 
@@ -359,7 +360,9 @@ std::string Service::render_metrics_text() {
     } catch (const NotAttached&) {
         snapshot.attached = false;
     }
-    return render_metrics(snapshot);
+    // The stream router's counters (TCP frontends routed by first bytes).
+    return render_metrics(snapshot) +
+           stream_stats_prometheus(read_pinned_stream_stats(default_stream_pin_directory()));
 }
 
 bool Service::start() {
