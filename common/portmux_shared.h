@@ -254,6 +254,19 @@ struct portmux_stream_socket {
 	__u8 pad[3];
 };
 
+/*
+ * Value of `stream_peers`, keyed by socket cookie; written by user space.
+ * The verdict program sends one event (the socket's cookie, to
+ * `stream_events`) when the socket's redirected_bytes reach notify_at, so
+ * user space can look at the peer's queue every so many bytes: the kernel
+ * queues redirected data for a slow peer without limit, and user space
+ * pauses the sender when too much waits (see stream_router.cpp).
+ */
+struct portmux_stream_peer {
+	__u64 peer_cookie;  /* 0: no peer yet, the data stays in this socket */
+	__u64 notify_at;    /* redirected_bytes that trigger an event; ~0: none */
+};
+
 /* Why the stream service closed a connection without splicing it. */
 enum portmux_stream_refusal {
 	PORTMUX_REFUSED_TOO_SHORT = 0,       /* the client ended before the rules could decide */
@@ -273,6 +286,10 @@ struct portmux_stream_connections {
 	__u64 spliced;    /* of those, served by the verdict program */
 	__u64 fallback;   /* of those, served by splice(2) (client half-closed) */
 	__u64 refused[PORTMUX_REFUSAL_REASONS];
+	/* Bytes the router moved itself with splice(2): the fallback, and
+	 * the tail of a side whose FIN came while it was paused. */
+	__u64 splice_bytes_to_backend;
+	__u64 splice_bytes_to_client;
 };
 
 #endif /* PORTMUX_SHARED_H */

@@ -69,5 +69,7 @@ static_assert(sizeof(portmux_stream_socket) == 24);
 static_assert(offsetof(portmux_stream_socket, passed_bytes) == 8);
 static_assert(offsetof(portmux_stream_socket, route) == 16);
 static_assert(offsetof(portmux_stream_socket, to_backend) == 20);
-static_assert(sizeof(portmux_stream_connections) == 8 * (4 + PORTMUX_REFUSAL_REASONS));
+static_assert(sizeof(portmux_stream_peer) == 16);
+static_assert(offsetof(portmux_stream_peer, notify_at) == 8);
+static_assert(sizeof(portmux_stream_connections) == 8 * (6 + PORTMUX_REFUSAL_REASONS));
 static_assert(offsetof(portmux_stream_connections, refused) == 32);

@@ -54,6 +54,18 @@ constexpr int kAcceptsPerWakeup = 256;
 constexpr Milliseconds kFirstDrainCheck{1};
 constexpr Milliseconds kLastDrainCheck{100};
 constexpr std::size_t kSpliceChunk = 64 * 1024;
+// Backpressure. The kernel queues what the verdict program redirects to a
+// peer that cannot send it yet without any limit (the skbs leave the
+// sender's receive queue, so its TCP window stays open). Every
+// kCheckEvery bytes a socket redirects, the program tells user space,
+// which looks at how much of it still waits before the peer's send queue;
+// above kPauseAbove the socket leaves the verdict map (its data then stays
+// in its receive queue and TCP stops the sender), and it comes back once
+// less than kResumeBelow waits.
+constexpr std::uint64_t kCheckEvery = 1 << 20;
+constexpr std::uint64_t kPauseAbove = 4 << 20;
+constexpr std::uint64_t kResumeBelow = 1 << 20;
+constexpr Milliseconds kPausedCheck{1};
 
 std::system_error os_error(int error, const std::string& what) {
     return std::system_error(error, std::generic_category(), what);
@@ -108,7 +120,7 @@ struct FrontendRules {
     std::vector<std::uint8_t> rr_order;  // indices into frontend.backends
 };
 
-enum class TagKind { wake, listener, client, backend };
+enum class TagKind { wake, events, listener, client, backend };
 
 struct Connection;
 struct Listener;
@@ -129,9 +141,17 @@ struct Listener {
 
 enum class Phase { reading, connecting, writing, spliced, fallback, closed };
 
+// How the data a spliced side receives reaches its peer.
+enum class Flow {
+    verdict,  // the verdict program redirects it
+    paused,   // out of the verdict map: it waits in the receive queue
+    tail,     // paused when its FIN came: the rest goes by splice(2)
+};
+
 struct Side {
     UniqueFd fd;
     std::uint64_t cookie = 0;
+    Flow flow = Flow::verdict;
     std::uint32_t events = 0;       // current epoll interest, 0: not registered
     bool read_closed = false;       // its peer sent FIN
     bool write_shut = false;        // we sent FIN on it
@@ -162,6 +182,7 @@ struct Connection {
     std::size_t to_client_written = 0;
     Clock::time_point deadline;
     Clock::time_point next_drain_check;
+    Clock::time_point next_flow_check;
     Milliseconds drain_interval = kFirstDrainCheck;
     bool draining = false;
     PipeRelay client_to_backend;
@@ -223,6 +244,8 @@ std::vector<StreamFrontendStats> read_stream_stats(int connections_fd, int bytes
             backend.port = key.backend_port;
             backend.routed = value.routed;
             backend.refused = value.refused[PORTMUX_REFUSED_BACKEND_REFUSED];
+            backend.bytes_to_backend += value.splice_bytes_to_backend;
+            backend.bytes_to_client += value.splice_bytes_to_client;
         }
     }
     first = true;
@@ -235,8 +258,8 @@ std::vector<StreamFrontendStats> read_stream_stats(int connections_fd, int bytes
         }
         StreamBackendStats& backend = backends[{key.frontend_port, key.backend_port}];
         backend.port = key.backend_port;
-        backend.bytes_to_backend = value.to_backend;
-        backend.bytes_to_client = value.to_client;
+        backend.bytes_to_backend += value.to_backend;
+        backend.bytes_to_client += value.to_client;
     }
     for (auto& [route, backend] : backends) {
         StreamFrontendStats& frontend = frontends[route.first];
@@ -293,6 +316,12 @@ private:
     bool splice_with_sockmap(Connection& connection);
     void spliced_event(Connection& connection, Side& side, std::uint32_t events);
     void check_drained(Connection& connection, Clock::time_point now);
+    void on_stream_event(std::uint64_t cookie);
+    bool queued_for_peer(Side& from, Side& to, std::uint64_t& queued, std::uint64_t& redirected);
+    void set_notify(Side& side, Side& peer, std::uint64_t at);
+    void pause(Connection& connection, Side& from);
+    void check_paused(Connection& connection, Side& from, Side& to, PipeRelay& relay);
+    bool has_paused_side(const Connection& connection) const;
     bool all_forwarded(Side& from, Side& to);
     void start_fallback(Connection& connection);
     void pump_fallback(Connection& connection);
@@ -312,6 +341,9 @@ private:
     int sockets_fd_ = -1;
     int peers_fd_ = -1;
     int state_fd_ = -1;
+    int paused_fd_ = -1;
+    std::unique_ptr<ring_buffer, void (*)(ring_buffer*)> events_{nullptr, ring_buffer__free};
+    EpollTag events_tag_{TagKind::events, nullptr, nullptr};
     int bytes_fd_ = -1;
     int connections_fd_ = -1;
     bool use_sockmap_ = true;
@@ -337,6 +369,8 @@ private:
     std::map<std::uint16_t, std::unique_ptr<Listener>> listeners_;
     std::unordered_map<std::uint64_t, std::unique_ptr<Connection>> connections_;
     std::vector<std::uint64_t> dead_;
+    // Spliced sockets by cookie: which connection, and whether the client.
+    std::unordered_map<std::uint64_t, std::pair<Connection*, bool>> by_cookie_;
     std::uint64_t next_id_ = 1;
     std::map<RouteKey, portmux_stream_connections> counters_;
 };
@@ -363,6 +397,7 @@ StreamRouter::Impl::Impl(std::filesystem::path pin_dir) : pin_dir_(std::move(pin
     sockets_fd_ = bpf_map__fd(skeleton_->maps.stream_sockets);
     peers_fd_ = bpf_map__fd(skeleton_->maps.stream_peers);
     state_fd_ = bpf_map__fd(skeleton_->maps.stream_sockets_state);
+    paused_fd_ = bpf_map__fd(skeleton_->maps.stream_sockets_paused);
     bytes_fd_ = bpf_map__fd(skeleton_->maps.stream_bytes);
     connections_fd_ = bpf_map__fd(skeleton_->maps.stream_connections);
     if (bpf_prog_attach(bpf_program__fd(skeleton_->progs.portmux_stream_verdict), sockets_fd_,
@@ -395,6 +430,25 @@ StreamRouter::Impl::Impl(std::filesystem::path pin_dir) : pin_dir_(std::move(pin
     event.events = EPOLLIN;
     event.data.ptr = &wake_tag_;
     if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, wake_.get(), &event) != 0) {
+        throw os_error(errno, "creating the stream router's event loop");
+    }
+    events_.reset(ring_buffer__new(
+        bpf_map__fd(skeleton_->maps.stream_events),
+        [](void* self, void* data, std::size_t size) {
+            if (size >= sizeof(std::uint64_t)) {
+                std::uint64_t cookie = 0;
+                std::memcpy(&cookie, data, sizeof cookie);
+                static_cast<Impl*>(self)->on_stream_event(cookie);
+            }
+            return 0;
+        },
+        this, nullptr));
+    if (!events_) {
+        throw os_error(errno, "opening the stream router's event ring buffer");
+    }
+    event.events = EPOLLIN;
+    event.data.ptr = &events_tag_;
+    if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, ring_buffer__epoll_fd(events_.get()), &event) != 0) {
         throw os_error(errno, "creating the stream router's event loop");
     }
     thread_ = std::jthread([this] { loop(); });
@@ -536,7 +590,19 @@ void StreamRouter::Impl::loop() {
         const Clock::time_point now = Clock::now();
         expire(now);
         for (auto& [id, connection] : connections_) {
-            if (connection->draining && connection->phase == Phase::spliced &&
+            if (connection->phase != Phase::spliced) {
+                continue;
+            }
+            if (has_paused_side(*connection) && now >= connection->next_flow_check) {
+                connection->next_flow_check = now + kPausedCheck;
+                check_paused(*connection, connection->client, connection->backend,
+                             connection->client_to_backend);
+                if (connection->phase == Phase::spliced) {
+                    check_paused(*connection, connection->backend, connection->client,
+                                 connection->backend_to_client);
+                }
+            }
+            if (connection->phase == Phase::spliced && connection->draining &&
                 now >= connection->next_drain_check) {
                 check_drained(*connection, now);
             }
@@ -603,6 +669,9 @@ void StreamRouter::Impl::handle(const epoll_event& event) {
         take_pending_apply();
         return;
     }
+    case TagKind::events:
+        (void)ring_buffer__consume(events_.get());
+        return;
     case TagKind::listener:
         accept_clients(*tag->listener);
         return;
@@ -674,6 +743,9 @@ int StreamRouter::Impl::next_timeout(Clock::time_point now) const {
         case Phase::spliced:
             if (connection->draining) {
                 next = std::min(next, connection->next_drain_check);
+            }
+            if (has_paused_side(*connection)) {
+                next = std::min(next, connection->next_flow_check);
             }
             break;
         default:
@@ -936,11 +1008,12 @@ bool StreamRouter::Impl::splice_with_sockmap(Connection& connection) {
     client_state.to_backend = 1;
     // The backend has no peer yet: whatever it sends before the client is
     // in the map stays in its socket (SK_PASS) and is forwarded below.
-    const std::uint64_t no_peer = 0;
+    const portmux_stream_peer no_peer{0, kCheckEvery};
+    const portmux_stream_peer to_backend{backend.cookie, kCheckEvery};
     if (bpf_map_update_elem(state_fd_, &backend.cookie, &backend_state, BPF_ANY) != 0 ||
         bpf_map_update_elem(state_fd_, &client.cookie, &client_state, BPF_ANY) != 0 ||
         bpf_map_update_elem(peers_fd_, &backend.cookie, &no_peer, BPF_ANY) != 0 ||
-        bpf_map_update_elem(peers_fd_, &client.cookie, &backend.cookie, BPF_ANY) != 0) {
+        bpf_map_update_elem(peers_fd_, &client.cookie, &to_backend, BPF_ANY) != 0) {
         forget_sockets(connection);
         return false;
     }
@@ -959,7 +1032,10 @@ bool StreamRouter::Impl::splice_with_sockmap(Connection& connection) {
         forget_sockets(connection);
         return false;
     }
-    (void)bpf_map_update_elem(peers_fd_, &backend.cookie, &client.cookie, BPF_EXIST);
+    const portmux_stream_peer to_client{client.cookie, kCheckEvery};
+    (void)bpf_map_update_elem(peers_fd_, &backend.cookie, &to_client, BPF_EXIST);
+    by_cookie_[client.cookie] = {&connection, true};
+    by_cookie_[backend.cookie] = {&connection, false};
 
     // Bytes the backend sent in the moment it had no peer (rare: the client
     // was inserted microseconds later) go to the client now.
@@ -1031,11 +1107,14 @@ bool StreamRouter::Impl::all_forwarded(Side& from, Side& to) {
 void StreamRouter::Impl::check_drained(Connection& connection, Clock::time_point now) {
     Side& client = connection.client;
     Side& backend = connection.backend;
-    if (client.read_closed && !backend.write_shut && all_forwarded(client, backend)) {
+    // A paused side's end is passed on by check_paused().
+    if (client.read_closed && !backend.write_shut && client.flow == Flow::verdict &&
+        all_forwarded(client, backend)) {
         (void)::shutdown(backend.fd.get(), SHUT_WR);
         backend.write_shut = true;
     }
-    if (backend.read_closed && !client.write_shut && all_forwarded(backend, client)) {
+    if (backend.read_closed && !client.write_shut && backend.flow == Flow::verdict &&
+        all_forwarded(backend, client)) {
         (void)::shutdown(client.fd.get(), SHUT_WR);
         client.write_shut = true;
     }
@@ -1050,6 +1129,124 @@ void StreamRouter::Impl::check_drained(Connection& connection, Clock::time_point
         connection.next_drain_check = now + connection.drain_interval;
         connection.drain_interval = std::min(connection.drain_interval * 2, kLastDrainCheck);
     }
+}
+
+// ------------------------------------------------------------ backpressure
+
+bool StreamRouter::Impl::has_paused_side(const Connection& connection) const {
+    return connection.client.flow != Flow::verdict || connection.backend.flow != Flow::verdict;
+}
+
+// How many of the bytes FROM's data the program redirected still wait
+// before TO's send queue (in TO's psock). REDIRECTED is read first, so a
+// redirect racing with the reads can only make QUEUED smaller.
+bool StreamRouter::Impl::queued_for_peer(Side& from, Side& to, std::uint64_t& queued,
+                                         std::uint64_t& redirected) {
+    portmux_stream_socket state{};
+    tcp_info info{};
+    int unsent = 0;
+    if (bpf_map_lookup_elem(state_fd_, &from.cookie, &state) != 0 ||
+        !read_tcp_info(to.fd.get(), info) || ::ioctl(to.fd.get(), SIOCOUTQ, &unsent) != 0) {
+        return false;
+    }
+    redirected = state.redirected_bytes;
+    const std::uint64_t taken = info.tcpi_bytes_acked + static_cast<std::uint64_t>(unsent);
+    const std::uint64_t taken_from_peer = taken > to.user_written ? taken - to.user_written : 0;
+    queued = redirected > taken_from_peer ? redirected - taken_from_peer : 0;
+    return true;
+}
+
+void StreamRouter::Impl::set_notify(Side& side, Side& peer, std::uint64_t at) {
+    const portmux_stream_peer entry{peer.cookie, at};
+    (void)bpf_map_update_elem(peers_fd_, &side.cookie, &entry, BPF_EXIST);
+}
+
+// The program says COOKIE redirected kCheckEvery more bytes.
+void StreamRouter::Impl::on_stream_event(std::uint64_t cookie) {
+    const auto found = by_cookie_.find(cookie);
+    if (found == by_cookie_.end()) {
+        return;
+    }
+    Connection& connection = *found->second.first;
+    Side& from = found->second.second ? connection.client : connection.backend;
+    Side& to = found->second.second ? connection.backend : connection.client;
+    if (connection.phase != Phase::spliced || from.flow != Flow::verdict) {
+        return;
+    }
+    std::uint64_t queued = 0;
+    std::uint64_t redirected = 0;
+    if (!queued_for_peer(from, to, queued, redirected)) {
+        return;
+    }
+    if (queued > kPauseAbove) {
+        pause(connection, from);
+    } else {
+        set_notify(from, to, redirected + kCheckEvery);
+    }
+}
+
+// Out of the verdict map, into the one without a program: FROM's data
+// waits in its receive queue, and its peer can still send to it.
+void StreamRouter::Impl::pause(Connection& connection, Side& from) {
+    const auto fd = static_cast<std::uint32_t>(from.fd.get());
+    if (bpf_map_update_elem(paused_fd_, &from.cookie, &fd, BPF_NOEXIST) != 0) {
+        return;  // half-closed already: nothing more will come from it anyway
+    }
+    (void)bpf_map_delete_elem(sockets_fd_, &from.cookie);
+    from.flow = Flow::paused;
+    connection.next_flow_check = Clock::now() + kPausedCheck;
+}
+
+void StreamRouter::Impl::check_paused(Connection& connection, Side& from, Side& to,
+                                      PipeRelay& relay) {
+    if (from.flow == Flow::verdict) {
+        return;
+    }
+    std::uint64_t queued = 0;
+    std::uint64_t redirected = 0;
+    if (!queued_for_peer(from, to, queued, redirected)) {
+        return;
+    }
+    if (from.flow == Flow::tail) {
+        if (!pump(connection, relay, from, to)) {
+            abort(connection, to);
+            return;
+        }
+        if (relay.done) {
+            from.flow = Flow::verdict;  // nothing left to watch
+            check_drained(connection, Clock::now());
+        }
+        return;
+    }
+    if (queued >= kResumeBelow) {
+        return;
+    }
+    const auto fd = static_cast<std::uint32_t>(from.fd.get());
+    if (bpf_map_update_elem(sockets_fd_, &from.cookie, &fd, BPF_NOEXIST) == 0) {
+        (void)bpf_map_delete_elem(paused_fd_, &from.cookie);
+        from.flow = Flow::verdict;
+        set_notify(from, to, redirected + kCheckEvery);
+        // What arrived while paused is in the receive queue: hand it to the
+        // program now rather than at the next segment.
+        set_int_option(from.fd.get(), SOL_SOCKET, SO_RCVLOWAT, 1);
+        return;
+    }
+    // The map takes only ESTABLISHED sockets: FROM sent its FIN while
+    // paused, or we already passed its peer's FIN on to it. Once the peer
+    // has taken every redirected byte, the rest of FROM's stream goes by
+    // splice(2) (counted), then its FIN.
+    if (queued != 0) {
+        return;
+    }
+    int ends[2];
+    if (::pipe2(ends, O_NONBLOCK | O_CLOEXEC) != 0) {
+        abort(connection, from);
+        return;
+    }
+    relay.read_end.reset(ends[0]);
+    relay.write_end.reset(ends[1]);
+    from.flow = Flow::tail;
+    check_paused(connection, from, to, relay);
 }
 
 // --------------------------------------------------------------- fallback
@@ -1071,7 +1268,18 @@ void StreamRouter::Impl::start_fallback(Connection& connection) {
 // Moves what can move without blocking; false when the relay failed (the
 // connection is then aborted).
 bool StreamRouter::Impl::pump(Connection& connection, PipeRelay& relay, Side& from, Side& to) {
-    (void)connection;
+    bool moved_any = false;
+    // The byte counts reach the stats map once per call, on every way out.
+    struct Publish {
+        Impl& impl;
+        Connection& connection;
+        bool& moved;
+        ~Publish() {
+            if (moved) {
+                impl.publish(connection.rules->frontend.port, connection.backend_port);
+            }
+        }
+    } publish_on_return{*this, connection, moved_any};
     for (int round = 0; round < 16 && !relay.done; ++round) {
         if (relay.in_pipe > 0) {
             const ssize_t moved = ::splice(relay.read_end.get(), nullptr, to.fd.get(), nullptr,
@@ -1081,6 +1289,12 @@ bool StreamRouter::Impl::pump(Connection& connection, PipeRelay& relay, Side& fr
             }
             relay.in_pipe -= static_cast<std::size_t>(moved);
             to.user_written += static_cast<std::uint64_t>(moved);
+            portmux_stream_connections& count =
+                counters(connection.rules->frontend.port, connection.backend_port);
+            (&to == &connection.backend ? count.splice_bytes_to_backend
+                                        : count.splice_bytes_to_client) +=
+                static_cast<std::uint64_t>(moved);
+            moved_any = true;
             continue;
         }
         if (!relay.source_ended) {
@@ -1183,6 +1397,8 @@ void StreamRouter::Impl::forget_sockets(Connection& connection) {
     for (Side* side : {&connection.backend, &connection.client}) {
         if (side->cookie != 0) {
             (void)bpf_map_delete_elem(sockets_fd_, &side->cookie);
+            (void)bpf_map_delete_elem(paused_fd_, &side->cookie);
+            by_cookie_.erase(side->cookie);
             (void)bpf_map_delete_elem(peers_fd_, &side->cookie);
             (void)bpf_map_delete_elem(state_fd_, &side->cookie);
             side->cookie = 0;

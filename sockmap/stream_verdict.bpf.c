@@ -2,7 +2,7 @@
 /*
  * The stream half of portmux: an sk_skb stream verdict program for TCP
  * frontends routed by their first bytes. User space accepts the client,
- * reads the first bytes, connects to the backend it picks and puts both
+ * peeks at its first bytes, connects to the backend it picks and puts both
  * sockets in `stream_sockets`; from then on this program sends every skb
  * received on one socket to the other's send path, and no byte of the
  * stream is copied to user space.
@@ -20,12 +20,25 @@ struct {
 	__type(value, __u32);
 } stream_sockets SEC(".maps");
 
-/* Each spliced socket's peer (its cookie; 0: none yet), keyed by cookie. */
+/*
+ * Sockets whose own data is paused (their peer reads too slowly): out of
+ * `stream_sockets`, so this program no longer takes their data, which
+ * stays in their receive queue and closes their TCP window; still a
+ * target the peer's data can be redirected to. No program is attached.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKHASH);
+	__uint(max_entries, PORTMUX_STREAM_MAX_SOCKETS);
+	__type(key, __u64);
+	__type(value, __u32);
+} stream_sockets_paused SEC(".maps");
+
+/* Each spliced socket's peer and next notification, keyed by cookie. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, PORTMUX_STREAM_MAX_SOCKETS);
 	__type(key, __u64);
-	__type(value, __u64);
+	__type(value, struct portmux_stream_peer);
 } stream_peers SEC(".maps");
 
 /* Each spliced socket's byte counts, keyed by socket cookie. */
@@ -53,12 +66,19 @@ struct {
 	__type(value, struct portmux_stream_connections);
 } stream_connections SEC(".maps");
 
+/* Cookies of sockets whose redirected bytes reached their notify_at. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 64 * 1024);
+} stream_events SEC(".maps");
+
 SEC("sk_skb/stream_verdict")
 int portmux_stream_verdict(struct __sk_buff *skb)
 {
 	struct portmux_stream_socket *self;
+	struct portmux_stream_peer *peer;
 	struct portmux_stream_bytes *bytes;
-	__u64 cookie, peer, *peer_slot;
+	__u64 cookie, peer_cookie, redirected;
 	__u32 len = skb->len;
 
 	/*
@@ -71,21 +91,26 @@ int portmux_stream_verdict(struct __sk_buff *skb)
 
 	cookie = bpf_get_socket_cookie(skb);
 	self = bpf_map_lookup_elem(&stream_sockets_state, &cookie);
-	peer_slot = bpf_map_lookup_elem(&stream_peers, &cookie);
-	if (!self || !peer_slot)
+	peer = bpf_map_lookup_elem(&stream_peers, &cookie);
+	if (!self || !peer)
 		return SK_DROP; /* not a socket portmux spliced: cannot happen */
 
-	peer = *peer_slot;
+	peer_cookie = peer->peer_cookie;
 	/*
 	 * No peer yet (between inserting the backend and the client) or the
 	 * peer already gone: keep the data in this socket for user space,
 	 * which forwards it, rather than lose it.
 	 */
-	if (peer == 0 || bpf_sk_redirect_hash(skb, &stream_sockets, &peer, 0) != SK_PASS) {
+	if (peer_cookie == 0 ||
+	    (bpf_sk_redirect_hash(skb, &stream_sockets, &peer_cookie, 0) != SK_PASS &&
+	     bpf_sk_redirect_hash(skb, &stream_sockets_paused, &peer_cookie, 0) != SK_PASS)) {
 		__sync_fetch_and_add(&self->passed_bytes, len);
 		return SK_PASS;
 	}
-	__sync_fetch_and_add(&self->redirected_bytes, len);
+	redirected = __sync_fetch_and_add(&self->redirected_bytes, len) + len;
+	if (redirected >= peer->notify_at &&
+	    bpf_ringbuf_output(&stream_events, &cookie, sizeof(cookie), 0) == 0)
+		peer->notify_at = ~0ULL; /* once; user space sets the next mark */
 	bytes = bpf_map_lookup_elem(&stream_bytes, &self->route);
 	if (bytes) {
 		if (self->to_backend)
