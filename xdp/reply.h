@@ -15,6 +15,14 @@
 #include "maps.h"
 #include "parsing.h"
 
+/*
+ * Every packet goes on to whatever else is attached at egress: on tcx,
+ * TC_ACT_OK would end the chain and skip the clsact filters of other
+ * programs on the interface; TC_ACT_UNSPEC (tcx's "next") passes the packet
+ * when nothing follows, on tcx and clsact alike.
+ */
+#define REPLY_CONTINUE TC_ACT_UNSPEC
+
 /* Enough for Ethernet, two VLAN tags, IPv6 with extension headers and TCP. */
 #define REPLY_PULL_BYTES 192
 
@@ -39,12 +47,12 @@ static __always_inline int translate_reply(struct __sk_buff *skb)
 		__u32 pull = skb->len < REPLY_PULL_BYTES ? skb->len : REPLY_PULL_BYTES;
 
 		if (bpf_skb_pull_data(skb, pull) < 0 || parse_skb(skb, &pkt) < 0)
-			return TC_ACT_OK;
+			return REPLY_CONTINUE;
 	}
 	reply_key_for_reply(&key, &pkt);
 	reply = bpf_map_lookup_elem(&replies, &key);
 	if (!reply)
-		return TC_ACT_OK;
+		return REPLY_CONTINUE;
 
 	backend = l4_ports(&pkt)->source;
 	frontend = reply->frontend_port;
@@ -58,10 +66,10 @@ static __always_inline int translate_reply(struct __sk_buff *skb)
 	}
 	if (bpf_l4_csum_replace(skb, csum_offset, backend, frontend,
 				csum_flags | sizeof(__be16)) < 0)
-		return TC_ACT_OK;
+		return REPLY_CONTINUE;
 	bpf_skb_store_bytes(skb, port_offset + offsetof(struct udphdr, source),
 			    &frontend, sizeof(frontend), 0);
-	return TC_ACT_OK;
+	return REPLY_CONTINUE;
 }
 
 #endif /* PORTMUX_REPLY_H */

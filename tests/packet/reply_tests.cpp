@@ -42,19 +42,19 @@ std::vector<Family> families() {
             {"IPv6 with a hop-by-hop header", ipv6_client().ipv6_hop_by_hop(), ipv6_server().ipv6_hop_by_hop()}};
 }
 
-// Runs `reply` through TC egress and requires TC_ACT_OK with exactly the
+// Runs `reply` through TC egress and requires TC_ACT_UNSPEC with exactly the
 // source port turned into `frontend_port` and a fully valid checksum.
 void require_reply_translated(const Frame& reply, std::uint16_t frontend_port) {
     REQUIRE(transport_checksum_verifies(reply.bytes));
     const XdpRun run = data_path().run_tc(reply.bytes);
-    REQUIRE(run.action == kTcActOk);
+    REQUIRE(run.action == kTcActContinue);
     REQUIRE_THAT(run.output, FrameEquals(expected_source_rewrite(reply, frontend_port)));
     REQUIRE(transport_checksum_verifies(run.output));
 }
 
 void require_reply_unchanged(const Frame& reply) {
     const XdpRun run = data_path().run_tc(reply.bytes);
-    REQUIRE(run.action == kTcActOk);
+    REQUIRE(run.action == kTcActContinue);
     REQUIRE_THAT(run.output, FrameEquals(reply.bytes));
 }
 
@@ -145,7 +145,7 @@ TEST_CASE("replies: entries written directly, checksum corner cases", "[reply][c
         const Frame reply = ipv4_server().udp(9876, kClientPort).without_udp_checksum().payload(counting_payload(30)).build();
         REQUIRE(reply.transport_checksum() == 0);
         const XdpRun run = data_path().run_tc(reply.bytes);
-        REQUIRE(run.action == kTcActOk);
+        REQUIRE(run.action == kTcActContinue);
         Frame expected = reply;
         expected.set_source_port(kFrontendPort);
         REQUIRE_THAT(run.output, FrameEquals(expected.bytes));
@@ -158,7 +158,7 @@ TEST_CASE("replies: entries written directly, checksum corner cases", "[reply][c
             REQUIRE(PacketBuilder(after).payload(payload).build().transport_checksum() == 0xffff);
             const Frame reply = PacketBuilder(server).udp(9876, kClientPort).payload(payload).build();
             const XdpRun run = data_path().run_tc(reply.bytes);
-            REQUIRE(run.action == kTcActOk);
+            REQUIRE(run.action == kTcActContinue);
             REQUIRE_THAT(run.output, FrameEquals(expected_source_rewrite(reply, kFrontendPort)));
             Frame output = reply;
             output.bytes = run.output;

@@ -27,8 +27,9 @@ namespace portmux::test {
 inline constexpr int kXdpAborted = 0;
 inline constexpr int kXdpDrop = 1;
 inline constexpr int kXdpPass = 2;
-// TC action the egress program returns for every packet (TC_ACT_OK).
-inline constexpr int kTcActOk = 0;
+// TC action the egress program returns for every packet (TC_ACT_UNSPEC: on to
+// the next program at egress, else pass).
+inline constexpr int kTcActContinue = -1;
 
 // The result of one program run: its action and the frame it left.
 struct XdpRun {
