@@ -21,7 +21,7 @@ started=$(date +%s)
 
 mkdir -p "$work_dir/corpus" "$work_dir/artifacts"
 binary=$work_dir/config_fuzzer
-sources="$source_dir/tests/fuzz/config_fuzzer.cpp $source_dir/loader/config_json.cpp $source_dir/loader/config_rules.cpp"
+sources="$source_dir/tests/fuzz/config_fuzzer.cpp $source_dir/loader/config_json.cpp $source_dir/loader/config_rules.cpp $source_dir/loader/stream_frontends.cpp"
 headers="$source_dir/loader/config.hpp $source_dir/loader/config_json.hpp $source_dir/common/portmux_shared.h"
 
 # libFuzzer present? (Debian: libclang-rt-NN-dev)
@@ -53,11 +53,14 @@ if [ $stale = yes ]; then
     json=$!
     # shellcheck disable=SC2086
     "$clangxx" $cflags -c "$source_dir/loader/config_rules.cpp" -o "$work_dir/config_rules.o"
+    # config_rules.cpp asks stream_frontend() which TCP frontends are the stream router's.
+    # shellcheck disable=SC2086
+    "$clangxx" $cflags -c "$source_dir/loader/stream_frontends.cpp" -o "$work_dir/stream_frontends.o"
     wait $target
     wait $json
     # shellcheck disable=SC2086
     "$clangxx" -fsanitize=fuzzer,address,undefined "$work_dir/config_fuzzer.o" \
-        "$work_dir/config_json.o" "$work_dir/config_rules.o" \
+        "$work_dir/config_json.o" "$work_dir/config_rules.o" "$work_dir/stream_frontends.o" \
         $(pkg-config --libs fmt 2>/dev/null || echo -lfmt) -o "$binary.new"
     mv "$binary.new" "$binary"
 fi
