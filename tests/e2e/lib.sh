@@ -18,6 +18,8 @@
 E2E_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$E2E_LIB_DIR/../.." && pwd)
 PORTMUX=${PORTMUX:-$REPO_ROOT/build/loader/portmux}
+# The fast client and echo backend of the stream load tests (tests/stream_load).
+PORTMUX_STREAM_LOAD=${PORTMUX_STREAM_LOAD:-$REPO_ROOT/build/tests/stream_load/portmux_stream_load}
 E2E_NAME=${E2E_NAME:-$(basename "${0%.sh}")}
 # Unique per run: names of namespaces and interfaces carry the shell's pid.
 # Interface names must stay within 15 characters: keep prefixes short.
@@ -139,6 +141,11 @@ require_root() {
 
 require_portmux() {
     [[ -x $PORTMUX ]] || die "portmux binary not found at $PORTMUX (build it, or set PORTMUX)"
+}
+
+require_stream_load() {
+    [[ -x $PORTMUX_STREAM_LOAD ]] ||
+        die "portmux_stream_load not found at $PORTMUX_STREAM_LOAD (build it, or set PORTMUX_STREAM_LOAD)"
 }
 
 require_tools() {
@@ -643,7 +650,7 @@ start_stream_router() {
 
 # wait_for_stream_router OUTFILE [SECONDS]: until the router says it serves.
 wait_for_stream_router() {
-    wait_until "${2:-5}" grep -q '^serving stream frontends' "$1"
+    wait_until "${2:-5}" grep -qs '^serving stream frontends' "$1"
 }
 
 # stream_stats NS: the stream part of `portmux stats --json` as lines
