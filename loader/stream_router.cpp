@@ -13,7 +13,6 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -37,6 +36,7 @@
 #include "maps.hpp"
 #include "portmux_stream_bpf.skel.h"
 #include "proxy_protocol.hpp"
+#include "sockmap_probe.hpp"
 
 namespace portmux {
 namespace {
@@ -196,24 +196,6 @@ using RouteKey = std::pair<std::uint16_t, std::uint16_t>;  // frontend port, bac
 }  // namespace
 
 // ------------------------------------------------------------------ kernel
-
-std::string sockmap_kernel_limitation() {
-    utsname name{};
-    if (::uname(&name) != 0) {
-        return {};
-    }
-    unsigned major = 0;
-    unsigned minor = 0;
-    if (std::sscanf(name.release, "%u.%u", &major, &minor) != 2) {
-        return {};
-    }
-    if (major > 6 || (major == 6 && minor >= 4)) {
-        return {};
-    }
-    return fmt::format("portmux: kernel {} is older than 6.4, whose sockmap verdict path loses "
-                       "FINs: stream frontends are relayed with splice(2) instead",
-                       name.release);
-}
 
 std::filesystem::path default_stream_pin_directory() {
     return "/sys/fs/bpf/portmux-stream";
@@ -384,10 +366,11 @@ StreamRouter::Impl::Impl(std::filesystem::path pin_dir) : pin_dir_(std::move(pin
         (void)::setrlimit(RLIMIT_NOFILE, &files);
     }
 
-    const std::string limitation = sockmap_kernel_limitation();
-    use_sockmap_ = limitation.empty();
-    if (!use_sockmap_) {
-        fmt::print(stderr, "{}\n", limitation);
+    // By behaviour, not by kernel version (sockmap_probe.hpp).
+    const SockmapProbe probe = probe_sockmap_splicing();
+    use_sockmap_ = probe.splices;
+    if (!probe.line.empty()) {
+        fmt::print(stderr, "{}\n", probe.line);
     }
 
     skeleton_.reset(portmux_stream_bpf__open_and_load());

@@ -54,10 +54,6 @@ std::vector<StreamFrontendStats> read_pinned_stream_stats(const std::filesystem:
 // Where a router pins its counter maps unless told otherwise.
 std::filesystem::path default_stream_pin_directory();
 
-// Whether this kernel splices with sockmap (6.4 or later: FIN handling in
-// the verdict path); empty when it does, else the one line to print.
-std::string sockmap_kernel_limitation();
-
 class StreamRouter {
 public:
     // Loads the verdict program and attaches it to the sockhash; pins the

@@ -9,6 +9,7 @@
 # half-closes and reads the backend's FIN.
 #
 # Checks:
+#   - the router's sockmap self-test (sockmap_probe.hpp) passes on this kernel;
 #   - 100,000 connections one after another all get exactly their bytes
 #     back; the router's open descriptors, sampled every 10,000
 #     connections, never exceed idle + 2 (the one connection in flight) and
@@ -61,6 +62,7 @@ ROUTER=$E2E_STREAM_ROUTER_PID
 wait_for_stream_router "$ROUTER_LOG" || die "the stream router did not start: $(cat "$ROUTER_LOG")"
 fds_idle=$(ls "/proc/$ROUTER/fd" | wc -l)
 log "router pid $ROUTER, $fds_idle descriptors idle"
+assert_no_match "the router's sockmap self-test passed (no line about it)" 'self-test' "$(cat "$ROUTER_LOG")"
 
 # per_port COUNT TAG_INDEX: how many of COUNT connections carry tag TAG_INDEX
 # (connection I of each run carries tag I % 3).
