@@ -878,6 +878,26 @@ TEST_CASE("examples/tcp-roundrobin.json", "[config][file]") {
     CHECK(config.frontends[0].backends == std::vector<Backend>{8081, 8082, 8083});
 }
 
+TEST_CASE("examples/tcp-first-bytes.json", "[config][file]") {
+    const Config config = example("tcp-first-bytes.json");
+    REQUIRE(config.frontends.size() == 2);
+    const Frontend& routed = config.frontends[0];
+    CHECK(routed.protocol == Protocol::tcp);
+    CHECK(portmux::stream_frontend(routed));
+    CHECK(routed.first_data_timeout_seconds == 2);
+    REQUIRE(routed.validate);
+    CHECK(routed.validate->min_payload == 24);
+    REQUIRE(routed.route);
+    CHECK(routed.route->tags ==
+          std::vector<RouteTag>{{bytes("aaa"), 5001}, {bytes("bbb"), 5002}, {bytes("ccc"), 5003}});
+    const Frontend& proxied = config.frontends[1];
+    CHECK(portmux::stream_frontend(proxied));
+    CHECK(proxied.proxy_protocol_v2);
+    CHECK(proxied.first_data_timeout_seconds == 5);
+    // Neither is installed in the XDP data path.
+    CHECK(portmux::xdp_frontends(config).frontends.empty());
+}
+
 TEST_CASE("examples/udp-tag-routing.json", "[config][file]") {
     const Config config = example("udp-tag-routing.json");
     REQUIRE(config.frontends.size() == 1);
