@@ -246,8 +246,8 @@ struct portmux_stream_socket {
 	 * shuts the peer's write side only once all of them are in the peer's
 	 * send queue, or the tail of the stream would be lost. */
 	__u64 redirected_bytes;
-	/* Bytes received while the socket had no peer yet, left in the socket
-	 * for user space to forward. */
+	/* Bytes the program left in the socket (SK_PASS) for user space to
+	 * forward: received while it had no peer yet, or while held. */
 	__u64 passed_bytes;
 	struct portmux_stream_route_key route;
 	__u8 to_backend;  /* 1 on the client socket */
@@ -265,6 +265,15 @@ struct portmux_stream_socket {
 struct portmux_stream_peer {
 	__u64 peer_cookie;  /* 0: no peer yet, the data stays in this socket */
 	__u64 notify_at;    /* redirected_bytes that trigger an event; ~0: none */
+	/* Of this socket's passed_bytes, how many user space has written to
+	 * the peer. The program redirects only while the two are equal: a
+	 * redirect before would overtake the bytes still held. */
+	__u64 released;
+	/* Nonzero: user space holds this socket's data back (its peer reads
+	 * too slowly); it stays in the socket, charged to its receive buffer,
+	 * and TCP's window stops the sender. */
+	__u32 hold;
+	__u32 reserved;
 };
 
 /* Why the stream service closed a connection without splicing it. */

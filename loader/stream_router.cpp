@@ -59,13 +59,16 @@ constexpr std::size_t kSpliceChunk = 64 * 1024;
 // sender's receive queue, so its TCP window stays open). Every
 // kCheckEvery bytes a socket redirects, the program tells user space,
 // which looks at how much of it still waits before the peer's send queue;
-// above kPauseAbove the socket leaves the verdict map (its data then stays
-// in its receive queue and TCP stops the sender), and it comes back once
-// less than kResumeBelow waits.
+// above kHoldAbove the socket is held: the program leaves its data in the
+// socket (SK_PASS), charged to its receive buffer, so TCP stops the sender.
+// Below kReleaseBelow the hold ends; the bytes held meanwhile are forwarded
+// by user space (at most kRelayChunk at a time) before the program
+// redirects again.
 constexpr std::uint64_t kCheckEvery = 1 << 20;
-constexpr std::uint64_t kPauseAbove = 4 << 20;
-constexpr std::uint64_t kResumeBelow = 1 << 20;
-constexpr Milliseconds kPausedCheck{1};
+constexpr std::uint64_t kHoldAbove = 8 << 20;
+constexpr std::uint64_t kReleaseBelow = 1 << 20;
+constexpr std::size_t kRelayChunk = 256 * 1024;
+constexpr Milliseconds kHeldCheck{1};
 
 std::system_error os_error(int error, const std::string& what) {
     return std::system_error(error, std::generic_category(), what);
@@ -141,17 +144,17 @@ struct Listener {
 
 enum class Phase { reading, connecting, writing, spliced, fallback, closed };
 
-// How the data a spliced side receives reaches its peer.
-enum class Flow {
-    verdict,  // the verdict program redirects it
-    paused,   // out of the verdict map: it waits in the receive queue
-    tail,     // paused when its FIN came: the rest goes by splice(2)
-};
-
 struct Side {
     UniqueFd fd;
     std::uint64_t cookie = 0;
-    Flow flow = Flow::verdict;
+    // The program's view of this side (its stream_peers entry).
+    std::uint64_t notify_at = 0;
+    std::uint64_t released = 0;     // passed bytes written to the peer
+    bool held = false;              // the program leaves its data in the socket
+    bool relaying = false;          // held, or passed bytes may wait: checked every kHeldCheck
+    std::vector<std::uint8_t> relay;  // read from this side, not yet written to the peer
+    std::size_t relay_sent = 0;
+    int window_clamp = 0;           // TCP_WINDOW_CLAMP to restore, 0: not clamped
     std::uint32_t events = 0;       // current epoll interest, 0: not registered
     bool read_closed = false;       // its peer sent FIN
     bool write_shut = false;        // we sent FIN on it
@@ -228,6 +231,8 @@ std::vector<StreamFrontendStats> read_stream_stats(int connections_fd, int bytes
             backend.refused = value.refused[PORTMUX_REFUSED_BACKEND_REFUSED];
             backend.bytes_to_backend += value.splice_bytes_to_backend;
             backend.bytes_to_client += value.splice_bytes_to_client;
+            backend.copied_to_backend = value.splice_bytes_to_backend;
+            backend.copied_to_client = value.splice_bytes_to_client;
         }
     }
     first = true;
@@ -300,10 +305,10 @@ private:
     void check_drained(Connection& connection, Clock::time_point now);
     void on_stream_event(std::uint64_t cookie);
     bool queued_for_peer(Side& from, Side& to, std::uint64_t& queued, std::uint64_t& redirected);
-    void set_notify(Side& side, Side& peer, std::uint64_t at);
-    void pause(Connection& connection, Side& from);
-    void check_paused(Connection& connection, Side& from, Side& to, PipeRelay& relay);
-    bool has_paused_side(const Connection& connection) const;
+    bool write_peer_entry(Side& side, const Side& peer);
+    void hold(Connection& connection, Side& from);
+    void relay_held(Connection& connection, Side& from, Side& to);
+    static bool has_relaying_side(const Connection& connection);
     bool all_forwarded(Side& from, Side& to);
     void start_fallback(Connection& connection);
     void pump_fallback(Connection& connection);
@@ -323,7 +328,6 @@ private:
     int sockets_fd_ = -1;
     int peers_fd_ = -1;
     int state_fd_ = -1;
-    int paused_fd_ = -1;
     std::unique_ptr<ring_buffer, void (*)(ring_buffer*)> events_{nullptr, ring_buffer__free};
     EpollTag events_tag_{TagKind::events, nullptr, nullptr};
     int bytes_fd_ = -1;
@@ -380,7 +384,6 @@ StreamRouter::Impl::Impl(std::filesystem::path pin_dir) : pin_dir_(std::move(pin
     sockets_fd_ = bpf_map__fd(skeleton_->maps.stream_sockets);
     peers_fd_ = bpf_map__fd(skeleton_->maps.stream_peers);
     state_fd_ = bpf_map__fd(skeleton_->maps.stream_sockets_state);
-    paused_fd_ = bpf_map__fd(skeleton_->maps.stream_sockets_paused);
     bytes_fd_ = bpf_map__fd(skeleton_->maps.stream_bytes);
     connections_fd_ = bpf_map__fd(skeleton_->maps.stream_connections);
     if (bpf_prog_attach(bpf_program__fd(skeleton_->progs.portmux_stream_verdict), sockets_fd_,
@@ -576,13 +579,11 @@ void StreamRouter::Impl::loop() {
             if (connection->phase != Phase::spliced) {
                 continue;
             }
-            if (has_paused_side(*connection) && now >= connection->next_flow_check) {
-                connection->next_flow_check = now + kPausedCheck;
-                check_paused(*connection, connection->client, connection->backend,
-                             connection->client_to_backend);
+            if (has_relaying_side(*connection) && now >= connection->next_flow_check) {
+                connection->next_flow_check = now + kHeldCheck;
+                relay_held(*connection, connection->client, connection->backend);
                 if (connection->phase == Phase::spliced) {
-                    check_paused(*connection, connection->backend, connection->client,
-                                 connection->backend_to_client);
+                    relay_held(*connection, connection->backend, connection->client);
                 }
             }
             if (connection->phase == Phase::spliced && connection->draining &&
@@ -727,7 +728,7 @@ int StreamRouter::Impl::next_timeout(Clock::time_point now) const {
             if (connection->draining) {
                 next = std::min(next, connection->next_drain_check);
             }
-            if (has_paused_side(*connection)) {
+            if (has_relaying_side(*connection)) {
                 next = std::min(next, connection->next_flow_check);
             }
             break;
@@ -990,9 +991,11 @@ bool StreamRouter::Impl::splice_with_sockmap(Connection& connection) {
     client_state.route = route;
     client_state.to_backend = 1;
     // The backend has no peer yet: whatever it sends before the client is
-    // in the map stays in its socket (SK_PASS) and is forwarded below.
-    const portmux_stream_peer no_peer{0, kCheckEvery};
-    const portmux_stream_peer to_backend{backend.cookie, kCheckEvery};
+    // in the map stays in its socket (SK_PASS) and is forwarded later.
+    portmux_stream_peer no_peer{};
+    no_peer.notify_at = kCheckEvery;
+    portmux_stream_peer to_backend = no_peer;
+    to_backend.peer_cookie = backend.cookie;
     if (bpf_map_update_elem(state_fd_, &backend.cookie, &backend_state, BPF_ANY) != 0 ||
         bpf_map_update_elem(state_fd_, &client.cookie, &client_state, BPF_ANY) != 0 ||
         bpf_map_update_elem(peers_fd_, &backend.cookie, &no_peer, BPF_ANY) != 0 ||
@@ -1015,24 +1018,16 @@ bool StreamRouter::Impl::splice_with_sockmap(Connection& connection) {
         forget_sockets(connection);
         return false;
     }
-    const portmux_stream_peer to_client{client.cookie, kCheckEvery};
-    (void)bpf_map_update_elem(peers_fd_, &backend.cookie, &to_client, BPF_EXIST);
     by_cookie_[client.cookie] = {&connection, true};
     by_cookie_[backend.cookie] = {&connection, false};
-
-    // Bytes the backend sent in the moment it had no peer (rare: the client
-    // was inserted microseconds later) go to the client now.
-    const std::vector<std::uint8_t> held = take_passed_bytes(state_fd_, backend);
-    std::size_t written = 0;
-    while (written < held.size()) {
-        const ssize_t sent =
-            ::send(client.fd.get(), held.data() + written, held.size() - written, MSG_NOSIGNAL);
-        if (sent <= 0) {
-            break;  // the client is gone: its error event ends the connection
-        }
-        written += static_cast<std::size_t>(sent);
-        client.user_written += static_cast<std::uint64_t>(sent);
-    }
+    client.notify_at = kCheckEvery;
+    backend.notify_at = kCheckEvery;
+    // From here the program redirects the backend's bytes, once user space
+    // has forwarded what it passed while there was no peer (rare: the
+    // client was inserted microseconds later); relay_held() does that.
+    (void)write_peer_entry(backend, client);
+    backend.relaying = true;
+    connection.next_flow_check = Clock::now();
     // Bytes that arrived before insertion (the client's first bytes among
     // them) sit in the receive queue until the next segment wakes the
     // verdict program; setting SO_RCVLOWAT calls the socket's data-ready
@@ -1090,13 +1085,13 @@ bool StreamRouter::Impl::all_forwarded(Side& from, Side& to) {
 void StreamRouter::Impl::check_drained(Connection& connection, Clock::time_point now) {
     Side& client = connection.client;
     Side& backend = connection.backend;
-    // A paused side's end is passed on by check_paused().
-    if (client.read_closed && !backend.write_shut && client.flow == Flow::verdict &&
+    // A side whose held bytes still wait is finished by relay_held().
+    if (client.read_closed && !backend.write_shut && !client.relaying &&
         all_forwarded(client, backend)) {
         (void)::shutdown(backend.fd.get(), SHUT_WR);
         backend.write_shut = true;
     }
-    if (backend.read_closed && !client.write_shut && backend.flow == Flow::verdict &&
+    if (backend.read_closed && !client.write_shut && !backend.relaying &&
         all_forwarded(backend, client)) {
         (void)::shutdown(client.fd.get(), SHUT_WR);
         client.write_shut = true;
@@ -1116,8 +1111,8 @@ void StreamRouter::Impl::check_drained(Connection& connection, Clock::time_point
 
 // ------------------------------------------------------------ backpressure
 
-bool StreamRouter::Impl::has_paused_side(const Connection& connection) const {
-    return connection.client.flow != Flow::verdict || connection.backend.flow != Flow::verdict;
+bool StreamRouter::Impl::has_relaying_side(const Connection& connection) {
+    return connection.client.relaying || connection.backend.relaying;
 }
 
 // How many of the bytes FROM's data the program redirected still wait
@@ -1139,9 +1134,16 @@ bool StreamRouter::Impl::queued_for_peer(Side& from, Side& to, std::uint64_t& qu
     return true;
 }
 
-void StreamRouter::Impl::set_notify(Side& side, Side& peer, std::uint64_t at) {
-    const portmux_stream_peer entry{peer.cookie, at};
-    (void)bpf_map_update_elem(peers_fd_, &side.cookie, &entry, BPF_EXIST);
+// SIDE's entry as the program reads it. The program itself only ever
+// writes notify_at (to ~0 once it fired): rewriting it here at worst
+// brings one more event.
+bool StreamRouter::Impl::write_peer_entry(Side& side, const Side& peer) {
+    portmux_stream_peer entry{};
+    entry.peer_cookie = peer.cookie;
+    entry.notify_at = side.notify_at;
+    entry.released = side.released;
+    entry.hold = side.held ? 1 : 0;
+    return bpf_map_update_elem(peers_fd_, &side.cookie, &entry, BPF_EXIST) == 0;
 }
 
 // The program says COOKIE redirected kCheckEvery more bytes.
@@ -1153,7 +1155,7 @@ void StreamRouter::Impl::on_stream_event(std::uint64_t cookie) {
     Connection& connection = *found->second.first;
     Side& from = found->second.second ? connection.client : connection.backend;
     Side& to = found->second.second ? connection.backend : connection.client;
-    if (connection.phase != Phase::spliced || from.flow != Flow::verdict) {
+    if (connection.phase != Phase::spliced || from.held) {
         return;
     }
     std::uint64_t queued = 0;
@@ -1161,28 +1163,29 @@ void StreamRouter::Impl::on_stream_event(std::uint64_t cookie) {
     if (!queued_for_peer(from, to, queued, redirected)) {
         return;
     }
-    if (queued > kPauseAbove) {
-        pause(connection, from);
+    from.notify_at = redirected + kCheckEvery;
+    if (queued > kHoldAbove) {
+        hold(connection, from);
     } else {
-        set_notify(from, to, redirected + kCheckEvery);
+        (void)write_peer_entry(from, to);
     }
 }
 
-// Out of the verdict map, into the one without a program: FROM's data
-// waits in its receive queue, and its peer can still send to it.
-void StreamRouter::Impl::pause(Connection& connection, Side& from) {
-    const auto fd = static_cast<std::uint32_t>(from.fd.get());
-    if (bpf_map_update_elem(paused_fd_, &from.cookie, &fd, BPF_NOEXIST) != 0) {
-        return;  // half-closed already: nothing more will come from it anyway
-    }
-    (void)bpf_map_delete_elem(sockets_fd_, &from.cookie);
-    from.flow = Flow::paused;
-    connection.next_flow_check = Clock::now() + kPausedCheck;
+void StreamRouter::Impl::hold(Connection& connection, Side& from) {
+    Side& to = &from == &connection.client ? connection.backend : connection.client;
+    from.held = true;
+    from.relaying = true;
+    (void)write_peer_entry(from, to);
+    connection.next_flow_check = Clock::now() + kHeldCheck;
 }
 
-void StreamRouter::Impl::check_paused(Connection& connection, Side& from, Side& to,
-                                      PipeRelay& relay) {
-    if (from.flow == Flow::verdict) {
+// Every kHeldCheck while FROM is held or has passed bytes waiting: ends the
+// hold once TO has taken most of what was redirected, and forwards the
+// passed bytes (in order: only once every redirected byte, which came
+// before them, is in TO's send queue). When nothing waits any more and the
+// hold is over, the program redirects again.
+void StreamRouter::Impl::relay_held(Connection& connection, Side& from, Side& to) {
+    if (!from.relaying) {
         return;
     }
     std::uint64_t queued = 0;
@@ -1190,46 +1193,90 @@ void StreamRouter::Impl::check_paused(Connection& connection, Side& from, Side& 
     if (!queued_for_peer(from, to, queued, redirected)) {
         return;
     }
-    if (from.flow == Flow::tail) {
-        if (!pump(connection, relay, from, to)) {
-            abort(connection, to);
-            return;
+    bool changed = false;
+    if (from.held && queued < kReleaseBelow) {
+        from.held = false;
+        from.notify_at = redirected + kCheckEvery;
+        changed = true;
+    }
+    std::uint64_t relayed = 0;
+    portmux_stream_socket state{};
+    bool known = false;
+    if (queued == 0 && !from.held && from.window_clamp == 0) {
+        // Every byte read reopens the sender's window by as much, and what
+        // comes in meanwhile is held too: against a steady sender the
+        // forwarding would never end. A clamped window lets only a trickle
+        // in until the held bytes are out and the program redirects again.
+        int clamp = 0;
+        socklen_t size = sizeof clamp;
+        if (::getsockopt(from.fd.get(), IPPROTO_TCP, TCP_WINDOW_CLAMP, &clamp, &size) == 0 &&
+            clamp > 0) {
+            set_int_option(from.fd.get(), IPPROTO_TCP, TCP_WINDOW_CLAMP, 1);
+            from.window_clamp = clamp;
         }
-        if (relay.done) {
-            from.flow = Flow::verdict;  // nothing left to watch
+    }
+    if (queued == 0) {
+        for (int round = 0; round < 64; ++round) {
+            if (from.relay_sent < from.relay.size()) {
+                const ssize_t sent =
+                    ::send(to.fd.get(), from.relay.data() + from.relay_sent,
+                           from.relay.size() - from.relay_sent, MSG_DONTWAIT | MSG_NOSIGNAL);
+                if (sent < 0) {
+                    if (errno == EAGAIN || errno == EINTR) {
+                        break;
+                    }
+                    abort(connection, to);
+                    return;
+                }
+                from.relay_sent += static_cast<std::size_t>(sent);
+                from.released += static_cast<std::uint64_t>(sent);
+                to.user_written += static_cast<std::uint64_t>(sent);
+                relayed += static_cast<std::uint64_t>(sent);
+                changed = true;
+                continue;
+            }
+            from.relay.clear();
+            from.relay_sent = 0;
+            known = bpf_map_lookup_elem(state_fd_, &from.cookie, &state) == 0;
+            if (!known || state.passed_bytes <= from.user_read) {
+                break;
+            }
+            // Exactly the bytes the program passed: the read never reaches
+            // into the receive queue the program consumes.
+            const std::size_t want = static_cast<std::size_t>(
+                std::min<std::uint64_t>(state.passed_bytes - from.user_read, kRelayChunk));
+            from.relay.resize(want);
+            const ssize_t got = ::recv(from.fd.get(), from.relay.data(), want, MSG_DONTWAIT);
+            from.relay.resize(got > 0 ? static_cast<std::size_t>(got) : 0);
+            if (got <= 0) {
+                break;  // still on its way to the socket's message queue
+            }
+            from.user_read += static_cast<std::uint64_t>(got);
+        }
+    }
+    if (relayed > 0) {
+        portmux_stream_connections& count =
+            counters(connection.rules->frontend.port, connection.backend_port);
+        (&to == &connection.backend ? count.splice_bytes_to_backend
+                                    : count.splice_bytes_to_client) += relayed;
+        publish(connection.rules->frontend.port, connection.backend_port);
+    }
+    if (changed) {
+        (void)write_peer_entry(from, to);
+        // Anything the program passed before it saw the new entry shows in
+        // this read; what it passes later, it passes because of a hold.
+        known = bpf_map_lookup_elem(state_fd_, &from.cookie, &state) == 0;
+    }
+    if (!from.held && from.relay.empty() && known && state.passed_bytes == from.released) {
+        from.relaying = false;
+        if (from.window_clamp != 0) {
+            set_int_option(from.fd.get(), IPPROTO_TCP, TCP_WINDOW_CLAMP, from.window_clamp);
+            from.window_clamp = 0;
+        }
+        if (from.read_closed) {
             check_drained(connection, Clock::now());
         }
-        return;
     }
-    if (queued >= kResumeBelow) {
-        return;
-    }
-    const auto fd = static_cast<std::uint32_t>(from.fd.get());
-    if (bpf_map_update_elem(sockets_fd_, &from.cookie, &fd, BPF_NOEXIST) == 0) {
-        (void)bpf_map_delete_elem(paused_fd_, &from.cookie);
-        from.flow = Flow::verdict;
-        set_notify(from, to, redirected + kCheckEvery);
-        // What arrived while paused is in the receive queue: hand it to the
-        // program now rather than at the next segment.
-        set_int_option(from.fd.get(), SOL_SOCKET, SO_RCVLOWAT, 1);
-        return;
-    }
-    // The map takes only ESTABLISHED sockets: FROM sent its FIN while
-    // paused, or we already passed its peer's FIN on to it. Once the peer
-    // has taken every redirected byte, the rest of FROM's stream goes by
-    // splice(2) (counted), then its FIN.
-    if (queued != 0) {
-        return;
-    }
-    int ends[2];
-    if (::pipe2(ends, O_NONBLOCK | O_CLOEXEC) != 0) {
-        abort(connection, from);
-        return;
-    }
-    relay.read_end.reset(ends[0]);
-    relay.write_end.reset(ends[1]);
-    from.flow = Flow::tail;
-    check_paused(connection, from, to, relay);
 }
 
 // --------------------------------------------------------------- fallback
@@ -1380,7 +1427,6 @@ void StreamRouter::Impl::forget_sockets(Connection& connection) {
     for (Side* side : {&connection.backend, &connection.client}) {
         if (side->cookie != 0) {
             (void)bpf_map_delete_elem(sockets_fd_, &side->cookie);
-            (void)bpf_map_delete_elem(paused_fd_, &side->cookie);
             by_cookie_.erase(side->cookie);
             (void)bpf_map_delete_elem(peers_fd_, &side->cookie);
             (void)bpf_map_delete_elem(state_fd_, &side->cookie);

@@ -30,8 +30,12 @@ struct StreamBackendStats {
     std::uint16_t port = 0;
     std::uint64_t routed = 0;
     std::uint64_t refused = 0;      // backend_refused for this backend
-    std::uint64_t bytes_to_backend = 0;
+    std::uint64_t bytes_to_backend = 0;  // all of them, however they went
     std::uint64_t bytes_to_client = 0;
+    // Of those, the bytes the router copied itself: a connection the
+    // sockmap could not take (splice(2)), or bytes held under backpressure.
+    std::uint64_t copied_to_backend = 0;
+    std::uint64_t copied_to_client = 0;
 };
 
 struct StreamFrontendStats {

@@ -19,7 +19,10 @@ constexpr Metric kRouted{"portmux_stream_routed_connections_total",
 constexpr Metric kRefused{"portmux_stream_refused_connections_total",
                           "Connections closed (RST) without a backend, by reason."};
 constexpr Metric kBytes{"portmux_stream_bytes_total",
-                        "Bytes the sockmap verdict program relayed, by direction."};
+                        "Bytes relayed between client and backend, by direction."};
+constexpr Metric kCopied{"portmux_stream_copied_bytes_total",
+                         "Of those, bytes the router copied itself (splice(2) fallback, or held "
+                         "under backpressure), by direction."};
 
 void header(std::string& out, const Metric& metric) {
     out += fmt::format("# HELP {} {}\n# TYPE {} counter\n", metric.name, metric.help, metric.name);
@@ -68,7 +71,9 @@ nlohmann::json stream_stats_json(const std::vector<StreamFrontendStats>& fronten
                                 {"connections", backend.routed},
                                 {"refused", backend.refused},
                                 {"bytes_to_backend", backend.bytes_to_backend},
-                                {"bytes_to_client", backend.bytes_to_client}});
+                                {"bytes_to_client", backend.bytes_to_client},
+                                {"copied_to_backend", backend.copied_to_backend},
+                                {"copied_to_client", backend.copied_to_client}});
         }
         list.push_back({{"port", frontend.port},
                         {"protocol", "tcp"},
@@ -112,6 +117,15 @@ std::string stream_stats_prometheus(const std::vector<StreamFrontendStats>& fron
                                kBytes.name, frontend.port, backend.port, backend.bytes_to_backend);
             out += fmt::format("{}{{frontend=\"{}\",backend=\"{}\",direction=\"to_client\"}} {}\n",
                                kBytes.name, frontend.port, backend.port, backend.bytes_to_client);
+        }
+    }
+    header(out, kCopied);
+    for (const StreamFrontendStats& frontend : frontends) {
+        for (const StreamBackendStats& backend : frontend.backends) {
+            out += fmt::format("{}{{frontend=\"{}\",backend=\"{}\",direction=\"to_backend\"}} {}\n",
+                               kCopied.name, frontend.port, backend.port, backend.copied_to_backend);
+            out += fmt::format("{}{{frontend=\"{}\",backend=\"{}\",direction=\"to_client\"}} {}\n",
+                               kCopied.name, frontend.port, backend.port, backend.copied_to_client);
         }
     }
     return out;

@@ -20,23 +20,11 @@ struct {
 	__type(value, __u32);
 } stream_sockets SEC(".maps");
 
-/*
- * Sockets whose own data is paused (their peer reads too slowly): out of
- * `stream_sockets`, so this program no longer takes their data, which
- * stays in their receive queue and closes their TCP window; still a
- * target the peer's data can be redirected to. No program is attached.
- */
-struct {
-	__uint(type, BPF_MAP_TYPE_SOCKHASH);
-	__uint(max_entries, PORTMUX_STREAM_MAX_SOCKETS);
-	__type(key, __u64);
-	__type(value, __u32);
-} stream_sockets_paused SEC(".maps");
-
 /* Each spliced socket's peer and next notification, keyed by cookie. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, PORTMUX_STREAM_MAX_SOCKETS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, __u64);
 	__type(value, struct portmux_stream_peer);
 } stream_peers SEC(".maps");
@@ -97,13 +85,16 @@ int portmux_stream_verdict(struct __sk_buff *skb)
 
 	peer_cookie = peer->peer_cookie;
 	/*
-	 * No peer yet (between inserting the backend and the client) or the
-	 * peer already gone: keep the data in this socket for user space,
-	 * which forwards it, rather than lose it.
+	 * Held: no peer yet, user space holds this socket back (its peer reads
+	 * too slowly), or bytes passed earlier still wait for user space to
+	 * forward them, which a redirect now would overtake. SK_PASS leaves
+	 * the data in this socket, charged to its receive buffer, so TCP's
+	 * window holds the sender back. Holding never moves the socket between
+	 * maps: a socket leaving the verdict map while data arrives loses the
+	 * skb the kernel is handing to the program at that moment.
 	 */
-	if (peer_cookie == 0 ||
-	    (bpf_sk_redirect_hash(skb, &stream_sockets, &peer_cookie, 0) != SK_PASS &&
-	     bpf_sk_redirect_hash(skb, &stream_sockets_paused, &peer_cookie, 0) != SK_PASS)) {
+	if (peer_cookie == 0 || peer->hold || self->passed_bytes != peer->released ||
+	    bpf_sk_redirect_hash(skb, &stream_sockets, &peer_cookie, 0) != SK_PASS) {
 		__sync_fetch_and_add(&self->passed_bytes, len);
 		return SK_PASS;
 	}

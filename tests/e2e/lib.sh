@@ -666,7 +666,8 @@ for f in json.load(sys.stdin).get("streams", []):
     for reason, count in f["refused"].items():
         print(p, "refused." + reason, count)
     for b in f["backends"]:
-        for key in ("connections", "refused", "bytes_to_backend", "bytes_to_client"):
+        for key in ("connections", "refused", "bytes_to_backend", "bytes_to_client",
+                    "copied_to_backend", "copied_to_client"):
             print(p, "backend.%d.%s" % (b["port"], key), b[key])
 '
 }

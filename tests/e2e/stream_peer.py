@@ -9,9 +9,10 @@ test compares exact bytes (or their sha256) on both ends.
       when --per-byte, keeps the connection open --hold seconds, half-closes
       with --fin, then reads until the peer closes. Reports how it ended:
       "eof" (FIN), "reset" (RST) or "timeout".
-  bulk-client HOST PORT PREFIX BYTES [--reset-after BYTES]
+  bulk-client HOST PORT PREFIX BYTES [--reset-after BYTES] [--fin-last]
       Sends PREFIX then BYTES of a fixed pattern while reading whatever comes
-      back, then half-closes and reads until EOF.
+      back, then half-closes and reads until EOF (with --fin-last: reads
+      until EOF, then half-closes).
   bulk-server PORT BYTES [--reset-after BYTES] [--ready FILE]
       Accepts one connection, reads everything while sending BYTES of the
       pattern, then half-closes and reads until EOF.
@@ -186,6 +187,8 @@ def mode_bulk_client(args):
             reset_close(sock)
             print(json.dumps({"sent": sent, "ended": "reset sent"}))
             return
+        if args.fin_last:
+            receiver.join(args.timeout + 1)
         sock.shutdown(socket.SHUT_WR)
         state = "sent"
     except (BrokenPipeError, ConnectionResetError) as error:
@@ -371,6 +374,8 @@ def main():
     bulk_client.add_argument("prefix")
     bulk_client.add_argument("bytes", type=int)
     bulk_client.add_argument("--reset-after", type=int)
+    bulk_client.add_argument("--fin-last", action="store_true",
+                             help="half-close only after the peer's EOF")
 
     bulk_server = modes.add_parser("bulk-server")
     bulk_server.add_argument("port", type=int)
