@@ -301,4 +301,20 @@ struct portmux_stream_connections {
 	__u64 splice_bytes_to_client;
 };
 
+/*
+ * Value of `stream_frontends`, keyed by the frontend port (__u32): what the
+ * stream router serves, for `portmux status` and `portmux drain` in other
+ * processes. Written by the router on every apply; no BPF program reads it.
+ */
+#define PORTMUX_STREAM_ROUTED 0x1     /* the frontend has a route */
+#define PORTMUX_STREAM_VALIDATED 0x2  /* ... a validate block */
+#define PORTMUX_STREAM_PROXY_V2 0x4   /* ... "proxy_protocol": "v2" */
+struct portmux_stream_frontend {
+	__u16 backend_count;      /* listed backends, then route targets */
+	__u16 first_data_timeout; /* seconds */
+	__u8 flags;               /* PORTMUX_STREAM_* */
+	__u8 pad[3];
+	__u16 backends[PORTMUX_MAX_BACKENDS];
+};
+
 #endif /* PORTMUX_SHARED_H */

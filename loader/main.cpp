@@ -1,8 +1,10 @@
 // portmux: multiplex one frontend port onto many backend ports with XDP.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <thread>
 #include <exception>
+#include <filesystem>
 #include <iostream>
 #include <map>
 
@@ -26,6 +28,7 @@
 #include "stats.hpp"
 #include "status_report.hpp"
 #include "stream_component.hpp"
+#include "stream_registry.hpp"
 #include "stream_router.hpp"
 #include "stream_stats.hpp"
 #include "system.hpp"
@@ -185,14 +188,21 @@ int run_status(const Options& options) {
             }
         }
     }
+    // The stream router's frontends are on every address, not one
+    // interface's: shown with any status.
+    const std::vector<portmux::StreamFrontendStatus> streams =
+        portmux::read_pinned_stream_frontends(portmux::default_stream_pin_directory());
     if (options.json) {
         nlohmann::json out = portmux::status_json(interfaces);
+        if (!streams.empty()) {
+            out["streams"] = portmux::stream_status_json(streams);
+        }
         if (!problem.empty()) {
             out["error"] = {{"message", problem}};
         }
         fmt::print("{}\n", out.dump(2));
     } else {
-        fmt::print("{}", portmux::status_table(interfaces));
+        fmt::print("{}{}", portmux::status_table(interfaces), portmux::stream_status_table(streams));
     }
     if (!problem.empty()) {
         std::fflush(stdout);
@@ -341,7 +351,34 @@ int run_run(const Options& options) {
 
 int run_drain(const Options& options, bool drained) {
     const portmux::StateLock lock(drained ? "portmux drain" : "portmux undrain");
-    const std::size_t changed = portmux::set_drained(lock, options.iface, options.port, drained);
+    // A backend of the stream router only (not of an XDP frontend) is
+    // drained there alone; otherwise XDP first, which names the problem
+    // when neither has the port, before anything changes.
+    const std::filesystem::path streams = portmux::default_stream_pin_directory();
+    bool stream_backend = false;
+    for (const portmux::StreamFrontendStatus& frontend : portmux::read_pinned_stream_frontends(streams)) {
+        for (const auto& [port, ignored] : frontend.backends) {
+            stream_backend = stream_backend || port == options.port;
+        }
+    }
+    bool xdp_backend = true;
+    if (stream_backend) {
+        portmux::require_interface_name(options.iface);
+        const auto status = portmux::query_status(options.iface);
+        xdp_backend = status && std::any_of(status->frontends.begin(), status->frontends.end(),
+                                            [&](const portmux::Frontend& frontend) {
+                                                return std::any_of(
+                                                    frontend.backends.begin(), frontend.backends.end(),
+                                                    [&](const portmux::Backend& backend) {
+                                                        return backend.port == options.port;
+                                                    });
+                                            });
+    }
+    std::size_t changed = 0;
+    if (xdp_backend) {
+        changed += portmux::set_drained(lock, options.iface, options.port, drained);
+    }
+    changed += portmux::set_stream_drained(streams, options.port, drained).changed;
     fmt::print("{} backend {} on {} ({} frontend(s) changed)\n", drained ? "drained" : "undrained",
                options.port, options.iface, changed);
     return 0;

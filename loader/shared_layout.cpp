@@ -75,3 +75,6 @@ static_assert(offsetof(portmux_stream_peer, released) == 16);
 static_assert(offsetof(portmux_stream_peer, hold) == 24);
 static_assert(sizeof(portmux_stream_connections) == 8 * (6 + PORTMUX_REFUSAL_REASONS));
 static_assert(offsetof(portmux_stream_connections, refused) == 32);
+static_assert(sizeof(portmux_stream_frontend) == 8 + 2 * PORTMUX_MAX_BACKENDS);
+static_assert(offsetof(portmux_stream_frontend, flags) == 4);
+static_assert(offsetof(portmux_stream_frontend, backends) == 8);

@@ -187,4 +187,58 @@ nlohmann::json status_json(const std::vector<InterfaceStatus>& interfaces) {
     return {{"interfaces", std::move(list)}};
 }
 
+namespace {
+
+std::string stream_rules_label(const StreamFrontendStatus& frontend) {
+    std::vector<std::string> rules;
+    if (frontend.validated) {
+        rules.push_back("validate");
+    }
+    if (frontend.routed) {
+        rules.push_back("route");
+    }
+    if (frontend.proxy_v2) {
+        rules.push_back("PROXY v2");
+    }
+    return fmt::format("{}; first_data_timeout {} s", fmt::join(rules, ", "),
+                       frontend.first_data_timeout);
+}
+
+}  // namespace
+
+std::string stream_status_table(const std::vector<StreamFrontendStatus>& frontends) {
+    if (frontends.empty()) {
+        return {};
+    }
+    std::string out = "stream router (TCP frontends routed by their first bytes, all addresses):\n";
+    out += fmt::format("  {:<10} {:<6} {}\n", "FRONTEND", "PROTO", "BACKENDS");
+    for (const StreamFrontendStatus& frontend : frontends) {
+        std::vector<std::string> backends;
+        for (const auto& [port, drained] : frontend.backends) {
+            backends.push_back(drained ? fmt::format("{} (drained)", port) : std::to_string(port));
+        }
+        out += fmt::format("  {:<10} {:<6} {}\n", frontend.port, "stream", fmt::join(backends, ", "));
+        out += fmt::format("  {:<17} {}\n", "", stream_rules_label(frontend));
+    }
+    return out;
+}
+
+nlohmann::json stream_status_json(const std::vector<StreamFrontendStatus>& frontends) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const StreamFrontendStatus& frontend : frontends) {
+        nlohmann::json backends = nlohmann::json::array();
+        for (const auto& [port, drained] : frontend.backends) {
+            backends.push_back({{"port", port}, {"drained", drained}});
+        }
+        out.push_back({{"port", frontend.port},
+                       {"protocol", "tcp"},
+                       {"validate", frontend.validated},
+                       {"route", frontend.routed},
+                       {"proxy_protocol", frontend.proxy_v2 ? "v2" : ""},
+                       {"first_data_timeout", frontend.first_data_timeout},
+                       {"backends", std::move(backends)}});
+    }
+    return out;
+}
+
 }  // namespace portmux

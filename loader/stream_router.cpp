@@ -37,6 +37,7 @@
 #include "portmux_stream_bpf.skel.h"
 #include "proxy_protocol.hpp"
 #include "sockmap_probe.hpp"
+#include "stream_registry.hpp"
 
 namespace portmux {
 namespace {
@@ -335,6 +336,7 @@ private:
     bool use_sockmap_ = true;
     std::filesystem::path pin_dir_;
     bool pinned_ = false;
+    std::unique_ptr<StreamRegistry> registry_;  // frontends and drains, for other processes
 
     UniqueFd epoll_;
     UniqueFd wake_;
@@ -406,6 +408,7 @@ StreamRouter::Impl::Impl(std::filesystem::path pin_dir) : pin_dir_(std::move(pin
         }
         pinned_ = true;
     }
+    registry_ = std::make_unique<StreamRegistry>(pin_dir_);
 
     epoll_.reset(::epoll_create1(EPOLL_CLOEXEC));
     wake_.reset(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
@@ -532,6 +535,9 @@ void StreamRouter::Impl::stop() {
     if (thread_.joinable()) {
         thread_.join();
     }
+    if (registry_) {
+        registry_->unpin();
+    }
     if (pinned_) {
         (void)::unlink((pin_dir_ / "stream_connections").c_str());
         (void)::unlink((pin_dir_ / "stream_bytes").c_str());
@@ -639,6 +645,11 @@ void StreamRouter::Impl::take_pending_apply() {
         const std::uint16_t port = listener->port;
         listeners_[port] = std::move(listener);
     }
+    std::vector<Frontend> served;
+    for (const auto& [port, rules] : pending->rules) {
+        served.push_back(rules->frontend);
+    }
+    registry_->publish(served);
     const std::lock_guard lock(mutex_);
     pending->done = true;
     applied_.notify_all();
@@ -842,6 +853,12 @@ void StreamRouter::Impl::decide(Connection& connection, bool stream_ended) {
         refuse(connection, decision.refusal);
         return;
     case FirstBytesDecision::Kind::route:
+        // A drained backend takes no new connection, not even by its tag.
+        if (registry_->drained(decision.backend_port)) {
+            connection.backend_port = decision.backend_port;
+            refuse(connection, Refusal::backend_refused);
+            return;
+        }
         connect_backend(connection, decision.backend_port);
         return;
     case FirstBytesDecision::Kind::round_robin: {
@@ -850,9 +867,16 @@ void StreamRouter::Impl::decide(Connection& connection, bool stream_ended) {
             refuse(connection, Refusal::backend_refused);
             return;
         }
+        // The next backend in round-robin order that is not drained.
         std::uint32_t& cursor = found->second->rr_cursor;
-        const std::uint8_t index = rules.rr_order[cursor++ % rules.rr_order.size()];
-        connect_backend(connection, rules.frontend.backends[index].port);
+        for (std::size_t tried = 0; tried < rules.rr_order.size(); ++tried) {
+            const std::uint8_t index = rules.rr_order[cursor++ % rules.rr_order.size()];
+            if (!registry_->drained(rules.frontend.backends[index].port)) {
+                connect_backend(connection, rules.frontend.backends[index].port);
+                return;
+            }
+        }
+        refuse(connection, Refusal::backend_refused);  // every backend drained
         return;
     }
     }

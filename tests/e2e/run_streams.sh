@@ -41,7 +41,8 @@ write_config() {
   {"port": 9000, "protocol": "tcp", "backends": [],
    "validate": {"min_length": 24, "match": [{"offset": 0, "value": "MPLX"}]},
    "route": {"offset": 20, "length": 3, "tags": [
-     {"tag": "aaa", "backend": '$1'}, {"tag": "bbb", "backend": '$2'}]}},'
+     {"tag": "aaa", "backend": '$1'}, {"tag": "bbb", "backend": '$2'}]}},
+  {"port": 9100, "protocol": "tcp", "backends": [5001, 5002], "validate": {"min_length": 1}},'
     printf '{"frontends": [%s\n  {"port": 8080, "protocol": "tcp", "backends": [8081]}]}\n' \
         "$streams" >"$CONF.tmp"
     mv -f "$CONF.tmp" "$CONF"
@@ -69,7 +70,7 @@ wait_until 10 all_ports_listening "$NS" tcp 5001 5002 8081 || die "the backends 
 write_config 5001 5002
 register_detach "$NS" lo
 start_portmux_run "$NS" "$RUNLOG" lo --config "$CONF" --mode generic
-wait_for_log 30 "$RUNLOG" '^level=info event=streams_applied ports=9000 ' ||
+wait_for_log 30 "$RUNLOG" '^level=info event=streams_applied ports="9000 9100" ' ||
     die "run did not start the stream router: $(cat "$RUNLOG")"
 pass "run attached and serves the stream frontend: $(grep -m1 event=attached "$RUNLOG")"
 assert_eq 1 "$(log_count "$RUNLOG" '^level=info event=attached iface=lo mode=generic')" "log: one event=attached"
@@ -99,7 +100,7 @@ write_config 5002 5001
 # more streams_applied lines come, the last one with the swapped tags.
 kill -HUP "$RUN_PID"
 wait_for_log 10 "$RUNLOG" 'event=reloaded .*trigger=signal' || fail "no reload after SIGHUP"
-wait_for_log 10 "$RUNLOG" '^level=info event=streams_applied ports=9000 ' 2 ||
+wait_for_log 10 "$RUNLOG" '^level=info event=streams_applied ports="9000 9100" ' 2 ||
     fail "the router did not take the reloaded rules"
 touch "$W/reloaded"
 wait "$old_client"
@@ -120,7 +121,7 @@ wait_until 5 stream_not_listening
 assert_no_match "frontend removed by a reload: nothing listens on 9000" . \
     "$(ip netns exec "$NS" ss -Htln 'sport = :9000')"
 write_config 5001 5002
-wait_for_log 10 "$RUNLOG" 'event=streams_applied ports=9000 ' $((applied + 1)) ||
+wait_for_log 10 "$RUNLOG" 'event=streams_applied ports="9000 9100" ' $((applied + 1)) ||
     fail "no streams_applied after bringing 9000 back"
 assert_ok "frontend back: 9000 listens again" stream_listening
 routed_to aaa 5001 "frontend back: aaa -> 5001"
@@ -132,6 +133,56 @@ stats=$(stream_stats "$NS")
 assert_eq 7 "$(stream_stat "$stats" 9000 accepted)" "stats: 9000 accepted 7 (counters kept across reloads)"
 assert_eq 1 "$(stream_stat "$stats" 9000 refused.unknown_tag)" "stats: 1 refused as unknown_tag"
 assert_eq 6 "$(stream_stat "$stats" 9000 spliced)" "stats: 6 spliced"
+
+# ------------------------------------------------------ status and drain
+status=$(in_ns "$NS" "$PORTMUX" status lo 2>&1)
+assert_match "status lists the stream frontend 9000 with its tag targets" \
+    '^  9000 +stream +5001, 5002$' "$status"
+assert_match "status lists the stream frontend 9100 with its backends" '^  9100 +stream +5001, 5002$' "$status"
+assert_match "status says how 9000 decides" 'validate, route; first_data_timeout 5 s' "$status"
+json=$(in_ns "$NS" "$PORTMUX" status lo --json 2>&1)
+assert_eq "9000 9100" "$("$E2E_PYTHON" -c 'import json, sys; print(*[f["port"] for f in json.load(sys.stdin)["streams"]])' <<<"$json")" \
+    "status --json lists the stream frontends"
+printf '%s\n' "$json" >"$W/status.json"
+assert_ok "status --json is still accepted as a config" "$PORTMUX" check "$W/status.json"
+
+# rr_ports N: the backends of N connections to 9100, in order.
+rr_ports() {
+    local i out
+    for ((i = 0; i < $1; i++)); do
+        out=$(client 127.0.0.1 9100 "x$i" --fin-after 7)
+        out=$(json_field "$out" received_head)
+        printf '%s ' "${out%%:*}"
+    done
+}
+# A connection spliced before the drain: the first to 9100, so to 5001.
+ip netns exec "$NS" timeout 20 "$E2E_PYTHON" "$PEER" --timeout 10 send 127.0.0.1 9100 "held" \
+    --first-reply-file "$W/held-reply" --second "after-drain" \
+    --second-when "$W/drained" --fin-after 20 >"$W/held.json" 2>&1 &
+held_client=$!
+E2E_PIDS+=("$held_client")
+wait_until 10 test -e "$W/held-reply" || fail "the held connection got no first reply"
+assert_ok "portmux drain lo 5001 (a backend of the stream router only)" in_ns "$NS" "$PORTMUX" drain lo 5001
+assert_match "drain changed both stream frontends" 'drained backend 5001 on lo \(2 frontend\(s\) changed\)' "$E2E_LAST_OUTPUT"
+assert_match "status marks 5001 drained" '^  9100 +stream +5001 \(drained\), 5002$' "$(in_ns "$NS" "$PORTMUX" status lo 2>&1)"
+assert_eq "5002 5002 5002 5002 " "$(rr_ports 4)" "drained: new round-robin connections avoid 5001"
+out=$(client 127.0.0.1 9000 "$(request aaa)")
+assert_eq reset "$(json_field "$out" ended)" "drained: a tag routed to 5001 is refused (reset)"
+touch "$W/drained"
+wait "$held_client"
+out=$(cat "$W/held.json")
+assert_eq "5001:heldafter-drain" "$(json_field "$out" received_head)" \
+    "a connection spliced to 5001 before the drain carries data after it"
+kill -HUP "$RUN_PID"
+wait_for_log 10 "$RUNLOG" 'event=streams_applied' $(($(log_count "$RUNLOG" 'event=streams_applied') + 1)) ||
+    fail "no streams_applied after SIGHUP"
+assert_eq "5002 5002 " "$(rr_ports 2)" "the drain is kept across a reload"
+assert_ok "portmux undrain lo 5001" in_ns "$NS" "$PORTMUX" undrain lo 5001
+assert_eq "5001 5002 " "$(echo $(rr_ports 2 | tr ' ' '\n' | sort) '')" "undrained: 5001 takes connections again"
+assert_eq 1 "$(stream_stat "$(stream_stats "$NS")" 9000 refused.backend_refused)" \
+    "stats: the drained tag counted as backend_refused"
+E2E_EXPECT_RC=1 assert_fails "drain of a port no frontend has fails" in_ns "$NS" "$PORTMUX" drain lo 5999
+assert_match "...naming it" 'port 5999 is not a backend of any frontend on lo' "$E2E_LAST_OUTPUT"
 
 # ----------------------------------------------------------------- SIGTERM
 kill -TERM "$RUN_PID"
