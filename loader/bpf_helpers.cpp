@@ -36,6 +36,8 @@ constexpr HelperInfo kHelpers[] = {
     {BPF_FUNC_xdp_adjust_meta, "bpf_xdp_adjust_meta", 4, 15},
     {BPF_FUNC_xdp_adjust_tail, "bpf_xdp_adjust_tail", 4, 18},
     {BPF_FUNC_fib_lookup, "bpf_fib_lookup", 4, 18},
+    {BPF_FUNC_get_socket_cookie, "bpf_get_socket_cookie", 4, 12},
+    {BPF_FUNC_sk_redirect_hash, "bpf_sk_redirect_hash", 4, 18},
     {BPF_FUNC_sk_lookup_tcp, "bpf_sk_lookup_tcp", 4, 20},
     {BPF_FUNC_sk_lookup_udp, "bpf_sk_lookup_udp", 4, 20},
     {BPF_FUNC_sk_release, "bpf_sk_release", 4, 20},
@@ -44,6 +46,7 @@ constexpr HelperInfo kHelpers[] = {
     {BPF_FUNC_tcp_gen_syncookie, "bpf_tcp_gen_syncookie", 5, 3},
     {BPF_FUNC_jiffies64, "bpf_jiffies64", 5, 5},
     {BPF_FUNC_ktime_get_boot_ns, "bpf_ktime_get_boot_ns", 5, 8},
+    {BPF_FUNC_ringbuf_output, "bpf_ringbuf_output", 5, 8},
     {BPF_FUNC_ktime_get_coarse_ns, "bpf_ktime_get_coarse_ns", 5, 11},
     {BPF_FUNC_check_mtu, "bpf_check_mtu", 5, 12},
     {BPF_FUNC_loop, "bpf_loop", 5, 17},
@@ -59,6 +62,9 @@ std::uint32_t section_prog_type(std::string_view section) {
     }
     if (section.starts_with("tc") || section.starts_with("classifier")) {
         return BPF_PROG_TYPE_SCHED_CLS;
+    }
+    if (section.starts_with("sk_skb")) {
+        return BPF_PROG_TYPE_SK_SKB;
     }
     return BPF_PROG_TYPE_UNSPEC;  // .text: subprograms, inlined here
 }

@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "bpf_helpers.hpp"
+#include "portmux_stream_bpf.skel.h"
 #include "skeleton.hpp"
 
 using namespace portmux;
@@ -79,4 +80,25 @@ TEST_CASE("kernel reach: a missing helper is one line naming it and its kernel",
     CHECK(missing_helper_message(call, "multi-buffer XDP") ==
           "this kernel lacks BPF helper bpf_xdp_load_bytes (Linux 5.18, or a kernel with it "
           "backported), needed by multi-buffer XDP");
+}
+
+TEST_CASE("kernel reach: the stream verdict object's helpers are all known and older than the 6.4 "
+          "it needs anyway",
+          "[kernel-reach]") {
+    std::size_t size = 0;
+    const void* bytes = portmux_stream_bpf__elf_bytes(&size);
+    const auto calls =
+        helper_calls(std::span<const std::uint8_t>(static_cast<const std::uint8_t*>(bytes), size));
+    REQUIRE_FALSE(calls.empty());
+    std::set<std::string> names;
+    for (const HelperCall& call : calls) {
+        INFO("section " << call.section << ": helper #" << call.helper);
+        const HelperInfo* info = helper_info(call.helper);
+        REQUIRE(info != nullptr);
+        names.insert(info->name);
+        CHECK(std::pair{info->major, info->minor} <= std::pair{6, 4});
+        CHECK(call.prog_type == BPF_PROG_TYPE_SK_SKB);
+    }
+    CHECK(names.contains("bpf_sk_redirect_hash"));
+    CHECK(names.contains("bpf_ringbuf_output"));
 }
