@@ -30,7 +30,7 @@
  * `meta` map; a portmux with another version refuses the attachment instead
  * of misreading it. Bump it with every change to a map key or value.
  */
-#define PORTMUX_LAYOUT_VERSION 4
+#define PORTMUX_LAYOUT_VERSION 5
 
 /* Address families, as indexes of the per-family fields of a frontend. */
 #define PORTMUX_FAMILY_V4 0
@@ -183,6 +183,33 @@ struct portmux_flow {
 struct portmux_reply {
 	__be16 frontend_port;
 	__u16 pad[3];
+};
+
+/*
+ * `syn_slots` array: the backend each recent SYN was sent to, one 8-byte
+ * slot per hash of its flow key, overwritten in place (no allocation, no
+ * lock, no eviction of anything else). A retransmitted SYN finds its
+ * backend here, and so does the ACK that completes the handshake, which
+ * then creates the connection's `flows` entry. A SYN never inserts into
+ * `flows`, so a SYN flood cannot evict established connections' entries.
+ */
+#define PORTMUX_SYN_SLOTS 65536 /* a power of two: the slot is hash & (SLOTS - 1) */
+/*
+ * Seeds of the flow-key hash (xdp/flow.h): a SYN's slot is the hash with
+ * PORTMUX_FLOW_HASH_SEED (which also balances TCP segments no socket
+ * holds), its fingerprint the hash with PORTMUX_SYN_FINGERPRINT_SEED, | 1.
+ */
+#define PORTMUX_FLOW_HASH_SEED 0x9e3779b9u
+#define PORTMUX_SYN_FINGERPRINT_SEED 0x2545f491u
+/* portmux_syn_slot.stamp counts in units of 2^PORTMUX_SYN_STAMP_SHIFT ns (67 ms), mod 256. */
+#define PORTMUX_SYN_STAMP_SHIFT 26
+
+/* Value of `syn_slots`: written with one 8-byte store, so never read torn. */
+struct portmux_syn_slot {
+	__u32 fingerprint;   /* a second hash of the flow key, odd; 0: never written */
+	__be16 backend_port;
+	__u8 backend_index;  /* into portmux_frontend.backends[] when written */
+	__u8 stamp;          /* when the SYN came, see PORTMUX_SYN_STAMP_SHIFT */
 };
 
 /* Key of the `routes` hash map: a frontend and a tag of its route spec. */

@@ -49,6 +49,7 @@ struct PinnedMaps {
     UniqueFd flows;
     UniqueFd replies;
     UniqueFd ports;
+    UniqueFd syn_slots;
     UniqueFd meta;
 
     DataPathMaps data_path() const {
@@ -76,6 +77,7 @@ inline constexpr PinnedMapEntry kPinnedMaps[] = {
     {"flows", &PinnedMaps::flows},
     {"replies", &PinnedMaps::replies},
     {"ports", &PinnedMaps::ports},
+    {"syn_slots", &PinnedMaps::syn_slots},
     {kMetaPin, &PinnedMaps::meta, false},
 };
 

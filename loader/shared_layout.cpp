@@ -58,6 +58,13 @@ static_assert(offsetof(portmux_flow, created_ns) == 8);
 static_assert(offsetof(portmux_flow, last_seen_ns) == 16);
 
 static_assert(sizeof(portmux_reply) == 8);
+
+// One 8-byte store writes a whole slot (xdp/tcp_affinity.h).
+static_assert(sizeof(portmux_syn_slot) == 8);
+static_assert(offsetof(portmux_syn_slot, backend_port) == 4);
+static_assert(offsetof(portmux_syn_slot, backend_index) == 6);
+static_assert(offsetof(portmux_syn_slot, stamp) == 7);
+static_assert((PORTMUX_SYN_SLOTS & (PORTMUX_SYN_SLOTS - 1)) == 0);
 static_assert(sizeof(portmux_route_key) == 4 + PORTMUX_MAX_TAG_LEN);
 static_assert(sizeof(portmux_route_target) == 4);
 

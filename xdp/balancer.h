@@ -12,6 +12,7 @@
 #include "maps.h"
 #include "parsing.h"
 #include "payload.h"
+#include "tcp_affinity.h"
 #include "verifier.h"
 
 /* A retransmitted SYN arrives within this window and keeps its backend. */
@@ -69,30 +70,38 @@ static __always_inline int empty_order_choice(const struct portmux_frontend *fe,
 	return CHOICE_DROP(PORTMUX_DROP_NO_BACKEND);
 }
 
-/* The next backend of the packet's family in round-robin order on this CPU. */
-static __always_inline int pick_round_robin(const struct frontend_ctx *ctx)
+/* The next backend of `family` in round-robin order on this CPU. */
+static __always_inline int round_robin_next(const struct portmux_frontend *fe,
+					    struct portmux_frontend_state *state, __u32 family)
 {
-	const struct portmux_frontend *fe = ctx->frontend;
-	__u32 family = verifier_bound(packet_family(ctx->pkt), PORTMUX_FAMILIES - 1);
-	__u32 length = fe->rr_length[family];
-	__u32 pos = ctx->state->rr_cursor;
+	__u32 length;
+	__u32 pos = state->rr_cursor;
 
+	family = verifier_bound(family, PORTMUX_FAMILIES - 1);
+	length = fe->rr_length[family];
 	if (length == 0 || length > PORTMUX_RR_SLOTS)
 		return empty_order_choice(fe, family);
 	/* A reload may have shortened the order under an old cursor. */
 	if (pos >= length)
 		pos = 0;
-	ctx->state->rr_cursor = pos + 1 < length ? pos + 1 : 0;
+	state->rr_cursor = pos + 1 < length ? pos + 1 : 0;
 	return fe->rr_order[family][verifier_bound(pos, PORTMUX_RR_SLOTS - 1)];
 }
 
-/* A stable backend for a flow the table does not know. */
-static __always_inline int pick_by_hash(const struct frontend_ctx *ctx, __u32 hash)
+/* The next backend of the packet's family in round-robin order on this CPU. */
+static __always_inline int pick_round_robin(const struct frontend_ctx *ctx)
 {
-	const struct portmux_frontend *fe = ctx->frontend;
-	__u32 family = verifier_bound(packet_family(ctx->pkt), PORTMUX_FAMILIES - 1);
-	__u32 length = fe->rr_length[family];
+	return round_robin_next(ctx->frontend, ctx->state, packet_family(ctx->pkt));
+}
 
+/* A stable backend of `family` for a flow the table does not know. */
+static __always_inline int hashed_backend(const struct portmux_frontend *fe, __u32 family,
+					  __u32 hash)
+{
+	__u32 length;
+
+	family = verifier_bound(family, PORTMUX_FAMILIES - 1);
+	length = fe->rr_length[family];
 	if (length == 0 || length > PORTMUX_RR_SLOTS)
 		return empty_order_choice(fe, family);
 	return fe->rr_order[family][verifier_bound(hash % length, PORTMUX_RR_SLOTS - 1)];
@@ -176,37 +185,84 @@ static __always_inline void store_flow(const struct portmux_frontend *fe,
 }
 
 /*
- * TCP: a SYN opens a connection and takes the next backend; every later
- * segment follows the flow table. A segment of a connection the table
- * lost (restart, eviction) is hashed over the live backends, so it lands
- * on the same backend every time.
+ * A SYN takes the next backend, or the one its slot names when it is a
+ * retransmission (xdp/tcp_affinity.h). It creates no flow: the segment
+ * that completes the handshake does.
  */
-static __always_inline int choose_tcp(const struct frontend_ctx *ctx)
+static __always_inline int choose_tcp_syn(const struct portmux_frontend *fe,
+					  struct portmux_frontend_state *state, __u32 family,
+					  struct tcp_affinity_query *query, bool stale_flow)
 {
-	const struct portmux_frontend *fe = ctx->frontend;
-	struct tcphdr *tcp = ctx->pkt->l4;
-	bool opens = tcp->syn && !tcp->ack;
-	struct portmux_flow_key key = {};
+	int choice = tcp_syn_retransmission_backend(fe, query);
+
+	if (choice < 0 || backend_down(fe, family, choice)) {
+		choice = round_robin_next(fe, state, family);
+		if (choice < 0)
+			return choice;
+		syn_slot_record(fe, query, choice);
+	}
+	/* An older connection on the same addresses and ports has ended. */
+	if (stale_flow)
+		bpf_map_delete_elem(&flows, &query->key);
+	remember_reply(fe, &query->key, backend_port(fe, choice));
+	return choice;
+}
+
+/*
+ * TCP: a SYN opens a connection (choose_tcp_syn); every later segment
+ * follows the flow table, and one the table does not know (the handshake's
+ * last ACK, or an evicted entry) finds its backend by its SYN's slot or in
+ * the kernel's socket table, and is recorded. A segment no backend holds
+ * goes to a hashed backend, which answers with a reset.
+ *
+ * A global function: the verifier checks it once, from its arguments,
+ * rather than once for every way of parsing a frame that reaches it.
+ */
+__noinline int choose_tcp_backend(struct xdp_md *xdp, const struct portmux_frontend *fe,
+				  struct portmux_frontend_state *state,
+				  struct tcp_affinity_query *query)
+{
+	__u32 family;
+	bool opens;
 	struct portmux_flow *flow;
 	int choice;
 
-	request_flow_key(&key, ctx->pkt);
-	flow = bpf_map_lookup_elem(&flows, &key);
+	if (!xdp || !fe || !state || !query)
+		return CHOICE_DROP(PORTMUX_DROP_NO_BACKEND);
+	family = query->key.family == 6 ? PORTMUX_FAMILY_V6 : PORTMUX_FAMILY_V4;
+	opens = query->tcp.syn && !query->tcp.ack;
+	flow = bpf_map_lookup_elem(&flows, &query->key);
 	/* The established path reads no clock: only a SYN needs the time. */
-	if (flow && (!opens || flow_clock_ns() - flow->created_ns < SYN_RETRANSMIT_WINDOW_NS)) {
+	if (opens)
+		query->now_ns = flow_clock_ns();
+	if (flow && (!opens || query->now_ns - flow->created_ns < SYN_RETRANSMIT_WINDOW_NS)) {
 		choice = resolve_flow(fe, flow);
 		/* An established connection stays even on a backend gone down:
 		 * its socket may outlive the listener. A retransmitted SYN does not. */
-		if (choice >= 0 && !(opens && backend_down(fe, packet_family(ctx->pkt), choice))) {
+		if (choice >= 0 && !(opens && backend_down(fe, family, choice))) {
 			/* The replies LRU evicts on its own: put back an entry it lost. */
-			remember_reply(fe, &key, backend_port(fe, choice));
+			remember_reply(fe, &query->key, backend_port(fe, choice));
 			return choice;
 		}
 	}
-	choice = opens ? pick_round_robin(ctx) : pick_by_hash(ctx, flow_hash(&key));
-	if (choice >= 0)
-		store_flow(fe, &key, choice, flow_clock_ns());
-	return choice;
+	if (opens)
+		return choose_tcp_syn(fe, state, family, query, flow != NULL);
+	query->now_ns = flow_clock_ns();
+	choice = tcp_connection_backend(xdp, fe, query);
+	if (choice >= 0) {
+		store_flow(fe, &query->key, choice, query->now_ns);
+		return choice;
+	}
+	return hashed_backend(fe, family, query->hash);
+}
+
+static __always_inline int choose_tcp(const struct frontend_ctx *ctx)
+{
+	struct tcp_affinity_query query = {};
+
+	request_flow_key(&query.key, ctx->pkt);
+	tcp_query_copy_segment(&query, ctx->pkt);
+	return choose_tcp_backend(ctx->xdp, ctx->frontend, ctx->state, &query);
 }
 
 /* UDP with flow affinity: a client sticks to its backend until it idles out. */

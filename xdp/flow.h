@@ -64,11 +64,14 @@ static __always_inline void reply_key_for_reply(struct portmux_flow_key *key,
 	key->service_port = l4_ports(pkt)->source;
 }
 
-/* A well-mixed 32-bit hash of a flow key (murmur3 finalizer per word). */
-static __always_inline __u32 flow_hash(const struct portmux_flow_key *key)
+/*
+ * A well-mixed 32-bit hash of a flow key (murmur3 mixing per word, then its
+ * finalizer). Two seeds give two independent hashes of one key.
+ */
+static __always_inline __u32 flow_hash_seeded(const struct portmux_flow_key *key, __u32 seed)
 {
 	const __u32 *words = (const __u32 *)key;
-	__u32 hash = 0x9e3779b9;
+	__u32 hash = seed;
 
 #pragma unroll
 	for (int i = 0; i < (int)(sizeof(*key) / sizeof(__u32)); i++) {
@@ -84,6 +87,12 @@ static __always_inline __u32 flow_hash(const struct portmux_flow_key *key)
 	hash *= 0xc2b2ae35;
 	hash ^= hash >> 16;
 	return hash;
+}
+
+/* The hash a TCP segment of an unknown connection is balanced by. */
+static __always_inline __u32 flow_hash(const struct portmux_flow_key *key)
+{
+	return flow_hash_seeded(key, PORTMUX_FLOW_HASH_SEED);
 }
 
 #endif /* PORTMUX_FLOW_H */

@@ -46,6 +46,17 @@ struct {
 } replies SEC(".maps");
 
 /*
+ * The backend of each recent TCP SYN, by hash of its flow key; overwritten
+ * in place, never allocated (xdp/tcp_affinity.h).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, PORTMUX_SYN_SLOTS);
+	__type(key, __u32);
+	__type(value, struct portmux_syn_slot);
+} syn_slots SEC(".maps");
+
+/*
  * What each (protocol, port) is to portmux: nothing (most traffic, which
  * then costs one array lookup after the parse), a frontend, a backend.
  */

@@ -1,7 +1,11 @@
-// TCP frontends: a SYN (without ACK) takes the next backend and records the
-// flow and its reply entry; later segments follow the flow table; segments
-// of unknown flows are hashed over the live backends; a SYN repeated within
-// 3 s is a retransmission; a backend removed by a reload moves its flows.
+// TCP frontends: a SYN (without ACK) takes the next backend and records it in
+// its SYN slot (and its reply entry), not in the flow table; the segment that
+// completes the handshake follows the slot and records the flow; later
+// segments follow the flow table; segments no slot, flow or backend socket
+// knows are hashed over the live backends and recorded nowhere; a SYN
+// repeated within 3 s is a retransmission; a backend removed by a reload
+// moves its flows. (Segments found in the kernel's socket table:
+// tcp_affinity_tests.cpp.)
 // UDP flow affinity, which shares the flow table, is tested at the end.
 // main() pins the process to one CPU, so the round-robin cursor is exact.
 #include <catch2/catch.hpp>
@@ -44,27 +48,6 @@ Frame segment(const PacketBuilder& client, std::uint16_t client_port, std::uint8
         .build();
 }
 
-// The data path's flow_hash (xdp/flow.h), written out again: murmur3's
-// mixing per 32-bit word of the key as it sits in memory, then its finalizer.
-std::uint32_t reference_flow_hash(const portmux_flow_key& key) {
-    static_assert(sizeof key % 4 == 0);
-    std::uint32_t words[sizeof key / 4];
-    std::memcpy(words, &key, sizeof key);
-    std::uint32_t hash = 0x9e3779b9;
-    for (std::uint32_t word : words) {
-        std::uint32_t k = word * 0xcc9e2d51u;
-        k = (k << 15) | (k >> 17);
-        hash ^= k * 0x1b873593u;
-        hash = ((hash << 13) | (hash >> 19)) * 5 + 0xe6546b64u;
-    }
-    hash ^= hash >> 16;
-    hash *= 0x85ebca6bu;
-    hash ^= hash >> 13;
-    hash *= 0xc2b2ae35u;
-    hash ^= hash >> 16;
-    return hash;
-}
-
 // The backend a segment of an unknown flow must go to: the hash of its flow
 // key over the round-robin order of the live backends.
 std::uint16_t hashed_backend(const Frontend& frontend, const Frame& request) {
@@ -95,6 +78,23 @@ void require_flow(const Frame& request, const Frontend& frontend, std::uint16_t 
     CHECK(ntohs(reply->frontend_port) == kTcpFrontend);
 }
 
+// The SYN slot of `syn` must name `backend` (port and index in `frontend`),
+// no flow exist for it yet, and its reply entry name the frontend port.
+void require_syn_slot(const Frame& syn, const Frontend& frontend, std::uint16_t backend) {
+    const auto slot = data_path().syn_slot(request_flow_key(syn));
+    REQUIRE(slot.has_value());
+    CHECK(ntohs(slot->backend_port) == backend);
+    std::vector<std::uint16_t> ports;
+    for (const Backend& b : frontend.backends) {
+        ports.push_back(b.port);
+    }
+    CHECK(slot->backend_index == index_of(ports, backend));
+    CHECK_FALSE(data_path().flow(request_flow_key(syn)).has_value());
+    const auto reply = data_path().reply(reply_key(syn, backend));
+    REQUIRE(reply.has_value());
+    CHECK(ntohs(reply->frontend_port) == kTcpFrontend);
+}
+
 }  // namespace
 
 TEST_CASE("TCP: SYNs take backends in turn, every later segment follows its flow", "[tcp]") {
@@ -109,12 +109,15 @@ TEST_CASE("TCP: SYNs take backends in turn, every later segment follows its flow
         const Frame syn = segment(client, client_ports[i], kTcpSyn);
         CHECK(forward(syn) == kTcpBackends[i]);
         tally.forwarded(i, syn);
-        require_flow(syn, tcp_frontend(), kTcpBackends[i]);
+        require_syn_slot(syn, tcp_frontend(), kTcpBackends[i]);
     }
-    CHECK(data_path().flow_count() == 3);
+    // SYNs write slots, never the flow table.
+    CHECK(data_path().flow_count() == 0);
+    CHECK(data_path().syn_slot_count() == 3);
     CHECK(data_path().reply_count() == 3);
 
-    // The rest of each connection, interleaved, stays on its backend.
+    // The rest of each connection, interleaved, stays on its backend; the
+    // first of them (the handshake's ACK) records the flow.
     for (const std::uint8_t flags : {kTcpAck, std::uint8_t(kTcpPsh | kTcpAck), std::uint8_t(kTcpFin | kTcpAck),
                                      kTcpAck}) {
         for (std::size_t i = 0; i < client_ports.size(); ++i) {
@@ -123,6 +126,7 @@ TEST_CASE("TCP: SYNs take backends in turn, every later segment follows its flow
             INFO("flags 0x" << std::hex << int(flags) << std::dec << ", client port " << client_ports[i]);
             CHECK(forward(later) == kTcpBackends[i]);
             tally.forwarded(i, later);
+            require_flow(later, tcp_frontend(), kTcpBackends[i]);
         }
     }
     // Still three flows, and the cursor moved only for the SYNs: the next
@@ -157,7 +161,8 @@ TEST_CASE("TCP: the flow key holds client address, client port and frontend port
     require_counters(kTcpFrontend, Protocol::tcp, tally.expected());
 }
 
-TEST_CASE("TCP: a segment of an unknown flow goes to a stable hashed backend and creates the flow", "[tcp]") {
+TEST_CASE("TCP: a segment no slot, flow or backend socket knows goes to a stable hashed backend, recorded nowhere",
+          "[tcp]") {
     configure_tcp();
     const PacketBuilder client = GENERATE(ipv4_client(), ipv6_client());
     const std::uint8_t flags = GENERATE(as<std::uint8_t>{}, kTcpAck, std::uint8_t(kTcpPsh | kTcpAck), std::uint8_t(kTcpFin | kTcpAck),
@@ -172,18 +177,18 @@ TEST_CASE("TCP: a segment of an unknown flow goes to a stable hashed backend and
         const std::uint16_t first = forward(frame);
         CHECK(first == expected);
         tally.forwarded(index_of(kTcpBackends, first), frame);
-        require_flow(frame, tcp_frontend(), first);
         used.insert(first);
-
-        // Again with the flow known, and again after the table lost it:
-        // the same backend every time.
+        // No socket of this namespace holds such a connection: the backend
+        // answers it with a reset, and nothing is recorded for it (a flood
+        // of such segments cannot evict anything).
+        CHECK_FALSE(data_path().flow(request_flow_key(frame)).has_value());
+        // Again: the same backend every time.
         CHECK(forward(frame) == first);
         tally.forwarded(index_of(kTcpBackends, first), frame);
-        data_path().clear_flow_tables();
-        CHECK(forward(frame) == first);
-        tally.forwarded(index_of(kTcpBackends, first), frame);
-        require_flow(frame, tcp_frontend(), first);
     }
+    CHECK(data_path().flow_count() == 0);
+    CHECK(data_path().reply_count() == 0);
+    CHECK(data_path().syn_slot_count() == 0);
     // 24 flows over 3 backends: a hash that spreads uses all of them.
     CHECK(used.size() == 3);
     // None of it moved the round-robin cursor.
@@ -193,33 +198,65 @@ TEST_CASE("TCP: a segment of an unknown flow goes to a stable hashed backend and
     require_counters(kTcpFrontend, Protocol::tcp, tally.expected());
 }
 
+TEST_CASE("TCP: a connection whose flow entry was lost follows its SYN slot and records the flow again", "[tcp]") {
+    configure_tcp();
+    const PacketBuilder client = GENERATE(ipv4_client(), ipv6_client());
+    CounterTally tally(3);
+    // Two connections, to 8081 and 8082; the second's slot outlives its flow.
+    const Frame syn1 = segment(client, 40001, kTcpSyn);
+    const Frame syn2 = segment(client, 40002, kTcpSyn);
+    CHECK(forward(syn1) == 8081);
+    tally.forwarded(0, syn1);
+    CHECK(forward(syn2) == 8082);
+    tally.forwarded(1, syn2);
+    const Frame ack2 = segment(client, 40002, kTcpAck);
+    CHECK(forward(ack2) == 8082);
+    tally.forwarded(1, ack2);
+    require_flow(ack2, tcp_frontend(), 8082);
+    data_path().clear_flow_tables();  // as evictions would
+    // Not the hash: the slot, however old (only another key's SYN would have
+    // overwritten it).
+    data_path().age_syn_slot(request_flow_key(syn2), 200);
+    const Frame data2 = segment(client, 40002, kTcpPsh | kTcpAck, 7);
+    CHECK(forward(data2) == 8082);
+    tally.forwarded(1, data2);
+    require_flow(data2, tcp_frontend(), 8082);
+    require_counters(kTcpFrontend, Protocol::tcp, tally.expected());
+}
+
 TEST_CASE("TCP: a SYN repeated within 3 s is a retransmission and keeps its backend", "[tcp]") {
     configure_tcp();
     CounterTally tally(3);
     const Frame syn = segment(ipv4_client(), 40001, kTcpSyn);
     CHECK(forward(syn) == 8081);
     tally.forwarded(0, syn);
-    const auto created = data_path().flow(request_flow_key(syn));
-    REQUIRE(created.has_value());
+    REQUIRE(data_path().syn_slot(request_flow_key(syn)).has_value());
 
     SECTION("at once") {
         CHECK(forward(syn) == 8081);
         tally.forwarded(0, syn);
         CHECK(forward(syn) == 8081);
         tally.forwarded(0, syn);
+        require_syn_slot(syn, tcp_frontend(), 8081);
     }
-    SECTION("2.5 s after the flow was created") {
-        portmux_flow aged = *created;
-        aged.created_ns = monotonic_ns() - 5 * kSecond / 2;
-        aged.last_seen_ns = aged.created_ns;
-        data_path().set_flow(request_flow_key(syn), aged);
+    SECTION("2.5 s after the first (37 stamps of 67 ms)") {
+        data_path().age_syn_slot(request_flow_key(syn), 37);
+        const std::uint8_t aged = data_path().syn_slot(request_flow_key(syn))->stamp;
         CHECK(forward(syn) == 8081);
         tally.forwarded(0, syn);
         // A retransmission does not restart the window.
-        CHECK(data_path().flow(request_flow_key(syn))->created_ns == aged.created_ns);
+        CHECK(data_path().syn_slot(request_flow_key(syn))->stamp == aged);
+        require_syn_slot(syn, tcp_frontend(), 8081);
     }
-    require_flow(syn, tcp_frontend(), 8081);
-    CHECK(data_path().flow_count() == 1);
+    SECTION("after the handshake, within 3 s of the flow's creation") {
+        const Frame ack = segment(ipv4_client(), 40001, kTcpAck);
+        CHECK(forward(ack) == 8081);
+        tally.forwarded(0, ack);
+        data_path().clear_syn_slots();  // only the flow remembers it now
+        CHECK(forward(syn) == 8081);
+        tally.forwarded(0, syn);
+        require_flow(ack, tcp_frontend(), 8081);
+    }
     // The cursor only moved for the first SYN.
     const Frame other = segment(ipv4_client(), 40002, kTcpSyn);
     CHECK(forward(other) == 8082);
@@ -230,32 +267,35 @@ TEST_CASE("TCP: a SYN repeated within 3 s is a retransmission and keeps its back
 TEST_CASE("TCP: a SYN after the 3 s window opens a new connection, balanced afresh", "[tcp]") {
     configure_tcp();
     const PacketBuilder client = GENERATE(ipv4_client(), ipv6_client());
+    const bool completed = GENERATE(false, true);
+    INFO("the first connection completed its handshake: " << completed);
     CounterTally tally(3);
     const Frame syn = segment(client, 40001, kTcpSyn);
+    const Frame ack = segment(client, 40001, kTcpAck);
+    const auto key = request_flow_key(syn);
     CHECK(forward(syn) == 8081);
     tally.forwarded(0, syn);
+    if (completed) {
+        // A connection that ended 4 s ago left its flow behind.
+        CHECK(forward(ack) == 8081);
+        tally.forwarded(0, ack);
+        portmux_flow aged = *data_path().flow(key);
+        aged.created_ns = monotonic_ns() - 4 * kSecond;
+        aged.last_seen_ns = aged.created_ns;
+        data_path().set_flow(key, aged);
+    }
+    data_path().age_syn_slot(key, 46);  // 3.08 s
 
-    // Age the flow past the window, as if the connection had ended 4 s ago.
-    const auto key = request_flow_key(syn);
-    portmux_flow aged = *data_path().flow(key);
-    aged.created_ns = monotonic_ns() - 4 * kSecond;
-    aged.last_seen_ns = aged.created_ns;
-    data_path().set_flow(key, aged);
-
-    const std::uint64_t before = coarse_monotonic_ns();
     CHECK(forward(syn) == 8082);
     tally.forwarded(1, syn);
-    const auto renewed = data_path().flow(key);
-    REQUIRE(renewed.has_value());
-    CHECK(ntohs(renewed->backend_port) == 8082);
-    CHECK(renewed->backend_index == 1);
-    CHECK(renewed->created_ns >= before);
-    require_flow(syn, tcp_frontend(), 8082);
+    // The old flow is gone, the slot names the new backend.
+    require_syn_slot(syn, tcp_frontend(), 8082);
 
     // The new connection's later segments follow the new backend.
-    const Frame ack = segment(client, 40001, kTcpAck);
     CHECK(forward(ack) == 8082);
     tally.forwarded(1, ack);
+    require_flow(ack, tcp_frontend(), 8082);
+    CHECK(data_path().flow(key)->created_ns + kSecond >= coarse_monotonic_ns());
     // And the new SYN is itself retransmission-protected.
     CHECK(forward(syn) == 8082);
     tally.forwarded(1, syn);
@@ -295,13 +335,13 @@ TEST_CASE("TCP: rewritten checksums equal a full recomputation", "[tcp][checksum
 TEST_CASE("TCP: a reload that removes a backend moves its flows to live backends", "[tcp][generation]") {
     configure_tcp();
     const PacketBuilder client = GENERATE(ipv4_client(), ipv6_client());
-    // Connections to 8081, 8082, 8083.
-    std::vector<Frame> syns;
-    for (std::uint16_t port : {40001, 40002, 40003}) {
-        syns.push_back(segment(client, port, kTcpSyn));
+    // Connections to 8081, 8082, 8083 that completed their handshakes, and
+    // one more to 8081 and one to 8082 whose last ACK comes after the reload.
+    for (std::uint16_t port : {40001, 40002, 40003, 40004, 40005}) {
+        CHECK(forward(segment(client, port, kTcpSyn)) == kTcpBackends[(port - 40001) % 3]);
     }
-    for (std::size_t i = 0; i < syns.size(); ++i) {
-        CHECK(forward(syns[i]) == kTcpBackends[i]);
+    for (std::uint16_t port : {40001, 40002, 40003}) {
+        CHECK(forward(segment(client, port, kTcpAck)) == kTcpBackends[port - 40001]);
     }
     const std::uint64_t received_before = data_path().stats(kTcpFrontend, Protocol::tcp).received;
 
@@ -321,20 +361,38 @@ TEST_CASE("TCP: a reload that removes a backend moves its flows to live backends
     CHECK(forward(ack3) == 8083);
     require_flow(ack3, reduced, 8083);
 
-    // 8082's connection: its backend is gone, so it is hashed over the live
-    // backends, and the entry is rewritten to point there.
-    const Frame ack2 = segment(client, 40002, kTcpAck);
-    const std::uint16_t moved = hashed_backend(reduced, ack2);
-    CHECK(forward(ack2) == moved);
-    require_flow(ack2, reduced, moved);
-    // Its later segments stay there.
-    const Frame fin2 = segment(client, 40002, kTcpFin | kTcpAck);
-    CHECK(forward(fin2) == moved);
-    CHECK(data_path().flow_count() == 3);
+    // A handshake under way with 8081: its slot still names it.
+    const Frame ack4 = segment(client, 40004, kTcpAck);
+    CHECK(forward(ack4) == 8081);
+    require_flow(ack4, reduced, 8081);
+
+    // 8082's connections: the backend is gone and no socket of it is left,
+    // so they are hashed over the live backends, every segment alike.
+    for (std::uint16_t port : {40002, 40005}) {
+        const Frame ack = segment(client, port, kTcpAck);
+        const std::uint16_t moved = hashed_backend(reduced, ack);
+        CHECK(forward(ack) == moved);
+        CHECK(forward(segment(client, port, kTcpFin | kTcpAck)) == moved);
+    }
 
     const FrontendStats stats = data_path().stats(kTcpFrontend, Protocol::tcp);
-    CHECK(stats.received == received_before + 4);
+    CHECK(stats.received == received_before + 7);
     CHECK(stats.dropped() == 0);
+}
+
+TEST_CASE("TCP: a handshake under way follows its backend to its new index after a reorder", "[tcp][generation]") {
+    configure_tcp();
+    const PacketBuilder client = GENERATE(ipv4_client(), ipv6_client());
+    for (std::uint16_t port : {40001, 40002, 40003}) {
+        CHECK(forward(segment(client, port, kTcpSyn)) == kTcpBackends[port - 40001]);
+    }
+    const Frontend reordered = tcp_frontend({8083, 8081, 8082});
+    data_path().reload(config_of({reordered}));
+    for (std::uint16_t port : {40001, 40002, 40003}) {
+        const Frame ack = segment(client, port, kTcpAck);
+        CHECK(forward(ack) == kTcpBackends[port - 40001]);
+        require_flow(ack, reordered, kTcpBackends[port - 40001]);
+    }
 }
 
 TEST_CASE("TCP: no live backend drops SYNs and unknown segments as no_backend", "[tcp]") {

@@ -56,6 +56,10 @@ int LoadedDataPath::replies_fd() const {
     return bpf_map__fd(skeleton_->maps.replies);
 }
 
+int LoadedDataPath::syn_slots_fd() const {
+    return bpf_map__fd(skeleton_->maps.syn_slots);
+}
+
 DataPathMaps LoadedDataPath::maps() const {
     return portmux::data_path_maps(*skeleton_);
 }
@@ -106,6 +110,7 @@ void LoadedDataPath::configure(const Config& config) const {
         write_state_on_all_cpus(maps().frontend_state, installed.slot, portmux_frontend_state{});
     }
     clear_flow_tables();
+    clear_syn_slots();
 }
 
 void LoadedDataPath::reload(const Config& config) const {
@@ -115,6 +120,85 @@ void LoadedDataPath::reload(const Config& config) const {
 void LoadedDataPath::clear_flow_tables() const {
     clear_flow_map(flows_fd(), "flows");
     clear_flow_map(replies_fd(), "replies");
+}
+
+void LoadedDataPath::clear_syn_slots() const {
+    std::vector<std::uint32_t> keys(PORTMUX_SYN_SLOTS);
+    for (std::uint32_t i = 0; i < PORTMUX_SYN_SLOTS; ++i) {
+        keys[i] = i;
+    }
+    const std::vector<portmux_syn_slot> zeros(PORTMUX_SYN_SLOTS);
+    __u32 count = PORTMUX_SYN_SLOTS;
+    LIBBPF_OPTS(bpf_map_batch_opts, opts);
+    if (bpf_map_update_batch(syn_slots_fd(), keys.data(), zeros.data(), &count, &opts) != 0 ||
+        count != PORTMUX_SYN_SLOTS) {
+        throw std::system_error(errno, std::generic_category(), "zeroing syn_slots");
+    }
+}
+
+namespace {
+
+std::uint32_t syn_slot_index(const portmux_flow_key& key) {
+    return reference_flow_hash(key) & (PORTMUX_SYN_SLOTS - 1);
+}
+
+}  // namespace
+
+std::optional<portmux_syn_slot> LoadedDataPath::syn_slot(const portmux_flow_key& key) const {
+    const std::uint32_t index = syn_slot_index(key);
+    portmux_syn_slot slot{};
+    if (bpf_map_lookup_elem(syn_slots_fd(), &index, &slot) != 0) {
+        throw std::system_error(errno, std::generic_category(), "reading a SYN slot");
+    }
+    if (slot.fingerprint != (reference_flow_hash(key, PORTMUX_SYN_FINGERPRINT_SEED) | 1)) {
+        return std::nullopt;
+    }
+    return slot;
+}
+
+void LoadedDataPath::age_syn_slot(const portmux_flow_key& key, std::uint8_t stamps) const {
+    std::optional<portmux_syn_slot> slot = syn_slot(key);
+    if (!slot) {
+        throw std::invalid_argument("age_syn_slot: the key has no SYN slot");
+    }
+    slot->stamp = static_cast<std::uint8_t>(slot->stamp - stamps);
+    const std::uint32_t index = syn_slot_index(key);
+    if (bpf_map_update_elem(syn_slots_fd(), &index, &*slot, BPF_ANY) != 0) {
+        throw std::system_error(errno, std::generic_category(), "writing a SYN slot");
+    }
+}
+
+std::size_t LoadedDataPath::syn_slot_count() const {
+    std::vector<std::uint32_t> keys(PORTMUX_SYN_SLOTS);
+    std::vector<portmux_syn_slot> slots(PORTMUX_SYN_SLOTS);
+    std::uint32_t batch = 0;
+    __u32 count = PORTMUX_SYN_SLOTS;
+    LIBBPF_OPTS(bpf_map_batch_opts, opts);
+    if (bpf_map_lookup_batch(syn_slots_fd(), nullptr, &batch, keys.data(), slots.data(), &count, &opts) != 0 &&
+        errno != ENOENT) {
+        throw std::system_error(errno, std::generic_category(), "reading syn_slots");
+    }
+    return static_cast<std::size_t>(std::count_if(slots.begin(), slots.begin() + count,
+                                                  [](const portmux_syn_slot& s) { return s.fingerprint != 0; }));
+}
+
+std::uint32_t reference_flow_hash(const portmux_flow_key& key, std::uint32_t seed) {
+    static_assert(sizeof key % 4 == 0);
+    std::uint32_t words[sizeof key / 4];
+    std::memcpy(words, &key, sizeof key);
+    std::uint32_t hash = seed;
+    for (std::uint32_t word : words) {
+        std::uint32_t k = word * 0xcc9e2d51u;
+        k = (k << 15) | (k >> 17);
+        hash ^= k * 0x1b873593u;
+        hash = ((hash << 13) | (hash >> 19)) * 5 + 0xe6546b64u;
+    }
+    hash ^= hash >> 16;
+    hash *= 0x85ebca6bu;
+    hash ^= hash >> 13;
+    hash *= 0xc2b2ae35u;
+    hash ^= hash >> 16;
+    return hash;
 }
 
 std::size_t LoadedDataPath::flow_count() const {

@@ -48,6 +48,7 @@ public:
     DataPathMaps maps() const;
     int flows_fd() const;
     int replies_fd() const;
+    int syn_slots_fd() const;
 
     // Programs the maps through the loader's own code path, then zeroes
     // the per-CPU state (round-robin cursors) of every installed frontend:
@@ -60,8 +61,11 @@ public:
     // flows and replies stay.
     void reload(const Config& config) const;
 
-    // Deletes every entry of the flows and replies tables.
+    // Deletes every entry of the flows and replies tables (as evictions
+    // would); the SYN slots stay.
     void clear_flow_tables() const;
+    // Zeroes every SYN slot.
+    void clear_syn_slots() const;
 
     // Sets the round-robin cursor of `frontend_port`/`protocol` on every
     // CPU, as a config reload leaves it behind.
@@ -87,6 +91,14 @@ public:
     void erase_reply(const portmux_flow_key& key) const;  // as an LRU eviction would
     std::size_t flow_count() const;
     std::size_t reply_count() const;
+
+    // The SYN slot of a flow key (xdp/tcp_affinity.h): nullopt when the
+    // slot holds another key's SYN or none.
+    std::optional<portmux_syn_slot> syn_slot(const portmux_flow_key& key) const;
+    // Moves the stamp of the key's slot `stamps` units (67 ms) into the past.
+    void age_syn_slot(const portmux_flow_key& key, std::uint8_t stamps) const;
+    // SYN slots holding any SYN.
+    std::size_t syn_slot_count() const;
 
 private:
     struct Destroyer {
@@ -114,6 +126,10 @@ void require_passes_unchanged(const Frame& input);
 // Runs `input` and requires XDP_PASS with exactly expected_rewrite(input,
 // backend), and a checksum the reference verifies.
 void require_rewritten_to(const Frame& input, std::uint16_t backend);
+
+// The data path's flow_hash_seeded (xdp/flow.h), written out again: murmur3's
+// mixing per 32-bit word of the key as it sits in memory, then its finalizer.
+std::uint32_t reference_flow_hash(const portmux_flow_key& key, std::uint32_t seed = PORTMUX_FLOW_HASH_SEED);
 
 // The `flows` key of a request frame: (client = source address and port,
 // service = destination port, protocol, family), from the reference parser.

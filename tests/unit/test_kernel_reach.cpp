@@ -45,6 +45,12 @@ TEST_CASE("kernel reach: the standard object calls no helper newer than 5.15", "
     // What it needs, so a change that drops a helper by accident shows too.
     CHECK(names.contains("bpf_map_lookup_elem"));
     CHECK(names.contains("bpf_l4_csum_replace"));  // TC egress
+    // TCP affinity from the socket table (xdp/tcp_affinity.h): 5.2, and
+    // bpf_sk_release 4.20.
+    CHECK(names.contains("bpf_skc_lookup_tcp"));
+    CHECK(names.contains("bpf_tcp_check_syncookie"));
+    CHECK(names.contains("bpf_sk_release"));
+    CHECK(names.contains("bpf_ktime_get_coarse_ns"));  // 5.11: SYN slots, flow ages
 }
 
 TEST_CASE("kernel reach: the frags-aware object needs 5.18 and reads payload with bpf_xdp_load_bytes",
@@ -64,12 +70,17 @@ TEST_CASE("kernel reach: helper_calls finds calls and tells helpers from subprog
             sections.insert(call.section);
             if (call.section == "tc") {
                 CHECK(call.prog_type == BPF_PROG_TYPE_SCHED_CLS);
+            } else if (call.section == ".text") {
+                // Global functions (verified on their own, called from
+                // XDP): probed as XDP by first_missing_helper().
+                CHECK(call.prog_type == BPF_PROG_TYPE_UNSPEC);
             } else {
                 CHECK(call.prog_type == BPF_PROG_TYPE_XDP);
             }
         }
         CHECK(sections.contains("tc"));
         CHECK(sections.contains(object == DataPathObject::frags ? "xdp.frags" : "xdp"));
+        CHECK(sections.contains(".text"));
     }
     const std::vector<std::uint8_t> not_elf(64, 0);
     CHECK_THROWS_WITH(helper_calls(not_elf), Catch::Contains("not a 64-bit little-endian BPF ELF"));
