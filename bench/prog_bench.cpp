@@ -57,6 +57,7 @@ using json = nlohmann::json;
 
 constexpr int kXdpDrop = 1;
 constexpr int kXdpPass = 2;
+constexpr std::uint32_t kTcUnspec = static_cast<std::uint32_t>(-1);  // TC_ACT_UNSPEC
 constexpr std::uint16_t kFrontA = 9875;
 constexpr std::uint16_t kFrontB = 9876;
 constexpr int kCpu = 0;
@@ -67,6 +68,7 @@ struct Options {
     std::uint32_t single_shots = 100000;  // calls per single-shot run
     std::uint32_t big_flow_table = 1000000;
     bool quick = false;
+    bool headline_only = false;  // only the interleaved headline cases (fast)
     std::string json_path;
 };
 
@@ -160,6 +162,10 @@ Bytes make_frame(const FrameSpec& spec) {
 
 std::uint16_t dest_port_of(const Bytes& frame) {
     return static_cast<std::uint16_t>((frame[14 + 20 + 2] << 8) | frame[14 + 20 + 3]);
+}
+
+std::uint16_t source_port_of(const Bytes& frame) {
+    return static_cast<std::uint16_t>((frame[14 + 20] << 8) | frame[14 + 20 + 1]);
 }
 
 // ---------------------------------------------------------------- timing
@@ -448,7 +454,7 @@ json bench_headline(const Options& o, Baselines& base) {
     const portmux::DataPathMaps pm_maps = data_path_maps(*pm);
     portmux::write_config(pm_maps, udp);
     portmux::write_config({bpf_map__fd(abl->maps.frontends), bpf_map__fd(abl->maps.frontend_state),
-                           bpf_map__fd(abl->maps.routes)},
+                           bpf_map__fd(abl->maps.routes), bpf_map__fd(abl->maps.ports)},
                           udp);
 
     const Bytes frame = make_frame({});
@@ -464,17 +470,53 @@ json bench_headline(const Options& o, Baselines& base) {
         if (dest_port_of(out) != kFrontB) throw std::runtime_error("a balancer did not rewrite");
     }
 
+    // Not portmux's: a datagram to a port that is no frontend and no backend.
+    FrameSpec other;
+    other.dport = 53;
+    const Bytes not_ours = make_frame(other);
+    // TC egress: a packet leaving a port that is no backend (most of what
+    // leaves an interface), and a reply leaving backend 9876 for the client
+    // of the UDP frames above. Its source becomes 9875, which the ping-pong
+    // config makes a backend of 9876, so every iteration translates.
+    FrameSpec reply_spec;
+    reply_spec.saddr = 0xc6120002;
+    reply_spec.daddr = 0xc6120001;
+    reply_spec.sport = kFrontB;
+    reply_spec.dport = 40000;
+    const Bytes reply = make_frame(reply_spec);
+    FrameSpec leaving;
+    leaving.saddr = 0xc6120002;
+    leaving.daddr = 0xc6120001;
+    leaving.sport = 40001;
+    leaving.dport = 443;
+    const Bytes not_a_reply = make_frame(leaving);
+    const int tc_pass = bpf_program__fd(skel->progs.bench_tc_pass);
+    const int portmux_tc = bpf_program__fd(pm->progs.portmux_tc_egress);
+
     std::vector<TimedCase> cases = {
         {"xdp_pass", pass, frame, kXdpPass, {}},
         {"xdp_drop", drop, frame, kXdpDrop, {}},
         {"aya_demo", demo, frame, kXdpPass, {}},
         {"udp", portmux_prog, frame, kXdpPass, {}},
+        {"udp_not_a_frontend", portmux_prog, not_ours, kXdpPass, {}},
+        {"tc_pass", tc_pass, not_a_reply, kTcUnspec, {}},
+        {"tc_not_a_reply", portmux_tc, not_a_reply, kTcUnspec, {}},
+        {"tc_reply", portmux_tc, reply, kTcUnspec, {}},
         {"parse", bpf_program__fd(abl->progs.abl_parse), frame, kXdpPass, {}},
         {"parse_lookup", bpf_program__fd(abl->progs.abl_lookup), frame, kXdpPass, {}},
         {"parse_lookup_rr_rewrite", bpf_program__fd(abl->progs.abl_rewrite), frame, kXdpPass, {}},
         {"full", bpf_program__fd(abl->progs.abl_full), frame, kXdpPass, {}},
     };
-    std::cerr << "headline: floor, drop, aya demo, portmux UDP and its stages, interleaved\n";
+    // The reply is really translated (after the UDP check above recorded
+    // what translation needs), and the other packet is left alone.
+    {
+        Bytes out;
+        test_run(portmux_tc, reply, 1, &out);
+        if (source_port_of(out) != kFrontA) throw std::runtime_error("TC egress did not translate a reply");
+        test_run(portmux_tc, not_a_reply, 1, &out);
+        if (out != not_a_reply) throw std::runtime_error("TC egress changed a packet that is no reply");
+    }
+    std::cerr << "headline: floor, drop, aya demo, portmux UDP and its stages, TC egress, interleaved\n";
     const FrontendCounters before = counters_sum(pm_maps, {kFrontA, kFrontB}, portmux::Protocol::udp);
     time_interleaved(cases, o);
     const std::uint64_t iterations =
@@ -482,14 +524,16 @@ json bench_headline(const Options& o, Baselines& base) {
     require_hits("headline udp", before, counters_sum(pm_maps, {kFrontA, kFrontB}, portmux::Protocol::udp),
                  iterations, false);
 
-    json baseline_rows = json::array(), ablation_rows = json::array();
+    json baseline_rows = json::array(), ablation_rows = json::array(), headline_rows = json::array();
     json portmux_udp;
     for (auto& c : cases) {
         if (c.name == "xdp_pass") base.pass_ns = c.stats.median();
-        if (c.name == "xdp_pass" || c.name == "xdp_drop" || c.name == "aya_demo") {
+        if (c.name == "xdp_pass" || c.name == "xdp_drop" || c.name == "aya_demo" || c.name == "tc_pass") {
             baseline_rows.push_back(row(c.name, c.stats));
         } else if (c.name == "udp") {
             portmux_udp = row(c.name, c.stats);
+        } else if (c.name == "udp_not_a_frontend" || c.name == "tc_not_a_reply" || c.name == "tc_reply") {
+            headline_rows.push_back(row(c.name, c.stats));
         } else {
             ablation_rows.push_back(row(c.name, c.stats));
         }
@@ -506,8 +550,30 @@ json bench_headline(const Options& o, Baselines& base) {
     progs["xdp_pass"] = program_info(pass);
     progs["xdp_drop"] = program_info(drop);
     progs["aya_demo"] = program_info(demo);
+    progs["tc_pass"] = program_info(tc_pass);
+    // Per repetition (run k of each case): the ratios the issue 12 targets
+    // are stated in, so a burst of load on this machine shows as a spread.
+    json ratios = json::object();
+    auto case_named = [&](const std::string& name) -> const TimedCase& {
+        return *std::find_if(cases.begin(), cases.end(), [&](const TimedCase& c) { return c.name == name; });
+    };
+    auto per_run = [&](const std::string& a, const std::string& b, bool difference) {
+        json values = json::array();
+        const TimedCase& x = case_named(a);
+        const TimedCase& y = case_named(b);
+        for (std::size_t k = 0; k < x.stats.samples.size(); ++k) {
+            values.push_back(difference ? x.stats.samples[k] - y.stats.samples[k]
+                                        : x.stats.samples[k] / y.stats.samples[k]);
+        }
+        return values;
+    };
+    ratios["udp_over_aya_demo"] = per_run("udp", "aya_demo", false);
+    ratios["not_a_frontend_minus_floor_ns"] = per_run("udp_not_a_frontend", "xdp_pass", true);
+    ratios["tc_not_a_reply_over_tc_pass"] = per_run("tc_not_a_reply", "tc_pass", false);
     return {{"baseline", {{"rows", baseline_rows}, {"programs", progs}}},
             {"portmux_udp", portmux_udp},
+            {"headline_rows", headline_rows},
+            {"per_run", ratios},
             {"ablation", ablation_rows}};
 }
 
@@ -547,13 +613,8 @@ json bench_portmux(const Options& o) {
                      frontend(kFrontB, Protocol::udp, {kFrontA})};
     portmux::write_config(maps, udp);  // (the UDP hit path itself is timed in bench_headline)
 
-    // A UDP datagram to a port that is no frontend: parse + one lookup.
-    {
-        FrameSpec spec;
-        spec.dport = 53;
-        std::cerr << "portmux: udp_not_a_frontend\n";
-        rows.push_back(row("udp_not_a_frontend", time_repeat(prog, make_frame(spec), o, kXdpPass)));
-    }
+    // (A datagram to a port that is no frontend is timed in bench_headline,
+    // interleaved with the floor it is compared with.)
 
     // UDP round robin for a one-way service: no reply translation, so no
     // reply-table lookup per datagram.
@@ -788,10 +849,11 @@ int main(int argc, char** argv) {
         else if (a == "--single-shots") o.single_shots = static_cast<std::uint32_t>(std::stoul(next()));
         else if (a == "--flows") o.big_flow_table = static_cast<std::uint32_t>(std::stoul(next()));
         else if (a == "--quick") o.quick = true;
+        else if (a == "--headline-only") o.headline_only = true;
         else if (a == "--json") o.json_path = next();
         else {
             std::cerr << "usage: portmux_prog_bench [--repeat N] [--runs K] [--single-shots N] "
-                         "[--flows N] [--quick] [--json FILE]\n";
+                         "[--flows N] [--quick] [--headline-only] [--json FILE]\n";
             return 2;
         }
     }
@@ -809,11 +871,15 @@ int main(int argc, char** argv) {
         Baselines base;
         json headline = bench_headline(o, base);
         doc["baseline"] = headline["baseline"];
-        doc["portmux"] = bench_portmux(o);
+        doc["portmux"] = o.headline_only ? json{{"rows", json::array()}} : bench_portmux(o);
         doc["portmux"]["rows"].insert(doc["portmux"]["rows"].begin(), headline["portmux_udp"]);
+        for (const json& r : headline["headline_rows"]) doc["portmux"]["rows"].push_back(r);
+        doc["headline_per_run"] = headline["per_run"];
         doc["ablation"] = headline["ablation"];
-        doc["scaling"] = bench_scaling(o);
-        doc["flow_table"] = bench_flow_table(o);
+        if (!o.headline_only) {
+            doc["scaling"] = bench_scaling(o);
+            doc["flow_table"] = bench_flow_table(o);
+        }
         doc["floor_ns"] = base.pass_ns;
         doc["floor_single_shot_ns"] = base.pass_single_ns;
         const std::string text = doc.dump(2);

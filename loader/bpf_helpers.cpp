@@ -66,7 +66,9 @@ std::uint32_t section_prog_type(std::string_view section) {
     if (section.starts_with("sk_skb")) {
         return BPF_PROG_TYPE_SK_SKB;
     }
-    return BPF_PROG_TYPE_UNSPEC;  // .text: subprograms, inlined here
+    // .text: global subprograms (balance_parsed_frame, which only the XDP
+    // program calls; first_missing_helper probes them as XDP).
+    return BPF_PROG_TYPE_UNSPEC;
 }
 
 template <typename T>

@@ -401,7 +401,10 @@ static __always_inline struct portmux_port *destination_port(const struct l4_pac
 	return bpf_map_lookup_elem(&ports, &index);
 }
 
-/* Balances one UDP or TCP packet; returns the XDP action. */
+/*
+ * Balances one UDP or TCP packet; returns the XDP action. The frame has
+ * passed parse_l4(); balance_frame() below is the whole program.
+ */
 static __always_inline int balance(struct xdp_md *xdp, struct l4_packet *pkt)
 {
 	struct portmux_frontend_key key = {
@@ -466,6 +469,35 @@ static __always_inline int balance(struct xdp_md *xdp, struct l4_packet *pkt)
 	ctx.state->backends[choice].packets++;
 	ctx.state->backends[choice].bytes += pkt->data_end - data;
 	return XDP_PASS;
+}
+
+/*
+ * Everything after the surely_not_ours() check: the full parse and the
+ * balancer. A global BPF function (not static, not inlined), so the verifier
+ * checks it once on its own, from its signature, rather than once for every
+ * state the check above can leave behind (which took it past 1M steps).
+ */
+__attribute__((noinline)) int balance_parsed_frame(struct xdp_md *xdp)
+{
+	void *data = (void *)(long)xdp->data;
+	void *data_end = (void *)(long)xdp->data_end;
+	struct l4_packet pkt;
+
+	if (parse_l4(data, data_end, &pkt) < 0)
+		return XDP_PASS;
+	return balance(xdp, &pkt);
+}
+
+/*
+ * The XDP program. A frame that surely_not_ours() recognises (most traffic)
+ * costs a few loads and one array lookup; every other one is parsed in full
+ * and balanced.
+ */
+static __always_inline int balance_frame(struct xdp_md *xdp)
+{
+	if (surely_not_ours((void *)(long)xdp->data, (void *)(long)xdp->data_end, PORTS_BY_DEST))
+		return XDP_PASS;
+	return balance_parsed_frame(xdp);
 }
 
 #endif /* PORTMUX_BALANCER_H */

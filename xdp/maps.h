@@ -3,7 +3,11 @@
 #ifndef PORTMUX_MAPS_H
 #define PORTMUX_MAPS_H
 
+#include <stdbool.h>
 #include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
 #include "portmux_shared.h"
@@ -86,5 +90,51 @@ struct {
 	__type(key, __u32);
 	__type(value, struct portmux_meta);
 } meta SEC(".maps");
+
+/* Which port of a packet surely_not_ours() looks up: XDP the destination
+ * (requests), TC egress the source (replies leave from a backend port). */
+#define PORTS_BY_DEST 0
+#define PORTS_BY_SOURCE 1
+
+/* The common frame surely_not_ours() judges: Ethernet, then IPv4 without
+ * options (version 4, IHL 5), then the ports at a fixed offset. Read as
+ * whole 16-bit words (struct ethhdr is packed, so its fields would be read
+ * a byte at a time; the frame's start is 2-byte aligned anyway). */
+#define COMMON_ETH_PROTO 12     /* EtherType */
+#define COMMON_IP_FIRST 14      /* version and IHL */
+#define COMMON_IP_PROTO 23      /* IPv4 protocol */
+#define COMMON_PORTS 34         /* source port, then destination port */
+#define COMMON_HEAD_LEN 38
+#define IPV4_NO_OPTIONS 0x45    /* the first byte of such an IPv4 header */
+
+/*
+ * True only for the common frame (Ethernet, IPv4 without options, UDP or
+ * TCP) whose (protocol, port) has a zero `ports` entry: nothing of
+ * portmux's, so the frame passes untouched. Every offset is fixed, so one
+ * bounds check covers all it reads; a frame it cannot judge this way (VLAN
+ * tags, IP options, IPv6, other protocols, too short, a flagged port) gets
+ * false and is parsed in full. A later fragment's bytes where the ports
+ * would be are harmless: a zero entry passes it (as parse_l4() would), any
+ * other is parsed in full.
+ */
+static __always_inline bool surely_not_ours(void *data, void *data_end, int which_port)
+{
+	struct portmux_port *entry;
+	__u8 protocol;
+	__u32 index;
+
+	if (data + COMMON_HEAD_LEN > data_end ||
+	    *(__be16 *)(data + COMMON_ETH_PROTO) != bpf_htons(ETH_P_IP) ||
+	    *(__u8 *)(data + COMMON_IP_FIRST) != IPV4_NO_OPTIONS)
+		return false;
+	index = bpf_ntohs(*(__be16 *)(data + COMMON_PORTS + (which_port == PORTS_BY_SOURCE ? 0 : 2)));
+	protocol = *(__u8 *)(data + COMMON_IP_PROTO);
+	if (protocol == IPPROTO_TCP)
+		index += PORTMUX_TCP_PORT_BASE;
+	else if (protocol != IPPROTO_UDP)
+		return false;
+	entry = bpf_map_lookup_elem(&ports, &index);
+	return entry && !entry->flags;
+}
 
 #endif /* PORTMUX_MAPS_H */

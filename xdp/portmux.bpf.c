@@ -20,13 +20,7 @@ SEC("xdp")
 #endif
 int portmux_xdp(struct xdp_md *ctx)
 {
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
-	struct l4_packet pkt;
-
-	if (parse_l4(data, data_end, &pkt) < 0)
-		return XDP_PASS;
-	return balance(ctx, &pkt);
+	return balance_frame(ctx);
 }
 
 SEC("tc")

@@ -42,6 +42,10 @@ static __always_inline int translate_reply(struct __sk_buff *skb)
 	__u32 port_offset, csum_offset, csum_flags;
 	__be16 backend, frontend;
 
+	/* Not from a backend port (most of what leaves): one array lookup. */
+	if (surely_not_ours((void *)(long)skb->data, (void *)(long)skb->data_end, PORTS_BY_SOURCE))
+		return REPLY_CONTINUE;
+	asm volatile("" ::: "memory"); /* fresh packet pointers below, as in balance_frame() */
 	if (parse_skb(skb, &pkt) < 0) {
 		/* Headers may sit beyond the linear area; pull them in once. */
 		__u32 pull = skb->len < REPLY_PULL_BYTES ? skb->len : REPLY_PULL_BYTES;

@@ -85,13 +85,7 @@ int abl_rewrite(struct xdp_md *ctx)
 SEC("xdp")
 int abl_full(struct xdp_md *ctx)
 {
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
-	struct l4_packet pkt;
-
-	if (parse_l4(data, data_end, &pkt) < 0)
-		return XDP_DROP;
-	return balance(ctx, &pkt);
+	return balance_frame(ctx);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

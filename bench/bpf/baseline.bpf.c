@@ -5,6 +5,10 @@
  *   bench_pass  - returns XDP_PASS and touches nothing: the floor, i.e. the
  *                 cost of entering and leaving an XDP program.
  *   bench_drop  - returns XDP_DROP: the other trivial verdict.
+ *   bench_tc_pass - a TC program that returns TC_ACT_UNSPEC and touches
+ *                 nothing: the floor of a TC egress program (issue 12
+ *                 compares portmux_tc_egress on a packet that is not a
+ *                 reply with it).
  *   bench_demo  - the algorithm of the published Rust/aya "UDP load
  *                 balancer" demo, re-implemented in C: parse Ethernet, IPv4
  *                 (fixed 20-byte header) and UDP, look the destination port
@@ -19,6 +23,7 @@
 #include <linux/if_ether.h>
 #include <linux/in.h>
 #include <linux/ip.h>
+#include <linux/pkt_cls.h>
 #include <linux/udp.h>
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
@@ -49,6 +54,12 @@ SEC("xdp")
 int bench_drop(struct xdp_md *ctx)
 {
 	return XDP_DROP;
+}
+
+SEC("tc")
+int bench_tc_pass(struct __sk_buff *skb)
+{
+	return TC_ACT_UNSPEC;
 }
 
 SEC("xdp")

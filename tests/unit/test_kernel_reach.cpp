@@ -71,8 +71,9 @@ TEST_CASE("kernel reach: helper_calls finds calls and tells helpers from subprog
             if (call.section == "tc") {
                 CHECK(call.prog_type == BPF_PROG_TYPE_SCHED_CLS);
             } else if (call.section == ".text") {
-                // Global functions (verified on their own, called from
-                // XDP): probed as XDP by first_missing_helper().
+                // Global functions (verified on their own, called from XDP:
+                // balance_parsed_frame, the TCP choice): probed as XDP by
+                // first_missing_helper().
                 CHECK(call.prog_type == BPF_PROG_TYPE_UNSPEC);
             } else {
                 CHECK(call.prog_type == BPF_PROG_TYPE_XDP);
