@@ -5,6 +5,7 @@
 #include <linux/capability.h>
 #include <net/if.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -158,25 +159,36 @@ struct AttachedLinks {
     AttachedLink tc;
 };
 
+// TC egress goes through tcx where the kernel has it, else a clsact filter;
+// not tcx when the bpffs holding the pins ends with this command's mount
+// namespace (a plain `ip netns exec`): the link would go with it. Returns
+// the tcx link, empty when a clsact filter was attached instead.
+AttachedLink attach_tc_program(unsigned ifindex, int tc_program_fd, bool pins_outlive_command) {
+    AttachedLink link;
+    if (pins_outlive_command) {
+        link = attach_tcx_egress(ifindex, tc_program_fd);
+    }
+    if (!link) {
+        attach_tc_egress(ifindex, tc_program_fd);
+    }
+    return link;
+}
+
 // Where libxdp attached the program alone (its legacy fallback, taken when
 // its dispatcher cannot be used), a bpf_link takes the netlink attachment's
-// place: nothing can then replace or remove the program unseen. TC egress
-// goes through tcx where the kernel has it, else a clsact filter. Not when
-// the bpffs holding the pins ends with this command's mount namespace (a
-// plain `ip netns exec`): the links, and the programs, would go with it.
+// place: nothing can then replace or remove the program unseen; not when the
+// pins end with this command's mount namespace, as above. TC egress only when
+// some frontend translates replies (TC_NEEDED).
 AttachedLinks attach_through_links(unsigned ifindex, xdp_program* program, xdp_attach_mode mode,
-                                   int tc_program_fd) {
+                                   int tc_program_fd, bool tc_needed) {
     AttachedLinks links;
     const bool pins_outlive_command = bpffs_outlives_this_mount_namespace();
     const std::uint32_t id = xdp_program__id(program);
     if (pins_outlive_command && !locate_program(ifindex, id).in_dispatcher) {
         links.xdp = move_xdp_onto_link(ifindex, xdp_program__fd(program), id, mode);
     }
-    if (pins_outlive_command) {
-        links.tc = attach_tcx_egress(ifindex, tc_program_fd);
-    }
-    if (!links.tc) {
-        attach_tc_egress(ifindex, tc_program_fd);
+    if (tc_needed) {
+        links.tc = attach_tc_program(ifindex, tc_program_fd, pins_outlive_command);
     }
     return links;
 }
@@ -229,8 +241,10 @@ AttachOutcome attach(const StateLock& lock, const std::string& iface, const Conf
 
     const portmux_bpf& skeleton = *loaded.skeleton;
     // Declared after the rollback: on failure they detach first.
+    const bool tc_needed = translates_replies(config);
     AttachedLinks links = attach_through_links(ifindex, loaded.program.get(), xdp_mode,
-                                               bpf_program__fd(skeleton.progs.portmux_tc_egress));
+                                               bpf_program__fd(skeleton.progs.portmux_tc_egress),
+                                               tc_needed);
 
     const UniqueFd dir_fd = create_interface_directory(lock.root_fd(), iface);
     rollback.pins_made();
@@ -252,7 +266,7 @@ AttachOutcome attach(const StateLock& lock, const std::string& iface, const Conf
     outcome.mode = mode_name(xdp_mode);
     outcome.program_id = xdp_program__id(loaded.program.get());
     outcome.attachment = links.xdp ? "bpf_link" : locate_program(ifindex, outcome.program_id).attachment();
-    outcome.tc_attachment = links.tc ? "tcx link" : "clsact filter";
+    outcome.tc_attachment = !tc_needed ? "" : links.tc ? "tcx link" : "clsact filter";
     links.xdp.keep();
     links.tc.keep();
     rollback.dismiss();
@@ -305,6 +319,52 @@ void detach(const StateLock& lock, const std::string& iface) {
         }
     }
     remove_interface_pins(lock.root_fd(), iface);
+}
+
+void set_tc_egress(const StateLock& lock, const std::string& iface, bool needed) {
+    const fs::path dir = pin_directory(iface);
+    const UniqueFd dir_fd = open_interface_directory(lock.root_fd(), iface);
+    if (!dir_fd) {
+        throw NotAttached(fmt::format("portmux is not attached to {}", iface));
+    }
+    const unsigned ifindex = if_nametoindex(iface.c_str());
+    if (ifindex == 0) {
+        throw std::runtime_error(fmt::format("no such interface: {}", iface));
+    }
+    const UniqueFd program(bpf_obj_get((dir / kTcProgramPin).c_str()));
+    const std::uint32_t program_id = program_id_of(program.get());
+    const bool on_link = program_id != 0 && pinned_link_holds(dir / kTcLinkPin, ifindex, program_id);
+    const bool on_filter = program_id != 0 && tc_egress_program_id(ifindex) == program_id;
+    if (needed) {
+        if (on_link || on_filter) {
+            return;
+        }
+        if (!program) {
+            throw std::runtime_error(fmt::format(
+                "cannot attach the TC egress program of {}: its pin {} cannot be opened ({}); "
+                "detach and attach again",
+                iface, (dir / kTcProgramPin).string(), errno_text(errno)));
+        }
+        AttachedLink link = attach_tc_program(ifindex, program.get(),
+                                              bpffs_outlives_this_mount_namespace());
+        if (link) {
+            // A link detached earlier may have left its pin: replace it.
+            if (unlinkat(dir_fd.get(), kTcLinkPin, 0) != 0 && errno != ENOENT) {
+                throw std::runtime_error(fmt::format("removing the stale pin {}: {}",
+                                                     (dir / kTcLinkPin).string(), errno_text(errno)));
+            }
+            pin(link.fd(), dir / kTcLinkPin);
+            link.keep();
+        }
+        return;
+    }
+    // Not needed: neither a link (pinned or not) nor portmux's filter stays.
+    detach_pinned_link(dir / kTcLinkPin);
+    if (unlinkat(dir_fd.get(), kTcLinkPin, 0) != 0 && errno != ENOENT) {
+        throw std::runtime_error(fmt::format("removing the pin {}: {}", (dir / kTcLinkPin).string(),
+                                             errno_text(errno)));
+    }
+    detach_tc_egress(ifindex);
 }
 
 namespace {
@@ -424,6 +484,9 @@ std::optional<InterfaceStatus> query_status(const std::string& iface) {
         for (InstalledFrontend& installed : read_frontends(maps.data_path())) {
             status.frontends.push_back(std::move(installed.frontend));
         }
+        Config installed;
+        installed.frontends = status.frontends;
+        status.tc_needed = translates_replies(installed);
         bpf_map_info flows{};
         __u32 length = sizeof flows;
         if (bpf_obj_get_info_by_fd(maps.flows.get(), &flows, &length) == 0) {

@@ -21,7 +21,7 @@ enum class AttachMode { native, generic, automatic };
 struct AttachOutcome {
     std::string mode;            // "native" or "generic"
     std::string attachment;      // "libxdp dispatcher", "bpf_link" or "legacy (single program)"
-    std::string tc_attachment;   // "tcx link" or "clsact filter"
+    std::string tc_attachment;   // "tcx link", "clsact filter", or "" when no frontend needs it
     std::uint32_t program_id = 0;
     std::string fallback_note;   // set when auto mode fell back to generic
     std::string object;          // the data path object: "standard" or "frags-aware"
@@ -46,12 +46,20 @@ struct InterfaceStatus {
     std::string attachment;
     std::uint32_t program_id = 0;
     bool tc_attached = false;       // the reply translator on TC egress
+    bool tc_needed = false;         // some frontend translates replies
     std::uint32_t tc_program_id = 0;
     std::string tc_attachment;      // "tcx link" or "clsact filter"
     std::vector<Frontend> frontends;
     std::uint32_t flow_table_size = 0;  // 0 when the maps cannot be read
     std::string incomplete;  // why the pins cannot be read, when they cannot
 };
+
+// Puts IFACE's pinned TC egress program on the interface when NEEDED (a
+// tcx link pinned beside the maps where attach would use one, else a clsact
+// filter) and takes it off when not; nothing when it already is as wanted.
+// A reload calls it so the program runs only while some frontend translates
+// replies. Throws std::runtime_error. The caller holds LOCK.
+void set_tc_egress(const StateLock& lock, const std::string& iface, bool needed);
 
 // Checks, before a verb writes MAPS (opened from IFACE's pins), that they
 // are the maps of IFACE's pinned program and that this program is the one

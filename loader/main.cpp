@@ -99,10 +99,11 @@ int run_attach(const Options& options) {
     if (outcome.object == "frags-aware") {
         fmt::print("{}'s MTU needs multi-buffer XDP: using the frags-aware data path\n", options.iface);
     }
-    fmt::print("attached to {}: {} mode, {} attachment, program id {}, TC egress through a {}, "
-               "{} frontend(s)\n",
+    fmt::print("attached to {}: {} mode, {} attachment, program id {}, {}, {} frontend(s)\n",
                options.iface, outcome.mode, outcome.attachment, outcome.program_id,
-               outcome.tc_attachment,
+               outcome.tc_attachment.empty()
+                   ? std::string("no TC egress (no frontend translates replies)")
+                   : "TC egress through a " + outcome.tc_attachment,
                config.frontends.size());
     return 0;
 }

@@ -287,6 +287,12 @@ std::map<std::uint32_t, portmux_port> port_entries(const Config& config) {
     return entries;
 }
 
+bool translates_replies(const Config& config) {
+    return std::any_of(config.frontends.begin(), config.frontends.end(), [](const Frontend& f) {
+        return f.protocol == Protocol::tcp || f.reply_translation;
+    });
+}
+
 namespace {
 
 // Sets the config's entries of the ports array and zeroes those of the

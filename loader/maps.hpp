@@ -54,6 +54,12 @@ portmux_frontend encode_frontend(const Frontend& frontend, std::uint32_t slot);
 // The entries of the ports array a config sets: index -> value.
 std::map<std::uint32_t, portmux_port> port_entries(const Config& config);
 
+// Whether some frontend of CONFIG (its XDP frontends) has replies translated:
+// every TCP frontend, and UDP ones unless "reply_translation" is false. Only
+// then is the TC egress program attached; it would otherwise cost every
+// packet leaving the interface for nothing.
+bool translates_replies(const Config& config);
+
 // Installs every frontend of `config` (which must already be validated):
 // a frontend that stays keeps its state slot (cursor and counters), a new
 // one gets a free slot with zeroed state. New entries are complete before

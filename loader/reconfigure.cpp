@@ -60,7 +60,7 @@ void keep_runtime_state(Config& config, const Config& installed) {
 
 }  // namespace
 
-void reload(const StateLock& /*lock*/, const std::string& iface, Config config) {
+void reload(const StateLock& lock, const std::string& iface, Config config) {
     config = xdp_frontends(config);  // stream frontends are the stream router's
     const PinnedMaps maps = open_pinned_maps(iface);
     require_live_attachment(iface, maps);
@@ -72,7 +72,16 @@ void reload(const StateLock& /*lock*/, const std::string& iface, Config config) 
             installed.flow_table_size, iface, config.flow_table_size));
     }
     keep_runtime_state(config, installed);
+    // TC egress runs only while some frontend translates replies: on before
+    // the frontends that need it are written, off after the last one left.
+    const bool tc_needed = translates_replies(config);
+    if (tc_needed) {
+        set_tc_egress(lock, iface, true);
+    }
     write_config(maps.data_path(), config);
+    if (!tc_needed) {
+        set_tc_egress(lock, iface, false);
+    }
 }
 
 std::size_t set_drained(const StateLock& /*lock*/, const std::string& iface, std::uint16_t port,

@@ -146,7 +146,10 @@ std::string status_table(const std::vector<InterfaceStatus>& interfaces) {
         out += status.tc_attached
                    ? fmt::format("  TC egress reply translation attached ({}), program id {}\n",
                                  status.tc_attachment, status.tc_program_id)
-                   : std::string("  TC egress reply translation NOT attached\n");
+               : status.tc_needed || !status.incomplete.empty()
+                   ? std::string("  TC egress reply translation NOT attached\n")
+                   : std::string("  TC egress reply translation not attached: no frontend "
+                                 "translates replies\n");
         if (!status.incomplete.empty()) {
             out += fmt::format("  incomplete attachment ({}); run `portmux detach {}`\n",
                                status.incomplete, status.iface);
@@ -177,6 +180,7 @@ nlohmann::json status_json(const std::vector<InterfaceStatus>& interfaces) {
                         {"attachment", status.attachment},
                         {"program_id", status.program_id},
                         {"tc_attached", status.tc_attached},
+                        {"tc_needed", status.tc_needed},
                         {"tc_program_id", status.tc_program_id},
                         {"incomplete", status.incomplete},
                         {"frontends", std::move(frontends)}});

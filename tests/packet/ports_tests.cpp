@@ -71,3 +71,12 @@ TEST_CASE("ports: a frontend entry flagged before its frontend exists passes the
     const portmux_port cleared{};
     REQUIRE(bpf_map_update_elem(data_path().maps().ports, &index, &cleared, BPF_ANY) == 0);
 }
+
+TEST_CASE("ports: TC egress is needed only by a frontend that translates replies", "[ports]") {
+    Frontend one_way = make_frontend(9875, Protocol::udp, {9876});
+    one_way.reply_translation = false;
+    CHECK_FALSE(translates_replies(config_of({one_way})));
+    CHECK_FALSE(translates_replies(Config{}));
+    CHECK(translates_replies(config_of({one_way, make_frontend(5300, Protocol::udp, {5301})})));
+    CHECK(translates_replies(config_of({one_way, make_frontend(8080, Protocol::tcp, {8081})})));
+}
