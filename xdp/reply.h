@@ -45,7 +45,10 @@ static __always_inline int translate_reply(struct __sk_buff *skb)
 	/* Not from a backend port (most of what leaves): one array lookup. */
 	if (surely_not_ours((void *)(long)skb->data, (void *)(long)skb->data_end, PORTS_BY_SOURCE))
 		return REPLY_CONTINUE;
-	asm volatile("" ::: "memory"); /* fresh packet pointers below, as in balance_frame() */
+	/* Fresh packet pointers below: the check above leaves a bounds range that
+	 * differs with each way out of it, and the verifier would walk the rest
+	 * once per range. */
+	asm volatile("" ::: "memory");
 	if (parse_skb(skb, &pkt) < 0) {
 		/* Headers may sit beyond the linear area; pull them in once. */
 		__u32 pull = skb->len < REPLY_PULL_BYTES ? skb->len : REPLY_PULL_BYTES;
