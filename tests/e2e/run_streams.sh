@@ -173,9 +173,9 @@ wait "$held_client"
 out=$(cat "$W/held.json")
 assert_eq "5001:heldafter-drain" "$(json_field "$out" received_head)" \
     "a connection spliced to 5001 before the drain carries data after it"
+applied=$(log_count "$RUNLOG" 'event=streams_applied')   # counted before the signal
 kill -HUP "$RUN_PID"
-wait_for_log 10 "$RUNLOG" 'event=streams_applied' $(($(log_count "$RUNLOG" 'event=streams_applied') + 1)) ||
-    fail "no streams_applied after SIGHUP"
+wait_for_log 10 "$RUNLOG" 'event=streams_applied' $((applied + 1)) || fail "no streams_applied after SIGHUP"
 assert_eq "5002 5002 " "$(rr_ports 2)" "the drain is kept across a reload"
 assert_ok "portmux undrain lo 5001" in_ns "$NS" "$PORTMUX" undrain lo 5001
 assert_eq "5001 5002 " "$(echo $(rr_ports 2 | tr ' ' '\n' | sort) '')" "undrained: 5001 takes connections again"
