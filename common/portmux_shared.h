@@ -63,6 +63,9 @@
 #define PORTMUX_F_ROUTE (1 << 2)           /* backend chosen by a payload tag */
 #define PORTMUX_F_ROUTE_UNKNOWN_RR (1 << 3) /* unknown tag: round robin, else drop */
 #define PORTMUX_F_NO_REPLIES (1 << 4)      /* UDP, one way: record no reply translation */
+/* UDP and TCP: a client address sticks to one backend for all its datagrams and
+ * connections until idle for flow_idle_seconds; its entry in `flows` has client_port 0. */
+#define PORTMUX_F_CLIENT_AFFINITY (1 << 5)
 
 /* Why a packet addressed to a frontend was dropped; indexes drops[]. */
 enum portmux_drop_reason {
@@ -118,7 +121,7 @@ struct portmux_frontend {
 	__u32 generation;
 	__u16 flags;          /* PORTMUX_F_* */
 	__u16 backend_count;  /* valid entries in backends[] */
-	__u16 flow_idle_seconds; /* UDP flow affinity: idle time before a rebalance */
+	__u16 flow_idle_seconds; /* flow or client affinity: idle time before a rebalance */
 	__u16 pad;
 	/* Valid entries in rr_order[family]; 0: no backend takes new packets
 	 * of that family. */

@@ -18,8 +18,12 @@ enum class Protocol : std::uint8_t { tcp = 6, udp = 17 };
 
 std::string_view to_string(Protocol protocol);
 
-// How a UDP frontend spreads a client's datagrams (TCP is always per flow).
-enum class Affinity { packet, flow };
+// How a frontend spreads a client's traffic. UDP: each datagram (packet), a
+// client address and port stick to a backend (flow). TCP is per connection
+// (packet here, shown as "connection"). Both: every connection and datagram
+// of a client address goes to one backend while it is active (client, like
+// IPVS persistence); `flow_idle_timeout` is its idle timeout.
+enum class Affinity { packet, flow, client };
 
 enum class UnknownTagAction { drop, round_robin };
 

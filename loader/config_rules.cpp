@@ -531,17 +531,30 @@ void check_frontend_keys(const Json& value, const std::string& path, Frontend& f
                 throw ConfigError(key_path, "must list at least one backend: the route sends "
                                             "unknown tags round robin, which needs backends");
             }
-        } else if (key == "flow_idle_timeout" && frontend.affinity != Affinity::flow) {
-            throw ConfigError(key_path, R"(only applies with "affinity": "flow")");
+        } else if (key == "flow_idle_timeout" && frontend.affinity == Affinity::packet) {
+            throw ConfigError(key_path,
+                              frontend.protocol == Protocol::tcp
+                                  ? fmt::format("a TCP frontend takes no \"flow_idle_timeout\" "
+                                                "without \"affinity\": \"client\": {}",
+                                                tcp_per_connection)
+                                  : std::string(R"(only applies with "affinity": "flow" or "client")"));
+        } else if (key == "affinity" && frontend.affinity == Affinity::client &&
+                   stream_frontend(frontend)) {
+            throw ConfigError(key_path, "a TCP frontend with \"route\", \"validate\" or "
+                                        "\"proxy_protocol\" is served by the stream router, which "
+                                        "balances each connection on its first bytes: it takes no "
+                                        "\"affinity\"");
         } else if (key == "first_data_timeout" && !stream_frontend(frontend)) {
             throw ConfigError(key_path, "only applies to a TCP frontend with \"route\", "
                                         "\"validate\" or \"proxy_protocol\" (the others are "
                                         "balanced on their SYN, before any data)");
         } else if (key == "route") {
             const Route& route = *frontend.route;
-            if (frontend.affinity == Affinity::flow) {
-                throw ConfigError(key_path, "a frontend with \"affinity\": \"flow\" cannot route by "
-                                            "payload: each packet's tag picks its backend");
+            if (frontend.affinity != Affinity::packet) {
+                throw ConfigError(key_path,
+                                  fmt::format("a frontend with \"affinity\": \"{}\" cannot route by "
+                                              "payload: each packet's tag picks its backend",
+                                              frontend.affinity == Affinity::flow ? "flow" : "client"));
             }
             const std::size_t end = std::size_t{route.offset} + route.length;
             if (frontend.validate && end > frontend.validate->max_payload) {
@@ -594,19 +607,16 @@ ParsedFrontend read_frontend(const Json& value, const std::string& path) {
             frontend.backends = read_backends(member, key_path, frontend.port);
             listed = frontend.backends.size();
         } else if (key == "affinity") {
-            if (tcp) {
-                throw ConfigError(key_path, fmt::format("a TCP frontend takes no \"affinity\": {}",
+            const bool client = member.is_string() && member.get<std::string>() == "client";
+            if (tcp && !client) {
+                throw ConfigError(key_path, fmt::format("a TCP frontend takes no \"affinity\" but "
+                                                        "\"client\": {}",
                                                         tcp_per_connection));
             }
-            frontend.affinity = read_choice(member, key_path, "affinity", {"packet", "flow"}) == 0
-                                    ? Affinity::packet
-                                    : Affinity::flow;
+            constexpr Affinity affinities[] = {Affinity::packet, Affinity::flow, Affinity::client};
+            frontend.affinity =
+                affinities[read_choice(member, key_path, "affinity", {"packet", "flow", "client"})];
         } else if (key == "flow_idle_timeout") {
-            if (tcp) {
-                throw ConfigError(key_path,
-                                  fmt::format("a TCP frontend takes no \"flow_idle_timeout\": {}",
-                                              tcp_per_connection));
-            }
             frontend.flow_idle_seconds = static_cast<std::uint16_t>(
                 read_integer(member, key_path, "a number of seconds", lowest_idle_seconds,
                              highest_idle_seconds));

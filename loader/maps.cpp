@@ -237,6 +237,8 @@ portmux_frontend encode_frontend(const Frontend& frontend, std::uint32_t slot) {
 
     if (frontend.affinity == Affinity::flow) {
         value.flags |= PORTMUX_F_FLOW_AFFINITY;
+    } else if (frontend.affinity == Affinity::client) {
+        value.flags |= PORTMUX_F_CLIENT_AFFINITY;
     }
     value.flow_idle_seconds = frontend.flow_idle_seconds;
     if (!frontend.reply_translation) {
@@ -442,8 +444,9 @@ std::vector<InstalledFrontend> read_frontends(const DataPathMaps& maps) {
             backend.up_v6 = !((value.down_mask[PORTMUX_FAMILY_V6] >> i) & 1);
             frontend.backends.push_back(backend);
         }
-        frontend.affinity =
-            (value.flags & PORTMUX_F_FLOW_AFFINITY) ? Affinity::flow : Affinity::packet;
+        frontend.affinity = (value.flags & PORTMUX_F_FLOW_AFFINITY)     ? Affinity::flow
+                            : (value.flags & PORTMUX_F_CLIENT_AFFINITY) ? Affinity::client
+                                                                        : Affinity::packet;
         frontend.flow_idle_seconds = value.flow_idle_seconds;
         frontend.reply_translation = !(value.flags & PORTMUX_F_NO_REPLIES);
         if (value.flags & PORTMUX_F_VALIDATE) {

@@ -49,7 +49,10 @@ std::string bytes_label(const std::vector<std::uint8_t>& bytes) {
 // One line per policy beyond plain round robin.
 std::vector<std::string> policy_lines(const Frontend& frontend) {
     std::vector<std::string> lines;
-    if (frontend.protocol == Protocol::tcp) {
+    if (frontend.affinity == Affinity::client) {
+        lines.push_back(
+            fmt::format("affinity: client address, idle timeout {} s", frontend.flow_idle_seconds));
+    } else if (frontend.protocol == Protocol::tcp) {
         lines.push_back("affinity: connection (flow table)");
     } else if (frontend.affinity == Affinity::flow) {
         lines.push_back(
@@ -89,11 +92,12 @@ nlohmann::json frontend_json(const Frontend& frontend) {
     }
     nlohmann::json out{{"port", frontend.port},
                        {"protocol", to_string(frontend.protocol)},
-                       {"affinity", frontend.protocol == Protocol::tcp ? "connection"
-                                    : frontend.affinity == Affinity::flow ? "flow"
-                                                                          : "packet"},
+                       {"affinity", frontend.affinity == Affinity::client ? "client"
+                                    : frontend.protocol == Protocol::tcp   ? "connection"
+                                    : frontend.affinity == Affinity::flow  ? "flow"
+                                                                           : "packet"},
                        {"backends", std::move(backends)}};
-    if (frontend.affinity == Affinity::flow) {
+    if (frontend.affinity != Affinity::packet) {
         out["flow_idle_timeout"] = frontend.flow_idle_seconds;
     }
     if (frontend.protocol == Protocol::udp) {

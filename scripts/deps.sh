@@ -19,6 +19,8 @@ PACKAGES=(
     libmicrohttpd-dev
     # end-to-end tests and the demo
     iproute2 iputils-ping netcat-openbsd ethtool util-linux procps python3 time strace
+    # e2e: spoofed SYN flood (tcp_syn_flood), iperf3 through a frontend
+    hping3 iperf3
     # package checks: lintian on the .deb, systemd-analyze verify on the unit
     lintian systemd file man-db
     # portmux run tests: scraping /metrics, parsing the Kubernetes manifests

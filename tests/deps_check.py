@@ -39,6 +39,7 @@ COMMAND_PACKAGES = {
     "dig": "bind9-dnsutils",
     "socat": "socat",
     "iperf3": "iperf3",
+    "hping3": "hping3",
     "nginx": "nginx-light",
     "nft": "nftables",
     "gnuplot": "gnuplot-nox",

@@ -189,16 +189,64 @@ static __always_inline void store_flow(const struct portmux_frontend *fe,
  * retransmission (xdp/tcp_affinity.h). It creates no flow: the segment
  * that completes the handshake does.
  */
+/*
+ * "affinity": "client": the backend the client address is on, when its entry
+ * (client port 0 in `flows`) is live and the backend takes new connections;
+ * refreshed at most once a second. -1 otherwise.
+ */
+static __always_inline int client_backend(const struct portmux_frontend *fe, __u32 family,
+					  const struct portmux_flow_key *key, __u64 now)
+{
+	struct portmux_flow_key client = *key;
+	struct portmux_flow *entry;
+	__u64 idle_ns = (__u64)fe->flow_idle_seconds * 1000000000ULL;
+	int choice;
+
+	client.client_port = 0;
+	entry = bpf_map_lookup_elem(&flows, &client);
+	if (!entry || (idle_ns && now - entry->last_seen_ns >= idle_ns))
+		return -1;
+	choice = resolve_flow(fe, entry);
+	if (choice < 0 || backend_down(fe, family, choice))
+		return -1;
+	if (now - entry->last_seen_ns > FLOW_REFRESH_NS)
+		entry->last_seen_ns = now;
+	return choice;
+}
+
+/* Puts the client address on backend `index` (client affinity). */
+static __always_inline void client_record(const struct portmux_frontend *fe,
+					  const struct portmux_flow_key *key, int index, __u64 now)
+{
+	struct portmux_flow_key client = *key;
+	struct portmux_flow entry = {
+		.backend_port = backend_port(fe, index),
+		.backend_index = index,
+		.generation = fe->generation,
+		.created_ns = now,
+		.last_seen_ns = now,
+	};
+
+	client.client_port = 0;
+	bpf_map_update_elem(&flows, &client, &entry, BPF_ANY);
+}
+
 static __always_inline int choose_tcp_syn(const struct portmux_frontend *fe,
 					  struct portmux_frontend_state *state, __u32 family,
 					  struct tcp_affinity_query *query, bool stale_flow)
 {
 	int choice = tcp_syn_retransmission_backend(fe, query);
+	bool by_client = fe->flags & PORTMUX_F_CLIENT_AFFINITY;
 
 	if (choice < 0 || backend_down(fe, family, choice)) {
-		choice = round_robin_next(fe, state, family);
-		if (choice < 0)
-			return choice;
+		choice = by_client ? client_backend(fe, family, &query->key, query->now_ns) : -1;
+		if (choice < 0) {
+			choice = round_robin_next(fe, state, family);
+			if (choice < 0)
+				return choice;
+			if (by_client)
+				client_record(fe, &query->key, choice, query->now_ns);
+		}
 		syn_slot_record(fe, query, choice);
 	}
 	/* An older connection on the same addresses and ports has ended. */
@@ -242,6 +290,9 @@ __noinline int choose_tcp_backend(struct xdp_md *xdp, const struct portmux_front
 		if (choice >= 0 && !(opens && backend_down(fe, family, choice))) {
 			/* The replies LRU evicts on its own: put back an entry it lost. */
 			remember_reply(fe, &query->key, backend_port(fe, choice));
+			/* A client with a connection open is active: keep its address's entry. */
+			if (fe->flags & PORTMUX_F_CLIENT_AFFINITY)
+				client_backend(fe, family, &query->key, flow_clock_ns());
 			return choice;
 		}
 	}
@@ -265,32 +316,63 @@ static __always_inline int choose_tcp(const struct frontend_ctx *ctx)
 	return choose_tcp_backend(ctx->xdp, ctx->frontend, ctx->state, &query);
 }
 
-/* UDP with flow affinity: a client sticks to its backend until it idles out. */
-static __always_inline int choose_udp_flow(const struct frontend_ctx *ctx)
+/*
+ * UDP with flow affinity: a client (address and port) sticks to its backend
+ * until it idles out. With client affinity the entry is the client
+ * address's (client port 0), shared by all its ports. A global function,
+ * verified once rather than for every way of parsing a frame.
+ */
+__noinline int choose_udp_affinity_backend(const struct portmux_frontend *fe,
+					   struct portmux_frontend_state *state,
+					   const struct portmux_flow_key *key)
 {
-	const struct portmux_frontend *fe = ctx->frontend;
-	struct portmux_flow_key key = {};
+	struct portmux_flow_key affinity_key;
 	struct portmux_flow *flow;
-	__u64 idle_ns = (__u64)fe->flow_idle_seconds * 1000000000ULL;
-	__u64 now = flow_clock_ns();
+	__u64 idle_ns, now;
+	__u32 family;
 	int choice;
 
-	request_flow_key(&key, ctx->pkt);
-	flow = bpf_map_lookup_elem(&flows, &key);
+	if (!fe || !state || !key)
+		return CHOICE_DROP(PORTMUX_DROP_NO_BACKEND);
+	family = key->family == 6 ? PORTMUX_FAMILY_V6 : PORTMUX_FAMILY_V4;
+	idle_ns = (__u64)fe->flow_idle_seconds * 1000000000ULL;
+	now = flow_clock_ns();
+	affinity_key = *key;
+	if (fe->flags & PORTMUX_F_CLIENT_AFFINITY)
+		affinity_key.client_port = 0;
+	flow = bpf_map_lookup_elem(&flows, &affinity_key);
 	if (flow && (idle_ns == 0 || now - flow->last_seen_ns < idle_ns)) {
 		choice = resolve_flow(fe, flow);
 		/* A client of a backend gone down moves to a live one. */
-		if (choice >= 0 && !backend_down(fe, packet_family(ctx->pkt), choice)) {
+		if (choice >= 0 && !backend_down(fe, family, choice)) {
 			if (now - flow->last_seen_ns > FLOW_REFRESH_NS)
 				flow->last_seen_ns = now;
-			remember_reply(fe, &key, backend_port(fe, choice));
+			remember_reply(fe, key, backend_port(fe, choice));
 			return choice;
 		}
 	}
-	choice = pick_round_robin(ctx);
-	if (choice >= 0)
-		store_flow(fe, &key, choice, now);
+	choice = round_robin_next(fe, state, family);
+	if (choice >= 0) {
+		struct portmux_flow entry = {
+			.backend_port = backend_port(fe, choice),
+			.backend_index = choice,
+			.generation = fe->generation,
+			.created_ns = now,
+			.last_seen_ns = now,
+		};
+
+		bpf_map_update_elem(&flows, &affinity_key, &entry, BPF_ANY);
+		remember_reply(fe, key, entry.backend_port);
+	}
 	return choice;
+}
+
+static __always_inline int choose_udp_flow(const struct frontend_ctx *ctx)
+{
+	struct portmux_flow_key key = {};
+
+	request_flow_key(&key, ctx->pkt);
+	return choose_udp_affinity_backend(ctx->frontend, ctx->state, &key);
 }
 
 _Static_assert(PORTMUX_MAX_TAG_LEN == 16, "the tag mask below shifts by 4");
@@ -450,7 +532,7 @@ static __always_inline int balance(struct xdp_md *xdp, struct l4_packet *pkt)
 
 	if (pkt->l4_proto == IPPROTO_TCP)
 		choice = choose_tcp(&ctx);
-	else if (ctx.frontend->flags & PORTMUX_F_FLOW_AFFINITY)
+	else if (ctx.frontend->flags & (PORTMUX_F_FLOW_AFFINITY | PORTMUX_F_CLIENT_AFFINITY))
 		choice = choose_udp_flow(&ctx);
 	else
 		choice = choose_udp_packet(&ctx, &payload);

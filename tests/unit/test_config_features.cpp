@@ -139,6 +139,35 @@ TEST_CASE("a TCP frontend takes no flow_idle_timeout", "[config][tcp]") {
     CHECK_THAT(error.reason(), Contains("TCP") && Contains("per connection"));
 }
 
+TEST_CASE("affinity client: UDP and TCP, with or without an idle timeout", "[config][affinity][client]") {
+    const std::string protocol = GENERATE(as<std::string>{}, "udp", "tcp");
+    CAPTURE(protocol);
+    const Config defaulted = parse_config(
+        frontend(R"("protocol": ")" + protocol + R"(", "affinity": "client", "backends": [9001, 9002])"));
+    CHECK(defaulted.frontends[0].affinity == Affinity::client);
+    CHECK(defaulted.frontends[0].flow_idle_seconds == portmux::kDefaultFlowIdleSeconds);
+    // The timeout may come before the affinity and the protocol.
+    const Config timed = parse_config(frontend(R"("flow_idle_timeout": 300, "affinity": "client", )"
+                                               R"("backends": [9001], "protocol": ")" + protocol + "\""));
+    CHECK(timed.frontends[0].affinity == Affinity::client);
+    CHECK(timed.frontends[0].flow_idle_seconds == 300);
+}
+
+TEST_CASE("affinity client: no route, and no TCP stream frontend", "[config][affinity][client]") {
+    const ConfigError routed = rejection(frontend(
+        R"("affinity": "client", "backends": [9001], "route": {"offset": 0, "length": 1, "tags": [{"tag": "a", "backend": 9001}]})"));
+    CHECK(routed.path() == "frontends[0].route");
+    CHECK_THAT(routed.reason(), Contains(R"("affinity": "client" cannot route by payload)"));
+    const ConfigError streamed = rejection(frontend(
+        R"("protocol": "tcp", "affinity": "client", "backends": [9001], "proxy_protocol": "v2")"));
+    CHECK(streamed.path() == "frontends[0].affinity");
+    CHECK_THAT(streamed.reason(), Contains("stream router") && Contains("takes no \"affinity\""));
+    const ConfigError idle_tcp =
+        rejection(frontend(R"("protocol": "tcp", "backends": [9001], "flow_idle_timeout": 30)"));
+    CHECK(idle_tcp.reason() == R"(a TCP frontend takes no "flow_idle_timeout" without "affinity": "client": )"
+                               "TCP is always balanced per connection");
+}
+
 TEST_CASE("the protocol is known before the keys that depend on it", "[config][tcp]") {
     // "protocol" written after "affinity" still makes the affinity the mistake.
     const ConfigError error =
@@ -295,11 +324,11 @@ TEST_CASE("affinity flow with and without an idle timeout", "[config][affinity]"
 TEST_CASE("an unknown affinity is named", "[config][affinity]") {
     const ConfigError unknown = rejection(frontend(R"("affinity": "sticky", "backends": [9001])"));
     CHECK(unknown.path() == "frontends[0].affinity");
-    CHECK(unknown.reason() == R"(unknown affinity "sticky" (expected "packet" or "flow"))");
+    CHECK(unknown.reason() == R"(unknown affinity "sticky" (expected "packet", "flow" or "client"))");
 
     const ConfigError number = rejection(frontend(R"("affinity": true, "backends": [9001])"));
     CHECK(number.path() == "frontends[0].affinity");
-    CHECK(number.reason() == R"(expected "packet" or "flow", got true)");
+    CHECK(number.reason() == R"(expected "packet", "flow" or "client", got true)");
 }
 
 TEST_CASE("flow_idle_timeout outside 1 to 65535 is rejected", "[config][affinity]") {
