@@ -89,7 +89,7 @@ assert_eq reset "$(json_field "$out" ended)" "unknown tag: connection reset"
 # ------------------------------------------------- SIGHUP with a spliced one
 req=$(request aaa)
 want="5001:${req}after-reload"
-ip netns exec "$NS" timeout 20 "$E2E_PYTHON" "$PEER" --timeout 10 send 127.0.0.1 9000 "$req" \
+ip netns exec "$NS" timeout 90 "$E2E_PYTHON" "$PEER" --timeout 60 send 127.0.0.1 9000 "$req" \
     --first-reply-file "$W/first-reply" --second "after-reload" \
     --second-when "$W/reloaded" --fin-after ${#want} >"$W/old.json" 2>&1 &
 old_client=$!
@@ -156,7 +156,7 @@ rr_ports() {
     done
 }
 # A connection spliced before the drain: the first to 9100, so to 5001.
-ip netns exec "$NS" timeout 20 "$E2E_PYTHON" "$PEER" --timeout 10 send 127.0.0.1 9100 "held" \
+ip netns exec "$NS" timeout 90 "$E2E_PYTHON" "$PEER" --timeout 60 send 127.0.0.1 9100 "held" \
     --first-reply-file "$W/held-reply" --second "after-drain" \
     --second-when "$W/drained" --fin-after 20 >"$W/held.json" 2>&1 &
 held_client=$!
