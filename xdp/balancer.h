@@ -9,6 +9,7 @@
 
 #include "csum.h"
 #include "flow.h"
+#include "icmp.h"
 #include "maps.h"
 #include "parsing.h"
 #include "payload.h"
@@ -565,8 +566,9 @@ __attribute__((noinline)) int balance_parsed_frame(struct xdp_md *xdp)
 	void *data_end = (void *)(long)xdp->data_end;
 	struct l4_packet pkt;
 
+	/* Not UDP or TCP: maybe an ICMP error about a reply. */
 	if (parse_l4(data, data_end, &pkt) < 0)
-		return XDP_PASS;
+		return translate_icmp_error_inbound(xdp);
 	return balance(xdp, &pkt);
 }
 

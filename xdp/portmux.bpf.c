@@ -3,7 +3,8 @@
  * portmux data path. The XDP program rewrites the destination port of
  * packets addressed to a frontend so the kernel delivers them to a
  * backend socket; every other frame passes byte for byte unchanged. The
- * TC egress program gives replies the frontend port back.
+ * TC egress program gives replies the frontend port back. ICMP errors about
+ * balanced datagrams get their quoted port translated both ways (icmp.h).
  */
 #include "balancer.h"
 #include "reply.h"

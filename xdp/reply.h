@@ -12,6 +12,7 @@
 #include <linux/pkt_cls.h>
 
 #include "flow.h"
+#include "icmp.h"
 #include "maps.h"
 #include "parsing.h"
 
@@ -53,8 +54,11 @@ static __always_inline int translate_reply(struct __sk_buff *skb)
 		/* Headers may sit beyond the linear area; pull them in once. */
 		__u32 pull = skb->len < REPLY_PULL_BYTES ? skb->len : REPLY_PULL_BYTES;
 
-		if (bpf_skb_pull_data(skb, pull) < 0 || parse_skb(skb, &pkt) < 0)
+		if (bpf_skb_pull_data(skb, pull) < 0 || parse_skb(skb, &pkt) < 0) {
+			/* Not UDP or TCP: maybe an error about a balanced datagram. */
+			translate_icmp_error_outbound(skb);
 			return REPLY_CONTINUE;
+		}
 	}
 	reply_key_for_reply(&key, &pkt);
 	reply = bpf_map_lookup_elem(&replies, &key);
