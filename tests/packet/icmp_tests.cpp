@@ -200,10 +200,13 @@ TEST_CASE("ICMP inbound: an error about a TCP reply reaches the backend's connec
         const PacketBuilder client = v6 ? ipv6_client() : ipv4_client();
         const PacketBuilder server = v6 ? ipv6_server() : ipv4_server();
         const PacketBuilder router = v6 ? ipv6_router_to_server() : ipv4_router_to_server();
-        // Two connections, so the second takes the second backend.
+        // Two connections, so the second takes the second backend; its
+        // first ACK records it in the flow table (a SYN only takes a slot).
         forwarded(PacketBuilder(client).tcp(kClientPort, kTcpFrontend).tcp_flags(kTcpSyn).build());
         const Frame syn = PacketBuilder(client).tcp(kClientPort + 1, kTcpFrontend).tcp_flags(kTcpSyn).build();
         REQUIRE(forwarded(syn).destination_port() == kTcpBackends[1]);
+        const Frame ack = PacketBuilder(client).tcp(kClientPort + 1, kTcpFrontend).tcp_flags(kTcpAck).build();
+        REQUIRE(forwarded(ack).destination_port() == kTcpBackends[1]);
 
         // A large reply the backend sent, and as it left through TC egress.
         const Frame sent = PacketBuilder(server).tcp(kTcpBackends[1], kClientPort + 1).payload(counting_payload(1400)).build();
