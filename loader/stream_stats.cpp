@@ -110,24 +110,24 @@ std::string stream_stats_prometheus(const std::vector<StreamFrontendStats>& fron
                                frontend.port, refusal_name(reason), frontend.refused[reason]);
         }
     }
-    header(out, kBytes);
-    for (const StreamFrontendStats& frontend : frontends) {
-        for (const StreamBackendStats& backend : frontend.backends) {
-            out += fmt::format("{}{{frontend=\"{}\",backend=\"{}\",direction=\"to_backend\"}} {}\n",
-                               kBytes.name, frontend.port, backend.port, backend.bytes_to_backend);
-            out += fmt::format("{}{{frontend=\"{}\",backend=\"{}\",direction=\"to_client\"}} {}\n",
-                               kBytes.name, frontend.port, backend.port, backend.bytes_to_client);
+    // One counter per backend and direction, picked from StreamBackendStats.
+    const auto by_direction = [&](const Metric& metric, std::uint64_t StreamBackendStats::*to_backend,
+                                  std::uint64_t StreamBackendStats::*to_client) {
+        header(out, metric);
+        for (const StreamFrontendStats& frontend : frontends) {
+            for (const StreamBackendStats& backend : frontend.backends) {
+                for (const auto& [direction, count] :
+                     {std::pair{"to_backend", backend.*to_backend},
+                      std::pair{"to_client", backend.*to_client}}) {
+                    out += fmt::format("{}{{frontend=\"{}\",backend=\"{}\",direction=\"{}\"}} {}\n",
+                                       metric.name, frontend.port, backend.port, direction, count);
+                }
+            }
         }
-    }
-    header(out, kCopied);
-    for (const StreamFrontendStats& frontend : frontends) {
-        for (const StreamBackendStats& backend : frontend.backends) {
-            out += fmt::format("{}{{frontend=\"{}\",backend=\"{}\",direction=\"to_backend\"}} {}\n",
-                               kCopied.name, frontend.port, backend.port, backend.copied_to_backend);
-            out += fmt::format("{}{{frontend=\"{}\",backend=\"{}\",direction=\"to_client\"}} {}\n",
-                               kCopied.name, frontend.port, backend.port, backend.copied_to_client);
-        }
-    }
+    };
+    by_direction(kBytes, &StreamBackendStats::bytes_to_backend, &StreamBackendStats::bytes_to_client);
+    by_direction(kCopied, &StreamBackendStats::copied_to_backend,
+                 &StreamBackendStats::copied_to_client);
     return out;
 }
 
