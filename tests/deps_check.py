@@ -87,7 +87,7 @@ KEYWORDS_NEXT_IS_COMMAND = {"then", "do", "else", "elif", "if", "while", "until"
 # Commands that run another command given among their arguments.
 WRAPPERS = {"exec", "command", "timeout", "env", "nohup", "setsid", "xargs", "sudo", "chroot",
             "nsenter", "setpriv", "unshare", "taskset", "retry", "in_ns", "start_in_ns",
-            "ip", "strace", "watch", "flock", "stdbuf", "nice", "ionice", "script"}
+            "strace", "watch", "flock", "stdbuf", "nice", "ionice", "script"}
 
 
 class ShellLexer:
@@ -140,20 +140,27 @@ class ShellLexer:
             elif c == '"':
                 self.i += 1
                 return
-            elif self.s.startswith("$((", self.i):
-                self.i += 3
-                self.skip_balanced("((", "))")
-            elif self.s.startswith("$(", self.i):
-                self.i += 2
-                self.lex(until=")")
-            elif c == "`":
+            elif not self.skip_expansion():
                 self.i += 1
-                self.lex(until="`")
-            elif self.s.startswith("${", self.i):
-                self.i += 2
-                self.skip_balanced("{", "}")
-            else:
-                self.i += 1
+
+    def skip_expansion(self):
+        """Steps over an expansion starting here ($((..)), $(..), `..`, ${..}),
+        lexing the commands of a substitution; False when none starts here."""
+        if self.s.startswith("$((", self.i):
+            self.i += 3
+            self.skip_balanced("((", "))")
+        elif self.s.startswith("$(", self.i):
+            self.i += 2
+            self.lex(until=")")
+        elif self.peek() == "`":
+            self.i += 1
+            self.lex(until="`")
+        elif self.s.startswith("${", self.i):
+            self.i += 2
+            self.skip_balanced("{", "}")
+        else:
+            return False
+        return True
 
     def read_word(self):
         """One shell word; returns (text, plain) where plain means the word is
@@ -178,19 +185,7 @@ class ShellLexer:
             elif c == '"':
                 self.i += 1
                 self.skip_double_quoted()
-            elif self.s.startswith("$((", self.i):
-                self.i += 3
-                self.skip_balanced("((", "))")
-            elif self.s.startswith("$(", self.i):
-                self.i += 2
-                self.lex(until=")")
-            elif c == "`":
-                self.i += 1
-                self.lex(until="`")
-            elif self.s.startswith("${", self.i):
-                self.i += 2
-                self.skip_balanced("{", "}")
-            else:
+            elif not self.skip_expansion():
                 self.i += 1
         return self.s[start:self.i], plain
 
@@ -210,7 +205,7 @@ class ShellLexer:
         expect = "command"      # what the next word is
         wrapper = False         # inside a wrapper command's arguments
         case_pattern = False
-        words_since_command = 0
+        ip_words = None         # arguments of an `ip` command so far
         while self.i < len(self.s):
             c = self.s[self.i]
             if until and self.s.startswith(until, self.i):
@@ -303,9 +298,20 @@ class ShellLexer:
                         continue
                     self.out.append((word, "command" if plain else "other"))
                     wrapper = word in WRAPPERS or word in self.functions
+                    # ip's arguments are objects and verbs (`ip route`), not
+                    # commands, until `ip netns exec NS` hands over to one.
+                    ip_words = [] if word == "ip" else None
                     expect = "other"
+                elif ip_words is not None:
+                    ip_words.append(word)
+                    wrapper = ip_words[-3:-1] == ["netns", "exec"]
+                    self.out.append((word, "arg" if wrapper and plain else "other"))
+                    if wrapper:
+                        ip_words = None
                 else:
                     self.out.append((word, "arg" if wrapper and plain else "other"))
+                    if wrapper and word == "ip":   # in_ns NS ip route ...
+                        wrapper, ip_words = False, []
 
     def skip_spaces(self):
         while self.peek() in (" ", "\t"):
@@ -447,7 +453,9 @@ def self_test():
             print(f"self-test: expected exactly these two problems, got rc {rc}:\n{out}")
             return 1
         write(deps, 'if [[ $* == "--list" ]]; then echo iproute2 iputils-ping; fi\n')
-        write(script, '#!/usr/bin/env bash\nretry() { "$@"; }\nretry 3 ip netns exec ns ping -c1 x\n')
+        # An interface named like a command is an argument of ip, no call.
+        write(script, '#!/usr/bin/env bash\nretry() { "$@"; }\nretry 3 ip netns exec ns ping -c1 x\n'
+                      'ip -n ns link set tcpdump up\ntimeout 5 ip link set tcpdump down\n')
         rc, out = check()
         if rc != 0:
             print(f"self-test: expected a pass once deps.sh lists iputils-ping, got rc {rc}:\n{out}")
