@@ -30,19 +30,6 @@ std::string errno_text(int err) {
     return std::strerror(err < 0 ? -err : err);
 }
 
-__u32 xdp_mode_flag(xdp_attach_mode mode) {
-    switch (mode) {
-    case XDP_MODE_NATIVE:
-        return XDP_FLAGS_DRV_MODE;
-    case XDP_MODE_SKB:
-        return XDP_FLAGS_SKB_MODE;
-    case XDP_MODE_HW:
-        return XDP_FLAGS_HW_MODE;
-    default:
-        return 0;
-    }
-}
-
 }  // namespace
 
 AttachedLink& AttachedLink::operator=(AttachedLink&& other) noexcept {

@@ -73,7 +73,9 @@ std::vector<std::pair<xdp_attach_mode, std::uint32_t>> hook_entries(unsigned ifi
     return entries;
 }
 
-__u32 mode_flag(xdp_attach_mode mode) {
+}  // namespace
+
+__u32 xdp_mode_flag(xdp_attach_mode mode) {
     switch (mode) {
     case XDP_MODE_NATIVE:
         return XDP_FLAGS_DRV_MODE;
@@ -85,8 +87,6 @@ __u32 mode_flag(xdp_attach_mode mode) {
         return 0;
     }
 }
-
-}  // namespace
 
 const char* mode_name(xdp_attach_mode mode) {
     switch (mode) {
@@ -171,7 +171,7 @@ void remove_xdp_program(unsigned ifindex, int program_fd, std::uint32_t id) {
         bpf_xdp_attach_opts opts{};
         opts.sz = sizeof opts;
         opts.old_prog_fd = program_fd;
-        const __u32 flags = XDP_FLAGS_REPLACE | mode_flag(placement.mode);
+        const __u32 flags = XDP_FLAGS_REPLACE | xdp_mode_flag(placement.mode);
         if (int err = bpf_xdp_detach(static_cast<int>(ifindex), flags, &opts); err) {
             throw std::runtime_error(fmt::format("removing XDP program id {} ({} mode): {}", id,
                                                  mode_name(placement.mode), errno_text(err)));

@@ -17,6 +17,9 @@
 namespace portmux {
 
 const char* mode_name(xdp_attach_mode mode);
+// The XDP_FLAGS_*_MODE flag of MODE for the kernel's attach calls; 0 for
+// XDP_MODE_UNSPEC (the kernel then picks).
+__u32 xdp_mode_flag(xdp_attach_mode mode);
 
 // The programs on IFINDEX's XDP hook, per mode (0: none). Throws.
 struct XdpHookPrograms {
