@@ -30,7 +30,7 @@
  * `meta` map; a portmux with another version refuses the attachment instead
  * of misreading it. Bump it with every change to a map key or value.
  */
-#define PORTMUX_LAYOUT_VERSION 5
+#define PORTMUX_LAYOUT_VERSION 6
 
 /* Address families, as indexes of the per-family fields of a frontend. */
 #define PORTMUX_FAMILY_V4 0
@@ -74,7 +74,9 @@ enum portmux_drop_reason {
 	PORTMUX_DROP_MAGIC_MISMATCH = 2,
 	PORTMUX_DROP_UNKNOWN_TAG = 3,
 	PORTMUX_DROP_NO_BACKEND = 4,
-	PORTMUX_DROP_REASONS = 5,
+	/* The first fragment of a datagram does not hold a match or the tag. */
+	PORTMUX_DROP_BEYOND_FIRST_FRAGMENT = 5,
+	PORTMUX_DROP_REASONS = 6,
 };
 
 /* Key of the `frontends` hash map. */

@@ -39,12 +39,18 @@ static_assert(offsetof(portmux_frontend, reserved) ==
 static_assert(sizeof(portmux_frontend) == offsetof(portmux_frontend, reserved) + 4);
 static_assert(sizeof(portmux_frontend) % 8 == 0);
 
+// Drop reasons index drops[] and name stats keys (loader/stats.cpp): the
+// data path counts the newest at 5.
+static_assert(PORTMUX_DROP_BEYOND_FIRST_FRAGMENT == 5 && PORTMUX_DROP_REASONS == 6);
+static_assert(PORTMUX_LAYOUT_VERSION == 6, "bump with every map key or value change");
+
 static_assert(sizeof(portmux_backend_counters) == 16);
 static_assert(offsetof(portmux_frontend_state, received) == 8);
 static_assert(offsetof(portmux_frontend_state, drops) == 16);
 static_assert(offsetof(portmux_frontend_state, backends) == 16 + 8 * PORTMUX_DROP_REASONS);
 static_assert(sizeof(portmux_frontend_state) ==
               16 + 8 * PORTMUX_DROP_REASONS + 16 * PORTMUX_MAX_BACKENDS);
+static_assert(sizeof(portmux_frontend_state) == 1088);
 
 static_assert(sizeof(portmux_flow_key) == 24);
 static_assert(offsetof(portmux_flow_key, client_port) == 16);

@@ -23,7 +23,7 @@ std::uint64_t FrontendStats::dropped() const {
 
 std::string_view drop_reason_name(std::size_t reason) {
     static constexpr std::array<std::string_view, PORTMUX_DROP_REASONS> names{
-        "too_short", "too_long", "magic_mismatch", "unknown_tag", "no_backend"};
+        "too_short", "too_long", "magic_mismatch", "unknown_tag", "no_backend", "beyond_first_fragment"};
     return reason < names.size() ? names[reason] : "unknown";
 }
 

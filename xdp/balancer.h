@@ -9,6 +9,7 @@
 
 #include "csum.h"
 #include "flow.h"
+#include "fragment.h"
 #include "icmp.h"
 #include "maps.h"
 #include "parsing.h"
@@ -521,6 +522,16 @@ static __always_inline int balance(struct xdp_md *xdp, struct l4_packet *pkt)
 	ctx.state->received++;
 
 	payload_ok = locate_payload(pkt, data, &payload) == 0;
+	if (!payload_ok) {
+		/* A first fragment: judged by the UDP length and its own bytes. */
+		int present = locate_first_fragment(pkt, data, &payload);
+
+		if (present >= 0) {
+			if (fragment_hides_rules(ctx.frontend, &payload, present))
+				return count_drop(ctx.state, PORTMUX_DROP_BEYOND_FIRST_FRAGMENT);
+			payload_ok = true;
+		}
+	}
 	if (!payload_ok && (ctx.frontend->flags & (PORTMUX_F_VALIDATE | PORTMUX_F_ROUTE)))
 		return count_drop(ctx.state, PORTMUX_DROP_TOO_SHORT);
 	/* TCP segments without payload (SYN, pure ACK, FIN) are never judged. */

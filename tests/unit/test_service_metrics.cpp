@@ -129,15 +129,16 @@ TEST_CASE("metrics: 1,000 frontends x 3 backends render in well under the scrape
         snapshot.stats.push_back(stats);
     }
     const std::string text = portmux::render_metrics(snapshot);
-    // 1,000 received + 2 x 3,000 forwarded + 5,000 drops + 6,000 up + 3,000
-    // drained + 3,000 weight samples.
+    // 1,000 received + 2 x 3,000 forwarded + one drop sample per reason
+    // (PORTMUX_DROP_REASONS) per frontend + 6,000 up + 3,000 drained + 3,000
+    // weight samples.
     std::size_t samples = 0;
     std::istringstream lines(text);
     std::string line;
     while (std::getline(lines, line)) {
         samples += !line.empty() && line[0] != '#';
     }
-    CHECK(samples == 1000 + 6000 + 5000 + 6000 + 3000 + 3000 + 1 + 2 + 2 + 4 + 1);
+    CHECK(samples == 1000 + 6000 + 1000 * PORTMUX_DROP_REASONS + 6000 + 3000 + 3000 + 1 + 2 + 2 + 4 + 1);
 }
 
 TEST_CASE("apply_liveness sets both families of the backends the table knows") {
