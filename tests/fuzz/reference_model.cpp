@@ -100,6 +100,7 @@ Parsed parse_frame(std::span<const std::uint8_t> frame) {
             return fail(p, "non-first IPv4 fragment");
         }
         p.ip_version = 4;
+        p.first_fragment = (be16(frame, at + 6) & 0x2000) != 0;
         proto = frame[at + 9];
         p.l4_offset = at + header;
         p.l4_length = static_cast<std::int64_t>(be16(frame, at + 2)) - static_cast<std::int64_t>(header);
@@ -126,6 +127,7 @@ Parsed parse_frame(std::span<const std::uint8_t> frame) {
                 if ((be16(frame, cursor + 2) & 0xfff8) != 0) {
                     return fail(p, "non-first IPv6 fragment");
                 }
+                p.first_fragment = true;
                 next = frame[cursor];
                 cursor += 8;
                 continue;
@@ -221,6 +223,36 @@ Expectation expect(std::span<const std::uint8_t> frame, const std::vector<Fronte
         }
     }
 
+    // A first UDP fragment: the UDP length states the whole datagram, the IP
+    // length only what this fragment carries.
+    if (!payload_ok && p.l4_proto == kProtoUdp && p.first_fragment) {
+        const std::size_t udp_length = be16(frame, p.l4_offset + 4);
+        if (static_cast<std::int64_t>(udp_length) > p.l4_length) {
+            const std::size_t present = static_cast<std::size_t>(p.l4_length) - 8;
+            const std::size_t datagram_payload = udp_length - 8;
+            const auto hidden = [&](std::size_t offset, std::size_t length) {
+                return offset + length > present && offset + length <= datagram_payload;
+            };
+            if (fe.validate) {
+                for (std::size_t m = 0; m < fe.matches.size(); ++m) {
+                    if (hidden(fe.matches[m].offset, fe.matches[m].value.size())) {
+                        return drop(PORTMUX_DROP_BEYOND_FIRST_FRAGMENT,
+                                    "beyond_first_fragment: match " + std::to_string(m) + " ends past " +
+                                        std::to_string(present) + " fragment payload bytes");
+                    }
+                }
+            }
+            if (fe.route && hidden(fe.tag_offset, fe.tag_length)) {
+                return drop(PORTMUX_DROP_BEYOND_FIRST_FRAGMENT,
+                            "beyond_first_fragment: the tag ends past " + std::to_string(present) +
+                                " fragment payload bytes");
+            }
+            payload_ok = true;
+            payload_start = p.l4_offset + 8;
+            payload_length = datagram_payload;
+        }
+    }
+
     if (!payload_ok && (fe.validate || fe.route)) {
         return drop(PORTMUX_DROP_TOO_SHORT, "too_short: " + payload_problem);
     }
@@ -305,6 +337,8 @@ const char* drop_reason_name(int reason) {
         return "unknown_tag";
     case PORTMUX_DROP_NO_BACKEND:
         return "no_backend";
+    case PORTMUX_DROP_BEYOND_FIRST_FRAGMENT:
+        return "beyond_first_fragment";
     default:
         return "none";
     }

@@ -13,6 +13,12 @@
 //   then UDP (8-byte header in the frame) or TCP (20 bytes in the frame);
 //   L4 length = IPv4 tot_len - IHL * 4, IPv6 payload_len - extension bytes,
 //     negative: not ours.
+// A first fragment (IPv4 MF at offset 0, or an IPv6 fragment header at offset
+// 0, M flag or not) of a UDP datagram whose UDP length exceeds the L4 length
+// is judged by that UDP length (the validate window) and by the payload bytes
+// the L4 length covers (matches, tag); a match or tag that ends past them but
+// inside the datagram drops it as beyond_first_fragment. Later fragments carry
+// no ports: not ours.
 // A frame that fails any of it, or whose (destination port, protocol) is no
 // frontend, must pass untouched.
 #pragma once
@@ -50,6 +56,7 @@ struct Parsed {
     std::int64_t l4_length = 0;   // per the IP header
     std::uint16_t dest_port = 0;
     std::uint16_t source_port = 0;
+    bool first_fragment = false;  // IPv4 MF, or an IPv6 fragment header (offset 0 both)
 };
 
 struct Expectation {

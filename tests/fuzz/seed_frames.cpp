@@ -117,8 +117,8 @@ std::vector<SeedFrame> seed_frames() {
         Frame f = v4().udp(40000, 9000).payload(text("short-ip")).build();
         f.write16(f.l3_offset + 2, 20 + 2);  // IP says 2 bytes of UDP follow
         add_frame("udp4-iplen-inside-udp-header",
-                  "IPv4 tot_len covers only 2 bytes of the UDP header (the frame has all 8): the data path "
-                  "only needs tot_len >= IHL*4, so a round-robin frontend forwards it",
+                  "IPv4 tot_len covers only 2 bytes of the UDP header (the frame has all 8): the transport "
+                  "header is not inside the IP packet, so it is not ours and passes unchanged",
                   f);
     }
     {
@@ -139,7 +139,7 @@ std::vector<SeedFrame> seed_frames() {
     {
         Frame f = v6().udp(40000, 9000).payload({}).build();
         f.write16(f.l3_offset + 4, 0);
-        add_frame("udp6-payload-len-0", "IPv6 payload_len 0 (jumbogram-style): L4 length 0 is not negative, round robin forwards", f);
+        add_frame("udp6-payload-len-0", "IPv6 payload_len 0 (jumbogram-style): the UDP header is not inside the stated payload, so it is not ours and passes unchanged", f);
     }
     {
         Frame f = v6().ipv6_hop_by_hop(16).udp(40000, 9000).payload(text("x")).build();
@@ -292,6 +292,27 @@ std::vector<SeedFrame> seed_frames() {
               v4().udp(40000, 9700).payload(text("\x81 tenant-n")).build());
     add_frame("route-rr-magic-mismatch", "UDP to 9700 whose first byte fails the mask: drop magic_mismatch",
               v4().udp(40000, 9700).payload(text("\x41 tenant-number1")).build());
+
+    // ---- first fragments to validate/route frontends: judged by the UDP length
+    // and their own bytes; a match or tag past those bytes drops the datagram.
+    add_frame("route-first-fragment-known", "IPv4 first fragment to 9600 holding 8 of 40 payload bytes, tag AAAA in them: forwarded to 9601",
+              v4().ipv4_fragment(0, true).udp(40000, 9600).payload(concat(text("..AAAA.."), Bytes(32, 0x5a)))
+                  .truncate_transport_to(16).build());
+    add_frame("route-first-fragment-tag-beyond", "IPv4 first fragment to 9600 holding 4 payload bytes, the tag ends at 6: drop beyond_first_fragment",
+              v4().ipv4_fragment(0, true).udp(40000, 9600).payload(concat(text("..AAAA.."), Bytes(32, 0x5a)))
+                  .truncate_transport_to(12).build());
+    add_frame("route6-first-fragment-known", "IPv6 first fragment (M=1) to 9600 holding 8 payload bytes, tag BBBB in them: forwarded to 9602",
+              v6().ipv6_fragment(0, true).udp(40000, 9600).payload(concat(text("..BBBB.."), Bytes(32, 0x5a)))
+                  .truncate_transport_to(16).build());
+    add_frame("validate-first-fragment-too-long", "IPv4 first fragment to 9500 (window 4..64) of a 100-byte datagram with PMUX in its 16 bytes: drop too_long by the UDP length",
+              v4().ipv4_fragment(0, true).udp(40000, 9500).payload(concat(Bytes{'P', 'M', 'U', 'X', 0, 0, 0x10}, Bytes(93, 0)))
+                  .truncate_transport_to(24).build());
+    add_frame("validate-far-first-fragment-beyond", "IPv4 first fragment to 9900 of a 1600-byte datagram holding 1000 payload bytes, match ends at 1500: drop beyond_first_fragment",
+              v4().ipv4_fragment(0, true).udp(40000, 9900).payload(Bytes(1600, 0x21))
+                  .truncate_transport_to(1008).build());
+    add_frame("route-rr-first-fragment-known", "IPv4 first fragment to 9700 with the 16-byte tag in its 20 payload bytes: forwarded to 9703",
+              v4().ipv4_fragment(0, true).udp(40000, 9700).payload(text("\x81 tenant-number1 and more and more"))
+                  .truncate_transport_to(28).build());
 
     // ---- flow affinity
     add_frame("udp-flow", "UDP to 9100 (flow affinity): forwarded to one of 9101..9103",
