@@ -33,6 +33,7 @@
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <optional>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -290,6 +291,7 @@ struct PortmuxSizes {
 portmux::SkeletonPtr load_portmux(const PortmuxSizes& sizes) {
     portmux::SkeletonPtr skel = portmux::open_skeleton();
     if (bpf_map__set_max_entries(skel->maps.frontend_state, sizes.state_slots) ||
+        bpf_map__set_max_entries(skel->maps.frontend_configs, PORTMUX_CONFIG_BUFFERS * sizes.state_slots) ||
         bpf_map__set_max_entries(skel->maps.flows, sizes.flow_entries)) {
         fail("sizing the maps");
     }
@@ -331,11 +333,9 @@ struct FrontendCounters {
 
 FrontendCounters counters_of(const portmux::DataPathMaps& maps, std::uint16_t port,
                              portmux::Protocol protocol) {
-    portmux_frontend_key key{};
-    key.port = htons(port);
-    key.protocol = static_cast<std::uint8_t>(protocol);
-    portmux_frontend value{};
-    if (bpf_map_lookup_elem(maps.frontends, &key, &value) != 0) fail("reading a frontend");
+    const std::optional<portmux_frontend> installed = portmux::installed_config(maps, protocol, port);
+    if (!installed) fail("reading a frontend");
+    portmux_frontend value = *installed;
     const int cpus = libbpf_num_possible_cpus();
     std::vector<portmux_frontend_state> states(static_cast<std::size_t>(cpus));
     if (bpf_map_lookup_elem(maps.frontend_state, &value.slot, states.data()) != 0) fail("reading state");
@@ -453,7 +453,7 @@ json bench_headline(const Options& o, Baselines& base) {
                      frontend(kFrontB, portmux::Protocol::udp, {kFrontA})};
     const portmux::DataPathMaps pm_maps = data_path_maps(*pm);
     portmux::write_config(pm_maps, udp);
-    portmux::write_config({bpf_map__fd(abl->maps.frontends), bpf_map__fd(abl->maps.frontend_state),
+    portmux::write_config({bpf_map__fd(abl->maps.frontend_configs), bpf_map__fd(abl->maps.frontend_state),
                            bpf_map__fd(abl->maps.routes), bpf_map__fd(abl->maps.ports)},
                           udp);
 
@@ -711,7 +711,7 @@ json bench_portmux(const Options& o) {
 
 // The UDP path with F frontends and B backends: frontend 9875 rewrites to
 // 9875 (all B backend slots name it) so every iteration is a hit; the other
-// F - 1 frontends fill the hash map.
+// F - 1 frontends fill the config array.
 json bench_scaling(const Options& o) {
     using portmux::Protocol;
     json rows = json::array();
@@ -767,9 +767,9 @@ json bench_flow_table(const Options& o) {
     portmux::Config cfg;
     cfg.frontends = {frontend(kFrontA, Protocol::tcp, {kFrontA})};
     portmux::write_config(maps, cfg);
-    portmux_frontend fe{};
-    portmux_frontend_key fkey{htons(kFrontA), PORTMUX_PROTO_TCP, 0};
-    if (bpf_map_lookup_elem(maps.frontends, &fkey, &fe) != 0) fail("reading the TCP frontend");
+    const std::optional<portmux_frontend> installed = portmux::installed_config(maps, Protocol::tcp, kFrontA);
+    if (!installed) fail("reading the TCP frontend");
+    const portmux_frontend fe = *installed;
 
     FrameSpec ack;
     ack.protocol = IPPROTO_TCP;

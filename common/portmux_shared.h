@@ -18,7 +18,7 @@
 #define PORTMUX_MAX_BACKENDS 64
 /* Round-robin order table: backends repeated by weight, drained ones left out. */
 #define PORTMUX_RR_SLOTS 256
-/* Entries of the frontends map: one per (port, protocol) pair. */
+/* Frontends of one config at most: one per (port, protocol) pair. */
 #define PORTMUX_MAX_FRONTENDS 65536
 /* Default size of the per-CPU frontend_state array (the loader may raise it). */
 #define PORTMUX_DEFAULT_STATE_SLOTS 1024
@@ -48,8 +48,18 @@
 #define PORTMUX_PORT_ENTRIES (2 * 65536)
 #define PORTMUX_TCP_PORT_BASE 65536
 /* portmux_port.flags */
-#define PORTMUX_PORT_FRONTEND (1 << 0) /* a frontend: look it up in `frontends` */
+#define PORTMUX_PORT_FRONTEND (1 << 0) /* a frontend: .config indexes `frontend_configs` */
 #define PORTMUX_PORT_BACKEND (1 << 1)  /* a backend: direct clients are noted */
+
+/*
+ * `frontend_configs` array: two buffers per frontend slot, the config at
+ * index slot * 2 + buffer. A reload writes a frontend's new config into the
+ * buffer readers are not using, then points the frontend's `ports` entry at
+ * it; the loader waits for a grace period before it writes that other
+ * buffer again (loader/grace_period.hpp), so no reader ever sees a config
+ * being written.
+ */
+#define PORTMUX_CONFIG_BUFFERS 2
 
 /* Payload inspection bounds (validation matches and routing tags). */
 #define PORTMUX_MAX_MATCHES 4
@@ -79,7 +89,7 @@ enum portmux_drop_reason {
 	PORTMUX_DROP_REASONS = 6,
 };
 
-/* Key of the `frontends` hash map. */
+/* A frontend's (port, protocol); part of the key of `routes`. */
 struct portmux_frontend_key {
 	__be16 port;     /* destination port clients dial */
 	__u8 protocol;   /* PORTMUX_PROTO_UDP or PORTMUX_PROTO_TCP */
@@ -110,7 +120,7 @@ struct portmux_route_spec {
 	__u8 pad;
 };
 
-/* Value of the `frontends` hash map: everything the data path needs. */
+/* Value of the `frontend_configs` array: everything the data path needs. */
 struct portmux_frontend {
 	/*
 	 * Index into the per-CPU `frontend_state` array, unique per frontend
@@ -128,7 +138,13 @@ struct portmux_frontend {
 	/* Valid entries in rr_order[family]; 0: no backend takes new packets
 	 * of that family. */
 	__u16 rr_length[PORTMUX_FAMILIES];
-	__u32 reserved0;
+	/* The frontend this config is for. The data path takes a config only
+	 * when they match the packet: a `ports` entry read while the loader
+	 * rewrites it (or one pointing at a stale buffer) then names no other
+	 * frontend's config. */
+	__be16 port;
+	__u8 protocol;        /* PORTMUX_PROTO_*; 0: the buffer was never written */
+	__u8 reserved0;
 	/* Bit i: backends[i] takes no new flows or packets but keeps its
 	 * connections. Kept here (not only in rr_order) so status, reload and
 	 * undrain know it. */
@@ -229,12 +245,19 @@ struct portmux_route_target {
 
 /*
  * Value of the `ports` array. The loader overwrites it in place (an array
- * element is not replaced under RCU), so it holds only flags, never
- * anything a reader could see torn.
+ * element is not replaced under RCU): it holds only flags and small words,
+ * each of which the data path checks against what it finds through it.
  */
 struct portmux_port {
 	__u8 flags;      /* PORTMUX_PORT_* */
-	__u8 reserved[3];
+	__u8 reserved;
+	/* PORTMUX_PORT_BACKEND: the frontend port replies from this backend port
+	 * show (0: its frontend translates no replies). */
+	__be16 reply_port;
+	/* PORTMUX_PORT_FRONTEND: index of its current config in
+	 * `frontend_configs` (slot * PORTMUX_CONFIG_BUFFERS + buffer); the
+	 * config records its own port and protocol, which the data path checks. */
+	__u32 config;
 };
 
 /* The single entry of the `meta` array: what made these pins. */

@@ -50,6 +50,7 @@ void size_maps(portmux_bpf& skeleton, const Config& config) {
     const auto slots = std::max<std::size_t>(PORTMUX_DEFAULT_STATE_SLOTS, config.frontends.size());
     const std::pair<bpf_map*, std::size_t> sizes[] = {
         {skeleton.maps.frontend_state, slots},
+        {skeleton.maps.frontend_configs, PORTMUX_CONFIG_BUFFERS * slots},
         {skeleton.maps.flows, config.flow_table_size},
         {skeleton.maps.replies, config.flow_table_size},
     };

@@ -16,6 +16,8 @@
 
 #include <fmt/format.h>
 
+#include "grace_period.hpp"
+
 namespace portmux {
 namespace {
 
@@ -82,25 +84,58 @@ void zero_state(int frontend_state_fd, std::uint32_t slot) {
     }
 }
 
-// What a reload needs to know of a frontend already installed.
+std::uint32_t map_capacity(int map_fd, std::string_view map_name) {
+    bpf_map_info info{};
+    __u32 length = sizeof info;
+    if (bpf_obj_get_info_by_fd(map_fd, &info, &length) != 0) {
+        throw_map_error(errno, fmt::format("reading the {} map's size", map_name));
+    }
+    return info.max_entries;
+}
+
+std::uint32_t port_index(Protocol protocol, std::uint16_t port) {
+    return (protocol == Protocol::tcp ? PORTMUX_TCP_PORT_BASE : 0) + port;
+}
+
+// A frontend already installed: the config its `ports` entry points at.
 struct InstalledEntry {
-    std::uint32_t slot = 0;
+    std::uint32_t config_index = 0;  // slot * PORTMUX_CONFIG_BUFFERS + buffer
+    portmux_frontend value{};
     Frontend ports_only;  // protocol, port and backend ports, for the ports map
 };
 
-std::map<KeyTuple, InstalledEntry> installed_entries(int frontends_fd) {
+// Every frontend the maps serve: a config buffer that records a frontend
+// whose `ports` entry points at that very buffer. The other buffer of a
+// slot, and buffers of removed frontends, are stale copies nobody reaches.
+std::map<KeyTuple, InstalledEntry> installed_entries(const DataPathMaps& maps) {
     std::map<KeyTuple, InstalledEntry> entries;
-    for (const auto& key : list_keys<portmux_frontend_key>(frontends_fd, "frontends")) {
+    const std::uint32_t buffers = map_capacity(maps.frontend_configs, "frontend_configs");
+    for (std::uint32_t index = 0; index < buffers; ++index) {
         portmux_frontend value{};
-        if (bpf_map_lookup_elem(frontends_fd, &key, &value) == 0) {
-            InstalledEntry& entry = entries[key_tuple(key)];
-            entry.slot = value.slot;
-            entry.ports_only.protocol = static_cast<Protocol>(key.protocol);
-            entry.ports_only.port = ntohs(key.port);
-            const auto count = std::min<std::size_t>(value.backend_count, PORTMUX_MAX_BACKENDS);
-            for (std::size_t i = 0; i < count; ++i) {
-                entry.ports_only.backends.push_back(Backend(ntohs(value.backends[i])));
-            }
+        if (bpf_map_lookup_elem(maps.frontend_configs, &index, &value) != 0) {
+            throw_map_error(errno, "reading the frontend_configs map");
+        }
+        if (value.protocol != PORTMUX_PROTO_UDP && value.protocol != PORTMUX_PROTO_TCP) {
+            continue;  // never written
+        }
+        const auto protocol = static_cast<Protocol>(value.protocol);
+        const std::uint32_t port = port_index(protocol, ntohs(value.port));
+        portmux_port entry{};
+        if (bpf_map_lookup_elem(maps.ports, &port, &entry) != 0) {
+            throw_map_error(errno, "reading the ports map");
+        }
+        if (!(entry.flags & PORTMUX_PORT_FRONTEND) || entry.config != index) {
+            continue;
+        }
+        InstalledEntry& installed = entries[{value.port, value.protocol}];
+        installed.config_index = index;
+        installed.value = value;
+        installed.ports_only.protocol = protocol;
+        installed.ports_only.port = ntohs(value.port);
+        installed.ports_only.reply_translation = !(value.flags & PORTMUX_F_NO_REPLIES);
+        const auto count = std::min<std::size_t>(value.backend_count, PORTMUX_MAX_BACKENDS);
+        for (std::size_t i = 0; i < count; ++i) {
+            installed.ports_only.backends.push_back(Backend(ntohs(value.backends[i])));
         }
     }
     return entries;
@@ -213,6 +248,8 @@ void check_layout_version(const std::filesystem::path& pin_dir) {
 portmux_frontend encode_frontend(const Frontend& frontend, std::uint32_t slot) {
     portmux_frontend value{};
     value.slot = slot;
+    value.port = htons(frontend.port);
+    value.protocol = static_cast<std::uint8_t>(frontend.protocol);
     value.generation = backend_generation(frontend);
     value.backend_count = static_cast<std::uint16_t>(frontend.backends.size());
     for (std::size_t i = 0; i < frontend.backends.size(); ++i) {
@@ -277,35 +314,52 @@ portmux_frontend encode_frontend(const Frontend& frontend, std::uint32_t slot) {
     return value;
 }
 
-std::map<std::uint32_t, portmux_port> port_entries(const Config& config) {
+namespace {
+
+bool frontend_translates_replies(const Frontend& frontend) {
+    return frontend.protocol == Protocol::tcp || frontend.reply_translation;
+}
+
+}  // namespace
+
+std::map<std::uint32_t, portmux_port> port_entries(const Config& config,
+                                                   std::span<const std::uint32_t> config_indices) {
     std::map<std::uint32_t, portmux_port> entries;
-    for (const Frontend& frontend : config.frontends) {
-        const std::uint32_t base = frontend.protocol == Protocol::tcp ? PORTMUX_TCP_PORT_BASE : 0;
-        entries[base + frontend.port].flags |= PORTMUX_PORT_FRONTEND;
+    for (std::size_t i = 0; i < config.frontends.size(); ++i) {
+        const Frontend& frontend = config.frontends[i];
+        portmux_port& own = entries[port_index(frontend.protocol, frontend.port)];
+        own.flags |= PORTMUX_PORT_FRONTEND;
+        own.config = i < config_indices.size() ? config_indices[i] : 0;
         for (const Backend& backend : frontend.backends) {
-            entries[base + backend.port].flags |= PORTMUX_PORT_BACKEND;
+            portmux_port& entry = entries[port_index(frontend.protocol, backend.port)];
+            entry.flags |= PORTMUX_PORT_BACKEND;
+            if (frontend_translates_replies(frontend)) {
+                entry.reply_port = htons(frontend.port);
+            }
         }
     }
     return entries;
 }
 
 bool translates_replies(const Config& config) {
-    return std::any_of(config.frontends.begin(), config.frontends.end(), [](const Frontend& f) {
-        return f.protocol == Protocol::tcp || f.reply_translation;
-    });
+    return std::any_of(config.frontends.begin(), config.frontends.end(), frontend_translates_replies);
 }
 
 namespace {
 
+bool same_port_entry(const portmux_port& a, const portmux_port& b) {
+    return std::memcmp(&a, &b, sizeof a) == 0;
+}
+
 // Sets the config's entries of the ports array and zeroes those of the
-// installed config it no longer has: one write per entry that changes.
-void write_ports(int ports_fd, const Config& config, const Config& installed) {
-    const std::map<std::uint32_t, portmux_port> wanted = port_entries(config);
-    const std::map<std::uint32_t, portmux_port> before = port_entries(installed);
+// installed config it no longer has: one write per entry that changes. A
+// frontend's entry changes in one write, flags and config index together.
+void write_ports(int ports_fd, const std::map<std::uint32_t, portmux_port>& wanted,
+                 const std::map<std::uint32_t, portmux_port>& before) {
     std::map<std::uint32_t, portmux_port> writes;
     for (const auto& [index, entry] : wanted) {
         const auto old = before.find(index);
-        if (old == before.end() || old->second.flags != entry.flags) {
+        if (old == before.end() || !same_port_entry(old->second, entry)) {
             writes.emplace(index, entry);
         }
     }
@@ -331,17 +385,31 @@ void write_config(const DataPathMaps& maps, const Config& config) {
             throw_map_error(errno, "writing the meta map");
         }
     }
-    const std::uint32_t capacity = state_capacity(maps.frontend_state);
-    const std::map<KeyTuple, InstalledEntry> installed = installed_entries(maps.frontends);
+    const std::uint32_t capacity =
+        std::min(state_capacity(maps.frontend_state),
+                 map_capacity(maps.frontend_configs, "frontend_configs") / PORTMUX_CONFIG_BUFFERS);
+    const std::map<KeyTuple, InstalledEntry> installed = installed_entries(maps);
+    // Buffers are written below only where no `ports` entry points: after a
+    // grace period, no program still reads one an earlier write pointed
+    // away from (or one a portmux killed mid-reload left behind).
+    if (!installed.empty()) {
+        wait_for_bpf_readers();
+    }
 
     // Slots: a staying frontend keeps its own, a new one takes a free one.
+    // The buffer readers use, by slot, for every installed frontend (staying
+    // or leaving: a leaving one's entry still points at it until the end).
+    std::map<std::uint32_t, std::uint32_t> live_buffer;
+    for (const auto& [key, entry] : installed) {
+        live_buffer[entry.config_index / PORTMUX_CONFIG_BUFFERS] = entry.config_index % PORTMUX_CONFIG_BUFFERS;
+    }
     std::set<KeyTuple> wanted;
     std::set<std::uint32_t> kept;
     for (const Frontend& frontend : config.frontends) {
         const KeyTuple key = key_tuple(make_key(frontend));
         wanted.insert(key);
         if (auto it = installed.find(key); it != installed.end()) {
-            kept.insert(it->second.slot);
+            kept.insert(it->second.config_index / PORTMUX_CONFIG_BUFFERS);
         }
     }
     std::vector<std::uint32_t> slot_of(config.frontends.size());
@@ -350,7 +418,7 @@ void write_config(const DataPathMaps& maps, const Config& config) {
     for (std::size_t i = 0; i < config.frontends.size(); ++i) {
         const KeyTuple key = key_tuple(make_key(config.frontends[i]));
         if (auto it = installed.find(key); it != installed.end()) {
-            slot_of[i] = it->second.slot;
+            slot_of[i] = it->second.config_index / PORTMUX_CONFIG_BUFFERS;
             continue;
         }
         while (kept.contains(next_free)) {
@@ -365,6 +433,13 @@ void write_config(const DataPathMaps& maps, const Config& config) {
         slot_of[i] = next_free;
         fresh[i] = true;
         kept.insert(next_free);
+    }
+    // Each frontend's config goes to the buffer of its slot that no reader uses.
+    std::vector<std::uint32_t> config_index(config.frontends.size());
+    for (std::size_t i = 0; i < config.frontends.size(); ++i) {
+        const auto live = live_buffer.find(slot_of[i]);
+        const std::uint32_t buffer = live == live_buffer.end() ? 0 : (live->second + 1) % PORTMUX_CONFIG_BUFFERS;
+        config_index[i] = slot_of[i] * PORTMUX_CONFIG_BUFFERS + buffer;
     }
 
     // Routes first, so a routing frontend finds its tags once it is visible.
@@ -389,22 +464,23 @@ void write_config(const DataPathMaps& maps, const Config& config) {
         if (fresh[i]) {
             zero_state(maps.frontend_state, slot_of[i]);
         }
-        const portmux_frontend_key key = make_key(frontend);
         const portmux_frontend value = encode_frontend(frontend, slot_of[i]);
-        if (bpf_map_update_elem(maps.frontends, &key, &value, BPF_ANY) != 0) {
-            throw_map_error(errno, fmt::format("writing frontend {}/{} to the frontends map",
+        if (bpf_map_update_elem(maps.frontend_configs, &config_index[i], &value, BPF_ANY) != 0) {
+            throw_map_error(errno, fmt::format("writing frontend {}/{} to the frontend_configs map",
                                                frontend.port, to_string(frontend.protocol)));
         }
     }
 
-    // After the frontends: a port flagged as a frontend finds its entry.
-    if (maps.ports >= 0) {
-        Config installed_ports;
-        for (const auto& [key, entry] : installed) {
-            installed_ports.frontends.push_back(entry.ports_only);
-        }
-        write_ports(maps.ports, config, installed_ports);
+    // The flip: each frontend's ports entry now points at its new buffer;
+    // entries of ports the config no longer uses are cleared.
+    Config installed_config;
+    std::vector<std::uint32_t> installed_index;
+    for (const auto& [key, entry] : installed) {
+        installed_config.frontends.push_back(entry.ports_only);
+        installed_index.push_back(entry.config_index);
     }
+    write_ports(maps.ports, port_entries(config, config_index),
+                port_entries(installed_config, installed_index));
 
     // Stale entries go last, so a frontend that stays is never missing.
     for (const auto& key : list_keys<portmux_route_key>(maps.routes, "routes")) {
@@ -414,25 +490,33 @@ void write_config(const DataPathMaps& maps, const Config& config) {
             throw_map_error(errno, "removing a stale route from the routes map");
         }
     }
-    for (const auto& key : list_keys<portmux_frontend_key>(maps.frontends, "frontends")) {
-        if (!wanted.contains(key_tuple(key)) && bpf_map_delete_elem(maps.frontends, &key) != 0 &&
-            errno != ENOENT) {
-            throw_map_error(errno, fmt::format("removing frontend {} from the frontends map",
-                                               ntohs(key.port)));
-        }
+}
+
+std::optional<portmux_frontend> installed_config(const DataPathMaps& maps, Protocol protocol,
+                                                 std::uint16_t port) {
+    const std::uint32_t index = port_index(protocol, port);
+    portmux_port entry{};
+    if (bpf_map_lookup_elem(maps.ports, &index, &entry) != 0) {
+        throw_map_error(errno, "reading the ports map");
     }
+    if (!(entry.flags & PORTMUX_PORT_FRONTEND)) {
+        return std::nullopt;
+    }
+    portmux_frontend value{};
+    if (bpf_map_lookup_elem(maps.frontend_configs, &entry.config, &value) != 0) {
+        throw_map_error(errno, "reading the frontend_configs map");
+    }
+    if (value.port != htons(port) || value.protocol != static_cast<std::uint8_t>(protocol)) {
+        return std::nullopt;
+    }
+    return value;
 }
 
 std::vector<InstalledFrontend> read_frontends(const DataPathMaps& maps) {
     std::vector<InstalledFrontend> installed;
-    for (const auto& key : list_keys<portmux_frontend_key>(maps.frontends, "frontends")) {
-        portmux_frontend value{};
-        if (bpf_map_lookup_elem(maps.frontends, &key, &value) != 0) {
-            if (errno == ENOENT) {
-                continue;  // removed since we listed it
-            }
-            throw_map_error(errno, "reading the frontends map");
-        }
+    for (const auto& [key_fields, entry] : installed_entries(maps)) {
+        const portmux_frontend& value = entry.value;
+        const portmux_frontend_key key{value.port, value.protocol, 0};
         Frontend frontend;
         frontend.port = ntohs(key.port);
         frontend.protocol = static_cast<Protocol>(key.protocol);

@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <optional>
+#include <span>
 #include <stdexcept>
 #include <vector>
 
@@ -14,11 +16,11 @@ namespace portmux {
 
 // File descriptors of the maps that carry a config (owned elsewhere).
 struct DataPathMaps {
-    int frontends = -1;       // HASH portmux_frontend_key -> portmux_frontend
-    int frontend_state = -1;  // PERCPU_ARRAY slot -> portmux_frontend_state
-    int routes = -1;          // HASH portmux_route_key -> portmux_route_target
-    int ports = -1;           // ARRAY (protocol, port) -> portmux_port; skipped when -1
-    int meta = -1;            // ARRAY 0 -> portmux_meta; skipped when -1
+    int frontend_configs = -1;  // ARRAY slot * 2 + buffer -> portmux_frontend
+    int frontend_state = -1;    // PERCPU_ARRAY slot -> portmux_frontend_state
+    int routes = -1;            // HASH portmux_route_key -> portmux_route_target
+    int ports = -1;             // ARRAY (protocol, port) -> portmux_port
+    int meta = -1;              // ARRAY 0 -> portmux_meta; skipped when -1
 };
 
 // Pins made by a portmux with another map layout (PORTMUX_LAYOUT_VERSION).
@@ -51,8 +53,12 @@ std::vector<std::uint8_t> round_robin_order(const std::vector<Backend>& backends
 // The map value for one frontend of a validated config.
 portmux_frontend encode_frontend(const Frontend& frontend, std::uint32_t slot);
 
-// The entries of the ports array a config sets: index -> value.
-std::map<std::uint32_t, portmux_port> port_entries(const Config& config);
+// The entries of the ports array a config sets: index -> value. A
+// frontend's entry points at CONFIG_INDICES[i] (its config's index in
+// `frontend_configs`; 0 where not given); a backend's names the frontend
+// port its replies show, unless its frontend translates no replies.
+std::map<std::uint32_t, portmux_port> port_entries(const Config& config,
+                                                   std::span<const std::uint32_t> config_indices = {});
 
 // Whether some frontend of CONFIG (its XDP frontends) has replies translated:
 // every TCP frontend, and UDP ones unless "reply_translation" is false. Only
@@ -62,10 +68,11 @@ bool translates_replies(const Config& config);
 
 // Installs every frontend of `config` (which must already be validated):
 // a frontend that stays keeps its state slot (cursor and counters), a new
-// one gets a free slot with zeroed state. New entries are complete before
-// they become visible, each frontend changes in one map update, and
-// frontends and routes the config no longer names are removed last.
-// Throws std::system_error naming the map on failure.
+// one gets a free slot with zeroed state. Each frontend's config is written
+// into the buffer of its slot no reader uses (after wait_for_bpf_readers(),
+// grace_period.hpp, when something was installed), then its `ports` entry
+// is flipped to it in one write; ports and routes the config no longer
+// names are cleared last. Throws std::system_error naming the map on failure.
 void write_config(const DataPathMaps& maps, const Config& config);
 
 // A frontend as the maps hold it, with its slot.
@@ -73,6 +80,11 @@ struct InstalledFrontend {
     Frontend frontend;
     std::uint32_t slot = 0;
 };
+
+// The config the data path uses for frontend PORT/PROTOCOL (through its
+// `ports` entry), or nullopt when no such frontend is installed.
+std::optional<portmux_frontend> installed_config(const DataPathMaps& maps, Protocol protocol,
+                                                 std::uint16_t port);
 
 // The frontends currently in the maps, sorted by (protocol, port).
 std::vector<InstalledFrontend> read_frontends(const DataPathMaps& maps);

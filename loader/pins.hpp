@@ -43,7 +43,7 @@ class NotAttached : public std::runtime_error {
 
 // The pinned maps of one interface, opened for reading and writing.
 struct PinnedMaps {
-    UniqueFd frontends;
+    UniqueFd frontend_configs;
     UniqueFd frontend_state;
     UniqueFd routes;
     UniqueFd flows;
@@ -53,7 +53,7 @@ struct PinnedMaps {
     UniqueFd meta;
 
     DataPathMaps data_path() const {
-        return {frontends.get(), frontend_state.get(), routes.get(), ports.get(),
+        return {frontend_configs.get(), frontend_state.get(), routes.get(), ports.get(),
                 meta.get()};
     }
 };
@@ -71,7 +71,7 @@ struct PinnedMapEntry {
     bool used_by_programs = true;
 };
 inline constexpr PinnedMapEntry kPinnedMaps[] = {
-    {"frontends", &PinnedMaps::frontends},
+    {"frontend_configs", &PinnedMaps::frontend_configs},
     {"frontend_state", &PinnedMaps::frontend_state},
     {"routes", &PinnedMaps::routes},
     {"flows", &PinnedMaps::flows},

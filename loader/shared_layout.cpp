@@ -25,6 +25,8 @@ static_assert(offsetof(portmux_frontend, flags) == 8);
 static_assert(offsetof(portmux_frontend, backend_count) == 10);
 static_assert(offsetof(portmux_frontend, flow_idle_seconds) == 12);
 static_assert(offsetof(portmux_frontend, rr_length) == 16);
+static_assert(offsetof(portmux_frontend, port) == 20);
+static_assert(offsetof(portmux_frontend, protocol) == 22);
 static_assert(offsetof(portmux_frontend, drained_mask) == 24);
 static_assert(offsetof(portmux_frontend, down_mask) == 32);
 static_assert(offsetof(portmux_frontend, backends) == 48);
@@ -75,6 +77,10 @@ static_assert(sizeof(portmux_route_key) == 4 + PORTMUX_MAX_TAG_LEN);
 static_assert(sizeof(portmux_route_target) == 4);
 
 static_assert(sizeof(portmux_meta) == 8);
+// The config index is one aligned 4-byte word (a reload flips it in place).
+static_assert(sizeof(portmux_port) == 8);
+static_assert(offsetof(portmux_port, reply_port) == 2);
+static_assert(offsetof(portmux_port, config) == 4);
 static_assert(sizeof(portmux_stream_route_key) == 4);
 static_assert(offsetof(portmux_stream_route_key, backend_port) == 2);
 static_assert(sizeof(portmux_stream_bytes) == 16);

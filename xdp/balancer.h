@@ -478,11 +478,7 @@ static __always_inline void forget_direct_client(const struct l4_packet *pkt)
 /* The `ports` entry of the packet's destination; NULL only on a map error. */
 static __always_inline struct portmux_port *destination_port(const struct l4_packet *pkt)
 {
-	__u32 index = bpf_ntohs(l4_ports(pkt)->dest);
-
-	if (pkt->l4_proto == IPPROTO_TCP)
-		index += PORTMUX_TCP_PORT_BASE;
-	return bpf_map_lookup_elem(&ports, &index);
+	return port_entry(pkt->l4_proto, l4_ports(pkt)->dest);
 }
 
 /*
@@ -491,10 +487,6 @@ static __always_inline struct portmux_port *destination_port(const struct l4_pac
  */
 static __always_inline int balance(struct xdp_md *xdp, struct l4_packet *pkt)
 {
-	struct portmux_frontend_key key = {
-		.port = l4_ports(pkt)->dest,
-		.protocol = pkt->l4_proto,
-	};
 	struct l4_payload payload;
 	bool payload_ok;
 	void *data = (void *)(long)xdp->data;
@@ -512,9 +504,9 @@ static __always_inline int balance(struct xdp_md *xdp, struct l4_packet *pkt)
 			forget_direct_client(pkt);
 		return XDP_PASS;
 	}
-	ctx.frontend = bpf_map_lookup_elem(&frontends, &key);
+	ctx.frontend = frontend_config(port, pkt->l4_proto, l4_ports(pkt)->dest);
 	if (!ctx.frontend)
-		return XDP_PASS; /* flagged a moment before a reload adds it */
+		return XDP_PASS; /* caught mid-reload: treated as not ours */
 	slot = ctx.frontend->slot;
 	ctx.state = bpf_map_lookup_elem(&frontend_state, &slot);
 	if (!ctx.state)

@@ -197,22 +197,17 @@ static __always_inline __be16 icmp_outbound_frontend(const struct icmp_error *er
  */
 static __always_inline __be16 icmp_inbound_backend(const struct icmp_error *err)
 {
-	struct portmux_frontend_key fe_key = {
-		.port = l4_ports(&err->quoted)->source,
-		.protocol = err->quoted.l4_proto,
-	};
 	struct portmux_flow_key key = {};
 	struct portmux_frontend *fe;
 	struct portmux_port *port;
 	struct portmux_flow *flow;
-	__u32 index = bpf_ntohs(fe_key.port), family;
+	__be16 frontend = l4_ports(&err->quoted)->source;
+	__u32 family;
 
-	if (err->quoted.l4_proto == IPPROTO_TCP)
-		index += PORTMUX_TCP_PORT_BASE;
-	port = bpf_map_lookup_elem(&ports, &index);
-	if (!port || !(port->flags & PORTMUX_PORT_FRONTEND))
+	port = port_entry(err->quoted.l4_proto, frontend);
+	if (!port)
 		return 0;
-	fe = bpf_map_lookup_elem(&frontends, &fe_key);
+	fe = frontend_config(port, err->quoted.l4_proto, frontend);
 	if (!fe)
 		return 0;
 	reply_key_for_reply(&key, &err->quoted);

@@ -13,17 +13,17 @@
 #include "portmux_shared.h"
 
 /*
- * Frontend -> backends and policy. Not preallocated: an update then swaps
- * in a new element under RCU, so a reader sees the old frontend or the new
- * one, never a torn mix (what a reload relies on).
+ * Frontend configs: two buffers per frontend slot (PORTMUX_CONFIG_BUFFERS),
+ * reached through the frontend's `ports` entry. An array lookup costs a few
+ * instructions where a hash lookup by (port, protocol) cost ~17 ns; a reload
+ * writes the buffer no reader uses and then flips the `ports` entry.
  */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, PORTMUX_MAX_FRONTENDS);
-	__type(key, struct portmux_frontend_key);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, PORTMUX_CONFIG_BUFFERS * PORTMUX_DEFAULT_STATE_SLOTS);
+	__type(key, __u32);
 	__type(value, struct portmux_frontend);
-} frontends SEC(".maps");
+} frontend_configs SEC(".maps");
 
 /* Round-robin cursor and counters per frontend slot, one copy per CPU. */
 struct {
@@ -135,6 +135,39 @@ static __always_inline bool surely_not_ours(void *data, void *data_end, int whic
 		return false;
 	entry = bpf_map_lookup_elem(&ports, &index);
 	return entry && !entry->flags;
+}
+
+/* The `ports` entry of (protocol, port in network order); NULL only on a map error. */
+static __always_inline struct portmux_port *port_entry(__u8 protocol, __be16 port)
+{
+	__u32 index = bpf_ntohs(port);
+
+	if (protocol == IPPROTO_TCP)
+		index += PORTMUX_TCP_PORT_BASE;
+	return bpf_map_lookup_elem(&ports, &index);
+}
+
+/*
+ * The config of the frontend (protocol, port) whose `ports` entry is
+ * `entry`, or NULL when the entry names no frontend or its config is not
+ * this frontend's: a reload rewrites the entry in place, and a reader that
+ * caught it mid-write, or a buffer since reused, finds another port or
+ * protocol recorded there and treats the packet as not portmux's.
+ */
+static __always_inline struct portmux_frontend *
+frontend_config(const struct portmux_port *entry, __u8 protocol, __be16 port)
+{
+	struct portmux_frontend *fe;
+	__u32 index;
+
+	if (!(entry->flags & PORTMUX_PORT_FRONTEND))
+		return NULL;
+	/* One 4-byte load: the loader flips this word in place. */
+	index = *(volatile const __u32 *)&entry->config;
+	fe = bpf_map_lookup_elem(&frontend_configs, &index);
+	if (!fe || fe->port != port || fe->protocol != protocol)
+		return NULL;
+	return fe;
 }
 
 #endif /* PORTMUX_MAPS_H */

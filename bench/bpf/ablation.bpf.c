@@ -7,7 +7,7 @@
  * of the maps; the benchmark programs them with write_config):
  *
  *   abl_parse    parse_l4() only
- *   abl_lookup   + the frontends hash lookup and the per-CPU state lookup
+ *   abl_lookup   + the ports and frontend_configs lookups and the per-CPU state lookup
  *   abl_rewrite  + round robin, port rewrite with checksum fix, counters
  *                  (everything but payload location and reply tracking)
  *   abl_full     balance() as portmux_xdp runs it (adds remember_reply)
@@ -34,16 +34,17 @@ static __always_inline int lookup_stage(struct xdp_md *ctx, struct l4_packet *pk
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
-	struct portmux_frontend_key key = {};
+	struct portmux_port *port;
 	__u32 slot;
 
 	if (parse_l4(data, data_end, pkt) < 0)
 		return -1;
-	key.port = l4_ports(pkt)->dest;
-	key.protocol = pkt->l4_proto;
 	fctx->xdp = ctx;
 	fctx->pkt = pkt;
-	fctx->frontend = bpf_map_lookup_elem(&frontends, &key);
+	port = destination_port(pkt);
+	if (!port)
+		return -1;
+	fctx->frontend = frontend_config(port, pkt->l4_proto, l4_ports(pkt)->dest);
 	if (!fctx->frontend)
 		return -1;
 	slot = fctx->frontend->slot;

@@ -297,13 +297,12 @@ private:
     // against the spec's weights (each backend index exactly `weight` times).
     void load_installed(std::size_t i) {
         const FrontendSpec& spec = specs_[i];
-        portmux_frontend_key key{};
-        key.port = htons(spec.port);
-        key.protocol = spec.protocol;
-        portmux_frontend value{};
-        if (bpf_map_lookup_elem(maps_.frontends, &key, &value) != 0) {
+        const std::optional<portmux_frontend> installed =
+            installed_config(maps_, static_cast<Protocol>(spec.protocol), spec.port);
+        if (!installed) {
             throw std::runtime_error("frontend " + spec.name + " is not installed");
         }
+        const portmux_frontend& value = *installed;
         ModelState& m = model_[i];
         m.slot = value.slot;
         std::uint32_t total = 0;

@@ -3,6 +3,7 @@
 // passes untouched; reloads set and clear entries with the frontends.
 #include <catch2/catch.hpp>
 
+#include <arpa/inet.h>
 #include <bpf/bpf.h>
 
 #include <cstdint>
@@ -37,6 +38,18 @@ TEST_CASE("ports: port_entries flags frontends and backends per protocol", "[por
     CHECK(entries.at(PORTMUX_TCP_PORT_BASE + 8080).flags == PORTMUX_PORT_FRONTEND);
     CHECK(entries.at(PORTMUX_TCP_PORT_BASE + 8081).flags == PORTMUX_PORT_BACKEND);
     CHECK(entries.at(PORTMUX_TCP_PORT_BASE + 9876).flags == PORTMUX_PORT_BACKEND);
+    // A backend's entry names the frontend port its replies show.
+    CHECK(entries.at(9876).reply_port == htons(9875));
+    CHECK(entries.at(PORTMUX_TCP_PORT_BASE + 9876).reply_port == htons(8080));
+    // A frontend's entry points at the config index it is given.
+    const std::uint32_t indices[] = {7, 12};
+    const auto indexed = port_entries(config, indices);
+    CHECK(indexed.at(9875).config == 7);
+    CHECK(indexed.at(PORTMUX_TCP_PORT_BASE + 8080).config == 12);
+    // One-way frontends translate no replies: their backends name no port.
+    Frontend one_way = make_frontend(514, Protocol::udp, {5140});
+    one_way.reply_translation = false;
+    CHECK(port_entries(config_of({one_way})).at(5140).reply_port == 0);
 }
 
 TEST_CASE("ports: a reload sets the new config's entries and zeroes the old ones", "[ports]") {
@@ -63,9 +76,9 @@ TEST_CASE("ports: a reload sets the new config's entries and zeroes the old ones
 
 TEST_CASE("ports: a frontend entry flagged before its frontend exists passes the packet", "[ports]") {
     configure_standard_frontend();
-    // As for a moment inside a reload: the flag without the frontends entry.
+    // As for a moment inside a reload: the flag with an index whose config is another frontend's.
     const std::uint32_t index = 7777;
-    const portmux_port flagged{PORTMUX_PORT_FRONTEND, {}};
+    const portmux_port flagged{PORTMUX_PORT_FRONTEND, 0, 0, 0};
     REQUIRE(bpf_map_update_elem(data_path().maps().ports, &index, &flagged, BPF_ANY) == 0);
     require_passes_unchanged(ipv4_client().udp(kClientPort, 7777).payload(counting_payload(4)).build());
     const portmux_port cleared{};
