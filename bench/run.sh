@@ -67,12 +67,12 @@ log() { printf '[%4ds] %s\n' $(( $(date +%s) - START_TS )) "$*" >&2; }
 # Workload sizes. A UDP trial ends at its packet count or its time limit.
 if [[ $QUICK -eq 1 ]]; then
   REPS=${REPS:-2}
-  UDP_SECONDS=0.6; SCALE_CLIENTS=(48 40032 100032)
+  UDP_SECONDS=0.6; SCALE_CLIENTS=(48 9984 100032)
   RELAY_BYTES=$((256 << 20)); RELAY_SECONDS=0.8
   PROG_ARGS=(--runs 3 --repeat 1000000 --single-shots 20000 --flows 200000 --quick)
 else
   REPS=${REPS:-5}
-  UDP_SECONDS=1; SCALE_CLIENTS=(48 960 9600 40032 100032)
+  UDP_SECONDS=1; SCALE_CLIENTS=(48 1008 9984 100032)
   RELAY_BYTES=$((1 << 30)); RELAY_SECONDS=1.5
   PROG_ARGS=(--runs 5 --repeat 1000000 --single-shots 50000 --flows 1000000)
 fi
@@ -404,7 +404,8 @@ fi
 
 # ------------------------------------------------------------------ part scale
 # Offered rate through portmux over the veth against direct3, from 48 to
-# about 100,000 clients (48 source ports x 1 to 2084 source addresses).
+# about 100,000 clients (48 source ports x 1 to 2084 source addresses),
+# portmux with its defaults (reply translation on).
 if want scale; then
   for rep in $(seq "$REPS"); do
     l0=$(loadavg)
@@ -528,27 +529,49 @@ EOF
   BG_PIDS+=($!)
   for _ in $(seq 100); do [[ -e $ready ]] && break; sleep 0.02; done
 
+  # The stream router's byte counters (`portmux stats --json`, read from its
+  # pins), summed over its backends: relayed and, of those, copied by the
+  # router itself (splice(2) fallback, or a side held under backpressure).
+  # JSON null for the other systems.
+  stream_counters() {  # system
+    [[ $1 == portmux ]] || { echo null; return; }
+    portmux_lb stats --json 2>/dev/null | jq -c '[.streams[]?.backends[]?] |
+      {bytes_to_backend: (map(.bytes_to_backend) | add // 0), bytes_to_client: (map(.bytes_to_client) | add // 0),
+       copied_to_backend: (map(.copied_to_backend) | add // 0), copied_to_client: (map(.copied_to_client) | add // 0)}' \
+      2>/dev/null || echo null
+  }
+  counters_delta() {  # before after: after - before per key, or null
+    jq -nc --argjson a "$1" --argjson b "$2" \
+      'if $a == null or $b == null then null else ($b | with_entries(.value -= $a[.key])) end'
+  }
   relay_stream_trial() {  # path system rep streams dst run_in
-    local path=$1 system=$2 rep=$3 streams=$4 dst=$5 run_in=$6 c0 c1 a0 a1 out
+    local path=$1 system=$2 rep=$3 streams=$4 dst=$5 run_in=$6 c0 c1 a0 a1 s0 s1 out
+    s0=$(stream_counters "$system")
     c0=$(cpu_busy_jiffies); a0=$(attributed_ticks)
     out=$($run_in "$LOADGEN" tcp-stream --dst "$dst" --port "${RELAY_STREAM_PORT[$system]}" --bytes "$RELAY_BYTES" \
           --streams "$streams" --seconds 60 --prefix "$RELAY_STREAM_TAG" || echo '{"gbit_s": 0, "failed": -1, "user_s": 0, "sys_s": 0}')
     c1=$(cpu_busy_jiffies); a1=$(attributed_ticks)
+    s1=$(stream_counters "$system")
     jq -nc --arg path "$path" --arg system "$system" --argjson rep "$rep" --argjson streams "$streams" \
-       --argjson r "$out" \
+       --argjson r "$out" --argjson load "$(loadavg)" --argjson router "$(counters_delta "$s0" "$s1")" \
        --argjson cpu "$(awk -v a="$c0" -v b="$c1" -v hz="$HZ" 'BEGIN {printf "%.3f", (b - a) / hz}')" \
        --argjson where "$(ticks_delta_json "$a0" "$a1")" \
        '($where + {client: ($r.user_s + $r.sys_s)}) as $w |
         {kind: "relay", test: "stream", path: $path, system: $system, rep: $rep, streams: $streams,
-         result: $r, cpu_s: $cpu, cpu_where_s: $w, attributed_cpu_s: ([$w[]] | add)}' >> "$RESULTS/live.jsonl"
-    tail -1 "$RESULTS/live.jsonl" | jq -r '"    \(.system) \(.path) \(.streams) stream(s): \(.result.gbit_s) Gbit/s, CPU \(.attributed_cpu_s) s attributed, \(.cpu_s) s machine"' >&2
+         result: $r, cpu_s: $cpu, cpu_where_s: $w, attributed_cpu_s: ([$w[]] | add), load: $load,
+         router_bytes: $router}' >> "$RESULTS/live.jsonl"
+    tail -1 "$RESULTS/live.jsonl" | jq -r '"    \(.system) \(.path) \(.streams) stream(s): \(.result.gbit_s) Gbit/s, CPU \(.attributed_cpu_s) s attributed, \(.cpu_s) s machine\(if .router_bytes then ", router copied \(.router_bytes.copied_to_backend) of \(.router_bytes.bytes_to_backend) bytes to the backend" else "" end)"' >&2
   }
   relay_rr_trial() {  # path system rep mode dst run_in
-    local path=$1 system=$2 rep=$3 mode=$4 dst=$5 run_in=$6 out
+    local path=$1 system=$2 rep=$3 mode=$4 dst=$5 run_in=$6 out s0 s1
+    s0=$(stream_counters "$system")
     out=$($run_in "$LOADGEN" tcp-client --dst "$dst" --port "${RELAY_RR_PORT[$system]}" --mode "$mode" --conns 1 \
           --count 10000000 --seconds "$RELAY_SECONDS" --prefix "$RELAY_RR_TAG" || echo '{"completed": 0, "failures": -1}')
+    s1=$(stream_counters "$system")
     jq -nc --arg path "$path" --arg system "$system" --argjson rep "$rep" --arg mode "$mode" --argjson r "$out" \
-       '{kind: "relay", test: $mode, path: $path, system: $system, rep: $rep, result: $r}' >> "$RESULTS/live.jsonl"
+       --argjson load "$(loadavg)" --argjson router "$(counters_delta "$s0" "$s1")" \
+       '{kind: "relay", test: $mode, path: $path, system: $system, rep: $rep, result: $r, load: $load,
+         router_bytes: $router}' >> "$RESULTS/live.jsonl"
     tail -1 "$RESULTS/live.jsonl" | jq -r '"    \(.system) \(.path) \(.test): \(.result.per_s)/s, p50 \(.result.p50_us) p99 \(.result.p99_us) us, failures \(.result.failures)"' >&2
   }
   for rep in $(seq "$REPS"); do
