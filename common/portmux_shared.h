@@ -20,6 +20,10 @@
 #define PORTMUX_RR_SLOTS 256
 /* Frontends of one config at most: one per (port, protocol) pair. */
 #define PORTMUX_MAX_FRONTENDS 65536
+/* Route tags of one config at most, all frontends together. The `routes`
+ * map holds PORTMUX_CONFIG_BUFFERS times as many: a reload writes the new
+ * config's routes while the old config's are still in use. */
+#define PORTMUX_MAX_ROUTES 65536
 /* Default size of the per-CPU frontend_state array (the loader may raise it). */
 #define PORTMUX_DEFAULT_STATE_SLOTS 1024
 /* Default size of the flow and reply tables. */
@@ -30,7 +34,7 @@
  * `meta` map; a portmux with another version refuses the attachment instead
  * of misreading it. Bump it with every change to a map key or value.
  */
-#define PORTMUX_LAYOUT_VERSION 6
+#define PORTMUX_LAYOUT_VERSION 7
 
 /* Address families, as indexes of the per-family fields of a frontend. */
 #define PORTMUX_FAMILY_V4 0
@@ -60,6 +64,14 @@
  * being written.
  */
 #define PORTMUX_CONFIG_BUFFERS 2
+
+/*
+ * Per-backend counter slots of a frontend (portmux_frontend_state.backends).
+ * A backend counts into the slot its config names (counter_slots[]) and keeps
+ * it across reloads while it stays; a new backend takes a slot neither the
+ * live config nor the new one uses, so twice the backends always suffice.
+ */
+#define PORTMUX_COUNTER_SLOTS (2 * PORTMUX_MAX_BACKENDS)
 
 /* Payload inspection bounds (validation matches and routing tags). */
 #define PORTMUX_MAX_MATCHES 4
@@ -158,9 +170,13 @@ struct portmux_frontend {
 	/* Indices into backends[] by weight, leaving out backends drained or
 	 * down for the family: one order per address family. */
 	__u8 rr_order[PORTMUX_FAMILIES][PORTMUX_RR_SLOTS];
+	/* Counter slot of backends[i] in frontend_state.backends[] (loader/reload_plan.hpp). */
+	__u8 counter_slots[PORTMUX_MAX_BACKENDS];
 	struct portmux_validation validation;
 	struct portmux_route_spec route;
-	__u32 reserved;          /* zero; keeps the size a multiple of 8 */
+	/* This config's own index in frontend_configs (slot * 2 + buffer): its
+	 * routes are keyed by it. Also keeps the size a multiple of 8. */
+	__u32 config_index;
 };
 
 /* Per-CPU state of one frontend slot: its round-robin cursor and counters. */
@@ -174,9 +190,22 @@ struct portmux_frontend_state {
 	__u32 pad;
 	__u64 received; /* packets that matched the frontend */
 	__u64 drops[PORTMUX_DROP_REASONS];
-	/* By position in portmux_frontend.backends[]; never rewritten by the
-	 * loader, so no count is lost to a read-modify-write race. */
-	struct portmux_backend_counters backends[PORTMUX_MAX_BACKENDS];
+	/* By counter slot (portmux_frontend.counter_slots[]); never rewritten
+	 * by the loader while a config names the slot, so no count is lost to
+	 * a read-modify-write race. */
+	struct portmux_backend_counters backends[PORTMUX_COUNTER_SLOTS];
+};
+
+/*
+ * Value of the `counter_bases` array, keyed by frontend slot. Only the
+ * loader reads and writes it (under its state lock): when it hands a
+ * counter slot to a new backend it records the slot's count as the base
+ * the new backend counts from, and moves what the slot counted for a
+ * removed backend into `removed`. All values are sums over CPUs.
+ */
+struct portmux_counter_bases {
+	struct portmux_backend_counters removed;
+	struct portmux_backend_counters base[PORTMUX_COUNTER_SLOTS];
 };
 
 /*
@@ -233,14 +262,21 @@ struct portmux_syn_slot {
 	__u8 stamp;          /* when the SYN came, see PORTMUX_SYN_STAMP_SHIFT */
 };
 
-/* Key of the `routes` hash map: a frontend and a tag of its route spec. */
+/* Key of the `routes` hash map: a frontend config and a tag of its route spec. */
 struct portmux_route_key {
-	struct portmux_frontend_key frontend;
+	/* The config (index into frontend_configs) the routes belong to: a
+	 * reload writes the routes of the new config buffer, flips, and
+	 * removes the old buffer's routes after a grace period, so routes and
+	 * backends always switch together. */
+	__u32 config;
 	__u8 tag[PORTMUX_MAX_TAG_LEN]; /* tag_length bytes right-aligned, zeros before */
 };
 
 struct portmux_route_target {
-	__u32 backend_index;   /* into portmux_frontend.backends[] */
+	/* The backend as flows name it: backends[backend_index] must be
+	 * backend_port, or the data path drops the packet as no_backend. */
+	__be16 backend_port;
+	__u16 backend_index;
 };
 
 /*

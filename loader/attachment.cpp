@@ -51,6 +51,7 @@ void size_maps(portmux_bpf& skeleton, const Config& config) {
     const std::pair<bpf_map*, std::size_t> sizes[] = {
         {skeleton.maps.frontend_state, slots},
         {skeleton.maps.frontend_configs, PORTMUX_CONFIG_BUFFERS * slots},
+        {skeleton.maps.counter_bases, slots},
         {skeleton.maps.flows, config.flow_table_size},
         {skeleton.maps.replies, config.flow_table_size},
     };

@@ -40,7 +40,7 @@ constexpr std::size_t max_matches = PORTMUX_MAX_MATCHES;
 constexpr std::size_t max_match_length = PORTMUX_MAX_MATCH_LEN;
 constexpr std::uint64_t max_tag_length = PORTMUX_MAX_TAG_LEN;
 // The routes map (xdp/maps.h) holds this many (frontend, tag) entries in all.
-constexpr std::size_t max_route_tags = PORTMUX_MAX_FRONTENDS;
+constexpr std::size_t max_route_tags = PORTMUX_MAX_ROUTES;
 
 constexpr std::string_view tcp_per_connection = "TCP is always balanced per connection";
 constexpr std::uint64_t lowest_first_data_timeout = 1;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <set>
@@ -17,6 +18,7 @@
 #include <fmt/format.h>
 
 #include "grace_period.hpp"
+#include "reload_plan.hpp"
 
 namespace portmux {
 namespace {
@@ -141,12 +143,11 @@ std::map<KeyTuple, InstalledEntry> installed_entries(const DataPathMaps& maps) {
     return entries;
 }
 
-portmux_route_key make_route_key(const portmux_frontend_key& frontend,
-                                 const std::vector<std::uint8_t>& tag) {
+portmux_route_key make_route_key(std::uint32_t config_index, const std::vector<std::uint8_t>& tag) {
     // Right-aligned, zero before: the data path reads a fixed window that
     // ends where the tag ends (xdp/payload.h).
     portmux_route_key key{};
-    key.frontend = frontend;
+    key.config = config_index;
     const std::size_t length = std::min<std::size_t>(tag.size(), PORTMUX_MAX_TAG_LEN);
     std::copy_n(tag.begin(), length, key.tag + PORTMUX_MAX_TAG_LEN - length);
     return key;
@@ -158,9 +159,6 @@ std::uint32_t backend_index(const Frontend& frontend, std::uint16_t port) {
     return static_cast<std::uint32_t>(found - frontend.backends.begin());
 }
 
-bool same_route_key(const portmux_route_key& a, const portmux_route_key& b) {
-    return std::memcmp(&a, &b, sizeof a) == 0;
-}
 
 }  // namespace
 
@@ -245,15 +243,19 @@ void check_layout_version(const std::filesystem::path& pin_dir) {
     close(fd);
 }
 
-portmux_frontend encode_frontend(const Frontend& frontend, std::uint32_t slot) {
+portmux_frontend encode_frontend(const Frontend& frontend, std::uint32_t slot,
+                                 std::uint32_t config_index,
+                                 std::span<const std::uint8_t> counter_slots) {
     portmux_frontend value{};
     value.slot = slot;
+    value.config_index = config_index;
     value.port = htons(frontend.port);
     value.protocol = static_cast<std::uint8_t>(frontend.protocol);
     value.generation = backend_generation(frontend);
     value.backend_count = static_cast<std::uint16_t>(frontend.backends.size());
     for (std::size_t i = 0; i < frontend.backends.size(); ++i) {
         value.backends[i] = htons(frontend.backends[i].port);
+        value.counter_slots[i] = i < counter_slots.size() ? counter_slots[i] : static_cast<std::uint8_t>(i);
         value.weights[i] = frontend.backends[i].weight;
         if (frontend.backends[i].drained) {
             value.drained_mask |= std::uint64_t{1} << i;
@@ -351,49 +353,186 @@ bool same_port_entry(const portmux_port& a, const portmux_port& b) {
     return std::memcmp(&a, &b, sizeof a) == 0;
 }
 
+// The map writes of one write_config(): each counted (for the fault hook)
+// and, until disarm(), undone by the destructor in reverse: `ports` entries
+// written back to what they held, routes added removed (after a grace
+// period when an entry had been flipped). Config buffers, counter bases and
+// the state of fresh slots need no undo: no `ports` entry points at them.
+class ReloadWrites {
+public:
+    ReloadWrites(const DataPathMaps& maps) : maps_(maps) {
+        if (const char* fault = std::getenv("PORTMUX_TEST_FAIL_MAP_WRITE")) {
+            fail_at_ = std::strtoull(fault, nullptr, 10);
+        }
+    }
+    ReloadWrites(const ReloadWrites&) = delete;
+    ReloadWrites& operator=(const ReloadWrites&) = delete;
+
+    ~ReloadWrites() {
+        if (!armed_) {
+            return;
+        }
+        // Best effort, and never throwing: the error that got us here is
+        // the one the caller reports.
+        for (auto it = ports_before_.rbegin(); it != ports_before_.rend(); ++it) {
+            bpf_map_update_elem(maps_.ports, &it->first, &it->second, BPF_ANY);
+        }
+        if (!ports_before_.empty()) {
+            try {
+                wait_for_bpf_readers();
+            } catch (const std::exception&) {
+                return;  // the routes stay; the next reload removes them (stale_routes)
+            }
+        }
+        for (const portmux_route_key& key : routes_added_) {
+            bpf_map_delete_elem(maps_.routes, &key);
+        }
+    }
+
+    void disarm() { armed_ = false; }
+
+    // A write with no undo (unreachable data); throws naming WHAT.
+    template <typename Key, typename Value>
+    void update(int fd, const Key& key, const Value& value, std::string_view what) {
+        if (fault() || bpf_map_update_elem(fd, &key, &value, BPF_ANY) != 0) {
+            throw_map_error(errno, what);
+        }
+    }
+
+    void add_route(const portmux_route_key& key, const portmux_route_target& target,
+                   std::string_view what) {
+        update(maps_.routes, key, target, what);
+        routes_added_.push_back(key);
+    }
+
+    void delete_route(const portmux_route_key& key) {
+        if ((fault() || bpf_map_delete_elem(maps_.routes, &key) != 0) && errno != ENOENT) {
+            throw_map_error(errno, "removing a stale route from the routes map");
+        }
+    }
+
+    void write_port(std::uint32_t index, const portmux_port& entry) {
+        portmux_port before{};
+        if (bpf_map_lookup_elem(maps_.ports, &index, &before) != 0) {
+            throw_map_error(errno, "reading the ports map");
+        }
+        update(maps_.ports, index, entry, "writing the ports map");
+        ports_before_.emplace_back(index, before);
+    }
+
+    bool flipped() const { return !ports_before_.empty(); }
+
+private:
+    bool fault() {
+        if (++writes_ != fail_at_) {
+            return false;
+        }
+        errno = EIO;
+        return true;
+    }
+
+    const DataPathMaps& maps_;
+    bool armed_ = true;
+    std::uint64_t writes_ = 0;
+    std::uint64_t fail_at_ = 0;  // 0: never
+    std::vector<std::pair<std::uint32_t, portmux_port>> ports_before_;
+    std::vector<portmux_route_key> routes_added_;
+};
+
 // Sets the config's entries of the ports array and zeroes those of the
 // installed config it no longer has: one write per entry that changes. A
 // frontend's entry changes in one write, flags and config index together.
-void write_ports(int ports_fd, const std::map<std::uint32_t, portmux_port>& wanted,
+void write_ports(ReloadWrites& writes, const std::map<std::uint32_t, portmux_port>& wanted,
                  const std::map<std::uint32_t, portmux_port>& before) {
-    std::map<std::uint32_t, portmux_port> writes;
+    std::map<std::uint32_t, portmux_port> changes;
     for (const auto& [index, entry] : wanted) {
         const auto old = before.find(index);
         if (old == before.end() || !same_port_entry(old->second, entry)) {
-            writes.emplace(index, entry);
+            changes.emplace(index, entry);
         }
     }
     for (const auto& [index, entry] : before) {
         if (!wanted.contains(index)) {
-            writes.emplace(index, portmux_port{});
+            changes.emplace(index, portmux_port{});
         }
     }
-    for (const auto& [index, entry] : writes) {
-        if (bpf_map_update_elem(ports_fd, &index, &entry, BPF_ANY) != 0) {
-            throw_map_error(errno, "writing the ports map");
+    for (const auto& [index, entry] : changes) {
+        writes.write_port(index, entry);
+    }
+}
+
+SlotCounts summed_counts(int frontend_state_fd, std::uint32_t slot) {
+    const int cpus = libbpf_num_possible_cpus();
+    if (cpus <= 0) {
+        throw_map_error(-cpus, "counting possible CPUs");
+    }
+    std::vector<portmux_frontend_state> per_cpu(static_cast<std::size_t>(cpus));
+    if (bpf_map_lookup_elem(frontend_state_fd, &slot, per_cpu.data()) != 0) {
+        throw_map_error(errno, fmt::format("reading counters of frontend slot {}", slot));
+    }
+    SlotCounts counts{};
+    for (const portmux_frontend_state& cpu : per_cpu) {
+        for (std::size_t c = 0; c < PORTMUX_COUNTER_SLOTS; ++c) {
+            counts[c].packets += cpu.backends[c].packets;
+            counts[c].bytes += cpu.backends[c].bytes;
         }
     }
+    return counts;
+}
+
+portmux_counter_bases read_bases(int counter_bases_fd, std::uint32_t slot) {
+    portmux_counter_bases bases{};
+    if (counter_bases_fd >= 0 && bpf_map_lookup_elem(counter_bases_fd, &slot, &bases) != 0) {
+        throw_map_error(errno, fmt::format("reading the counter bases of frontend slot {}", slot));
+    }
+    return bases;
+}
+
+std::vector<portmux_route_key> route_keys(int routes_fd) {
+    return list_keys<portmux_route_key>(routes_fd, "routes");
 }
 
 }  // namespace
 
 void write_config(const DataPathMaps& maps, const Config& config) {
+    ReloadWrites writes(maps);
     if (maps.meta >= 0) {
         const std::uint32_t zero = 0;
         const portmux_meta meta{PORTMUX_LAYOUT_VERSION, 0};
-        if (bpf_map_update_elem(maps.meta, &zero, &meta, BPF_ANY) != 0) {
-            throw_map_error(errno, "writing the meta map");
-        }
+        writes.update(maps.meta, zero, meta, "writing the meta map");
     }
     const std::uint32_t capacity =
         std::min(state_capacity(maps.frontend_state),
                  map_capacity(maps.frontend_configs, "frontend_configs") / PORTMUX_CONFIG_BUFFERS);
     const std::map<KeyTuple, InstalledEntry> installed = installed_entries(maps);
-    // Buffers are written below only where no `ports` entry points: after a
-    // grace period, no program still reads one an earlier write pointed
-    // away from (or one a portmux killed mid-reload left behind).
+    // Buffers (and their routes) are written below only where no `ports`
+    // entry points: after a grace period, no program still reads one an
+    // earlier write pointed away from (or one a portmux killed mid-reload
+    // left behind).
     if (!installed.empty()) {
         wait_for_bpf_readers();
+    }
+    std::vector<std::uint32_t> live_configs;
+    for (const auto& [key, entry] : installed) {
+        live_configs.push_back(entry.config_index);
+    }
+    // Routes of buffers no entry points at: left by a reload killed or
+    // failed midway. Removing them only frees room.
+    std::vector<portmux_route_key> existing_routes = route_keys(maps.routes);
+    for (const portmux_route_key& key : stale_routes(existing_routes, live_configs)) {
+        writes.delete_route(key);
+    }
+    std::size_t new_routes = 0;
+    for (const Frontend& frontend : config.frontends) {
+        new_routes += frontend.route ? frontend.route->tags.size() : 0;
+    }
+    const std::size_t live_routes = existing_routes.size() - stale_routes(existing_routes, live_configs).size();
+    const std::uint32_t route_capacity = map_capacity(maps.routes, "routes");
+    if (live_routes + new_routes > route_capacity) {
+        throw std::system_error(E2BIG, std::generic_category(),
+                                fmt::format("the routes map holds {} routes: the {} in use and the new "
+                                            "config's {} do not fit together",
+                                            route_capacity, live_routes, new_routes));
     }
 
     // Slots: a staying frontend keeps its own, a new one takes a free one.
@@ -413,12 +552,13 @@ void write_config(const DataPathMaps& maps, const Config& config) {
         }
     }
     std::vector<std::uint32_t> slot_of(config.frontends.size());
-    std::vector<bool> fresh(config.frontends.size(), false);
+    std::vector<const InstalledEntry*> staying(config.frontends.size(), nullptr);
     std::uint32_t next_free = 0;
     for (std::size_t i = 0; i < config.frontends.size(); ++i) {
         const KeyTuple key = key_tuple(make_key(config.frontends[i]));
         if (auto it = installed.find(key); it != installed.end()) {
             slot_of[i] = it->second.config_index / PORTMUX_CONFIG_BUFFERS;
+            staying[i] = &it->second;
             continue;
         }
         while (kept.contains(next_free)) {
@@ -431,7 +571,6 @@ void write_config(const DataPathMaps& maps, const Config& config) {
                                                 capacity));
         }
         slot_of[i] = next_free;
-        fresh[i] = true;
         kept.insert(next_free);
     }
     // Each frontend's config goes to the buffer of its slot that no reader uses.
@@ -442,33 +581,63 @@ void write_config(const DataPathMaps& maps, const Config& config) {
         config_index[i] = slot_of[i] * PORTMUX_CONFIG_BUFFERS + buffer;
     }
 
-    // Routes first, so a routing frontend finds its tags once it is visible.
-    std::vector<portmux_route_key> wanted_routes;
-    for (const Frontend& frontend : config.frontends) {
+    // Counter slots: a staying backend keeps its own; a slot handed to a
+    // new backend is rebased now, while no config readers can reach uses it.
+    // A new frontend's slot starts from zero.
+    std::vector<std::vector<std::uint8_t>> counter_slots(config.frontends.size());
+    for (std::size_t i = 0; i < config.frontends.size(); ++i) {
+        std::vector<std::uint16_t> ports;
+        for (const Backend& backend : config.frontends[i].backends) {
+            ports.push_back(backend.port);
+        }
+        std::vector<BackendCounterSlot> live;
+        if (staying[i]) {
+            const portmux_frontend& value = staying[i]->value;
+            const auto count = std::min<std::size_t>(value.backend_count, PORTMUX_MAX_BACKENDS);
+            for (std::size_t b = 0; b < count; ++b) {
+                live.push_back({ntohs(value.backends[b]), value.counter_slots[b]});
+            }
+        }
+        CounterSlotPlan plan = assign_counter_slots(live, ports);
+        counter_slots[i] = std::move(plan.slots);
+        if (!staying[i]) {
+            zero_state(maps.frontend_state, slot_of[i]);
+            if (maps.counter_bases >= 0) {
+                writes.update(maps.counter_bases, slot_of[i], portmux_counter_bases{},
+                              fmt::format("resetting the counter bases of frontend slot {}", slot_of[i]));
+            }
+        } else if (!plan.taken.empty() && maps.counter_bases >= 0) {
+            const SlotCounts counts = summed_counts(maps.frontend_state, slot_of[i]);
+            portmux_counter_bases bases = read_bases(maps.counter_bases, slot_of[i]);
+            for (const std::uint8_t slot : plan.taken) {
+                rebase_counter_slot(bases, counts, slot);
+            }
+            writes.update(maps.counter_bases, slot_of[i], bases,
+                          fmt::format("writing the counter bases of frontend slot {}", slot_of[i]));
+        }
+    }
+
+    // The new buffers' routes and configs: nothing reaches them yet.
+    for (std::size_t i = 0; i < config.frontends.size(); ++i) {
+        const Frontend& frontend = config.frontends[i];
         if (!frontend.route) {
             continue;
         }
         for (const RouteTag& tag : frontend.route->tags) {
-            const portmux_route_key key = make_route_key(make_key(frontend), tag.tag);
-            const portmux_route_target target{backend_index(frontend, tag.backend_port)};
-            if (bpf_map_update_elem(maps.routes, &key, &target, BPF_ANY) != 0) {
-                throw_map_error(errno, fmt::format("writing a route of frontend {} to the routes map",
-                                                   frontend.port));
-            }
-            wanted_routes.push_back(key);
+            const portmux_route_key key = make_route_key(config_index[i], tag.tag);
+            const std::uint32_t index = backend_index(frontend, tag.backend_port);
+            const portmux_route_target target{htons(tag.backend_port), static_cast<std::uint16_t>(index)};
+            writes.add_route(key, target,
+                             fmt::format("writing a route of frontend {} to the routes map", frontend.port));
         }
     }
-
     for (std::size_t i = 0; i < config.frontends.size(); ++i) {
         const Frontend& frontend = config.frontends[i];
-        if (fresh[i]) {
-            zero_state(maps.frontend_state, slot_of[i]);
-        }
-        const portmux_frontend value = encode_frontend(frontend, slot_of[i]);
-        if (bpf_map_update_elem(maps.frontend_configs, &config_index[i], &value, BPF_ANY) != 0) {
-            throw_map_error(errno, fmt::format("writing frontend {}/{} to the frontend_configs map",
-                                               frontend.port, to_string(frontend.protocol)));
-        }
+        const portmux_frontend value =
+            encode_frontend(frontend, slot_of[i], config_index[i], counter_slots[i]);
+        writes.update(maps.frontend_configs, config_index[i], value,
+                      fmt::format("writing frontend {}/{} to the frontend_configs map", frontend.port,
+                                  to_string(frontend.protocol)));
     }
 
     // The flip: each frontend's ports entry now points at its new buffer;
@@ -479,16 +648,24 @@ void write_config(const DataPathMaps& maps, const Config& config) {
         installed_config.frontends.push_back(entry.ports_only);
         installed_index.push_back(entry.config_index);
     }
-    write_ports(maps.ports, port_entries(config, config_index),
+    write_ports(writes, port_entries(config, config_index),
                 port_entries(installed_config, installed_index));
+    writes.disarm();
 
-    // Stale entries go last, so a frontend that stays is never missing.
-    for (const auto& key : list_keys<portmux_route_key>(maps.routes, "routes")) {
-        const bool keep = std::any_of(wanted_routes.begin(), wanted_routes.end(),
-                                      [&](const auto& w) { return same_route_key(w, key); });
-        if (!keep && bpf_map_delete_elem(maps.routes, &key) != 0 && errno != ENOENT) {
-            throw_map_error(errno, "removing a stale route from the routes map");
+    // The new config is in force. Once no program reads the old buffers,
+    // their routes go (a failure here leaves them to the next reload).
+    if (installed.empty()) {
+        return;
+    }
+    try {
+        wait_for_bpf_readers();
+        for (const portmux_route_key& key : stale_routes(route_keys(maps.routes), config_index)) {
+            writes.delete_route(key);
         }
+    } catch (const std::system_error& e) {
+        throw std::system_error(e.code(), fmt::format("the new config is in force, but its cleanup "
+                                                      "failed (the next reload retries it): {}",
+                                                      e.what()));
     }
 }
 
@@ -514,6 +691,7 @@ std::optional<portmux_frontend> installed_config(const DataPathMaps& maps, Proto
 
 std::vector<InstalledFrontend> read_frontends(const DataPathMaps& maps) {
     std::vector<InstalledFrontend> installed;
+    std::optional<std::vector<portmux_route_key>> all_routes;
     for (const auto& [key_fields, entry] : installed_entries(maps)) {
         const portmux_frontend& value = entry.value;
         const portmux_frontend_key key{value.port, value.protocol, 0};
@@ -555,11 +733,16 @@ std::vector<InstalledFrontend> read_frontends(const DataPathMaps& maps) {
             route.unknown = (value.flags & PORTMUX_F_ROUTE_UNKNOWN_RR)
                                 ? UnknownTagAction::round_robin
                                 : UnknownTagAction::drop;
-            for (const auto& route_key : list_keys<portmux_route_key>(maps.routes, "routes")) {
+            if (!all_routes) {
+                all_routes = route_keys(maps.routes);
+            }
+            for (const auto& route_key : *all_routes) {
                 portmux_route_target target{};
-                if (std::memcmp(&route_key.frontend, &key, sizeof key) != 0 ||
+                // This config's own routes, to a backend it has.
+                if (route_key.config != entry.config_index ||
                     bpf_map_lookup_elem(maps.routes, &route_key, &target) != 0 ||
-                    target.backend_index >= count) {
+                    target.backend_index >= count ||
+                    value.backends[target.backend_index] != target.backend_port) {
                     continue;
                 }
                 const std::size_t tag_length = std::min<std::size_t>(route.length, PORTMUX_MAX_TAG_LEN);
@@ -571,7 +754,8 @@ std::vector<InstalledFrontend> read_frontends(const DataPathMaps& maps) {
                       [](const RouteTag& a, const RouteTag& b) { return a.tag < b.tag; });
             frontend.route = std::move(route);
         }
-        installed.push_back({std::move(frontend), value.slot});
+        installed.push_back({std::move(frontend), value.slot,
+                             {value.counter_slots, value.counter_slots + count}});
     }
     std::sort(installed.begin(), installed.end(), [](const auto& a, const auto& b) {
         return std::tie(a.frontend.protocol, a.frontend.port) <

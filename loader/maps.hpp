@@ -21,6 +21,9 @@ struct DataPathMaps {
     int routes = -1;            // HASH portmux_route_key -> portmux_route_target
     int ports = -1;             // ARRAY (protocol, port) -> portmux_port
     int meta = -1;              // ARRAY 0 -> portmux_meta; skipped when -1
+    // ARRAY slot -> portmux_counter_bases (loader only); when -1 counts are
+    // read from zero and a reused counter slot is not rebased.
+    int counter_bases = -1;
 };
 
 // Pins made by a portmux with another map layout (PORTMUX_LAYOUT_VERSION).
@@ -50,8 +53,12 @@ std::vector<std::uint8_t> round_robin_order(const std::vector<Backend>& backends
 // The same, also leaving out backends down for `family`.
 std::vector<std::uint8_t> round_robin_order(const std::vector<Backend>& backends, AddressFamily family);
 
-// The map value for one frontend of a validated config.
-portmux_frontend encode_frontend(const Frontend& frontend, std::uint32_t slot);
+// The map value for one frontend of a validated config, stored at
+// CONFIG_INDEX of frontend_configs; backends[i] counts into counter slot
+// COUNTER_SLOTS[i] (by position when empty).
+portmux_frontend encode_frontend(const Frontend& frontend, std::uint32_t slot,
+                                 std::uint32_t config_index = 0,
+                                 std::span<const std::uint8_t> counter_slots = {});
 
 // The entries of the ports array a config sets: index -> value. A
 // frontend's entry points at CONFIG_INDICES[i] (its config's index in
@@ -68,17 +75,26 @@ bool translates_replies(const Config& config);
 
 // Installs every frontend of `config` (which must already be validated):
 // a frontend that stays keeps its state slot (cursor and counters), a new
-// one gets a free slot with zeroed state. Each frontend's config is written
-// into the buffer of its slot no reader uses (after wait_for_bpf_readers(),
-// grace_period.hpp, when something was installed), then its `ports` entry
-// is flipped to it in one write; ports and routes the config no longer
-// names are cleared last. Throws std::system_error naming the map on failure.
+// one gets a free slot with zeroed state; a backend that stays keeps its
+// counter slot, a new one starts at 0 (loader/reload_plan.hpp). Each
+// frontend's config and its routes (keyed by the config's index) are
+// written into the buffer of its slot no reader uses (after
+// wait_for_bpf_readers(), grace_period.hpp, when something was installed),
+// then its `ports` entry is flipped to it in one write; after another grace
+// period the old buffers' routes go. A failure before the flip is complete
+// rolls back: flipped entries are flipped back and the new routes removed,
+// so the maps serve the old config exactly. Throws std::system_error naming
+// the map on failure.
+//
+// Fault hook for tests: with PORTMUX_TEST_FAIL_MAP_WRITE=N in the
+// environment, the Nth map write or delete of the reload fails with EIO.
 void write_config(const DataPathMaps& maps, const Config& config);
 
 // A frontend as the maps hold it, with its slot.
 struct InstalledFrontend {
     Frontend frontend;
     std::uint32_t slot = 0;
+    std::vector<std::uint8_t> counter_slots;  // by backend position
 };
 
 // The config the data path uses for frontend PORT/PROTOCOL (through its

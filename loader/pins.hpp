@@ -51,10 +51,11 @@ struct PinnedMaps {
     UniqueFd ports;
     UniqueFd syn_slots;
     UniqueFd meta;
+    UniqueFd counter_bases;
 
     DataPathMaps data_path() const {
         return {frontend_configs.get(), frontend_state.get(), routes.get(), ports.get(),
-                meta.get()};
+                meta.get(), counter_bases.get()};
     }
 };
 
@@ -79,6 +80,7 @@ inline constexpr PinnedMapEntry kPinnedMaps[] = {
     {"ports", &PinnedMaps::ports},
     {"syn_slots", &PinnedMaps::syn_slots},
     {kMetaPin, &PinnedMaps::meta, false},
+    {"counter_bases", &PinnedMaps::counter_bases, false},
 };
 
 // Refuses interface names that could leave the pin root ("..", "a/b") or

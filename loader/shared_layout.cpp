@@ -32,27 +32,33 @@ static_assert(offsetof(portmux_frontend, down_mask) == 32);
 static_assert(offsetof(portmux_frontend, backends) == 48);
 static_assert(offsetof(portmux_frontend, weights) == 48 + 2 * PORTMUX_MAX_BACKENDS);
 static_assert(offsetof(portmux_frontend, rr_order) == 48 + 4 * PORTMUX_MAX_BACKENDS);
-static_assert(offsetof(portmux_frontend, validation) ==
+static_assert(offsetof(portmux_frontend, counter_slots) ==
               48 + 4 * PORTMUX_MAX_BACKENDS + PORTMUX_FAMILIES * PORTMUX_RR_SLOTS);
+static_assert(offsetof(portmux_frontend, validation) ==
+              offsetof(portmux_frontend, counter_slots) + PORTMUX_MAX_BACKENDS);
+// counter_slots[] values index backends[] of the state; the data path masks them.
+static_assert(PORTMUX_COUNTER_SLOTS == 128 && (PORTMUX_COUNTER_SLOTS & (PORTMUX_COUNTER_SLOTS - 1)) == 0);
 static_assert(offsetof(portmux_frontend, route) ==
               offsetof(portmux_frontend, validation) + sizeof(portmux_validation));
-static_assert(offsetof(portmux_frontend, reserved) ==
+static_assert(offsetof(portmux_frontend, config_index) ==
               offsetof(portmux_frontend, route) + sizeof(portmux_route_spec));
-static_assert(sizeof(portmux_frontend) == offsetof(portmux_frontend, reserved) + 4);
+static_assert(sizeof(portmux_frontend) == offsetof(portmux_frontend, config_index) + 4);
 static_assert(sizeof(portmux_frontend) % 8 == 0);
 
 // Drop reasons index drops[] and name stats keys (loader/stats.cpp): the
 // data path counts the newest at 5.
 static_assert(PORTMUX_DROP_BEYOND_FIRST_FRAGMENT == 5 && PORTMUX_DROP_REASONS == 6);
-static_assert(PORTMUX_LAYOUT_VERSION == 6, "bump with every map key or value change");
+static_assert(PORTMUX_LAYOUT_VERSION == 7, "bump with every map key or value change");
 
 static_assert(sizeof(portmux_backend_counters) == 16);
 static_assert(offsetof(portmux_frontend_state, received) == 8);
 static_assert(offsetof(portmux_frontend_state, drops) == 16);
 static_assert(offsetof(portmux_frontend_state, backends) == 16 + 8 * PORTMUX_DROP_REASONS);
 static_assert(sizeof(portmux_frontend_state) ==
-              16 + 8 * PORTMUX_DROP_REASONS + 16 * PORTMUX_MAX_BACKENDS);
-static_assert(sizeof(portmux_frontend_state) == 1088);
+              16 + 8 * PORTMUX_DROP_REASONS + 16 * PORTMUX_COUNTER_SLOTS);
+static_assert(sizeof(portmux_frontend_state) == 2112);
+static_assert(offsetof(portmux_counter_bases, base) == 16);
+static_assert(sizeof(portmux_counter_bases) == 16 + 16 * PORTMUX_COUNTER_SLOTS);
 
 static_assert(sizeof(portmux_flow_key) == 24);
 static_assert(offsetof(portmux_flow_key, client_port) == 16);
@@ -74,7 +80,11 @@ static_assert(offsetof(portmux_syn_slot, backend_index) == 6);
 static_assert(offsetof(portmux_syn_slot, stamp) == 7);
 static_assert((PORTMUX_SYN_SLOTS & (PORTMUX_SYN_SLOTS - 1)) == 0);
 static_assert(sizeof(portmux_route_key) == 4 + PORTMUX_MAX_TAG_LEN);
+static_assert(offsetof(portmux_route_key, config) == 0);
+static_assert(offsetof(portmux_route_key, tag) == 4);
 static_assert(sizeof(portmux_route_target) == 4);
+static_assert(offsetof(portmux_route_target, backend_port) == 0);
+static_assert(offsetof(portmux_route_target, backend_index) == 2);
 
 static_assert(sizeof(portmux_meta) == 8);
 // The config index is one aligned 4-byte word (a reload flips it in place).

@@ -10,6 +10,8 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "reload_plan.hpp"
+
 namespace portmux {
 
 std::uint64_t FrontendStats::forwarded() const {
@@ -52,20 +54,34 @@ std::vector<FrontendStats> read_stats(const DataPathMaps& maps,
             stats.backends.push_back(
                 {backend.port, 0, 0, backend.drained, backend.up_v4, backend.up_v6});
         }
+        SlotCounts counts{};
         for (const portmux_frontend_state& cpu : per_cpu) {
             stats.received += cpu.received;
             for (std::size_t r = 0; r < stats.drops.size(); ++r) {
                 stats.drops[r] += cpu.drops[r];
             }
-            for (std::size_t b = 0; b < stats.backends.size(); ++b) {
-                stats.backends[b].packets += cpu.backends[b].packets;
-                stats.backends[b].bytes += cpu.backends[b].bytes;
-            }
-            for (std::size_t b = stats.backends.size(); b < PORTMUX_MAX_BACKENDS; ++b) {
-                stats.retired.packets += cpu.backends[b].packets;
-                stats.retired.bytes += cpu.backends[b].bytes;
+            for (std::size_t c = 0; c < PORTMUX_COUNTER_SLOTS; ++c) {
+                counts[c].packets += cpu.backends[c].packets;
+                counts[c].bytes += cpu.backends[c].bytes;
             }
         }
+        portmux_counter_bases bases{};
+        if (maps.counter_bases >= 0 && bpf_map_lookup_elem(maps.counter_bases, &slot, &bases) != 0) {
+            throw std::system_error(errno, std::generic_category(),
+                                    fmt::format("reading the counter bases of frontend slot {}", slot));
+        }
+        std::vector<std::uint8_t> slots = installed.counter_slots;
+        for (std::size_t b = slots.size(); b < stats.backends.size(); ++b) {
+            slots.push_back(static_cast<std::uint8_t>(b));  // by position
+        }
+        slots.resize(stats.backends.size());
+        const FrontendCounts shown = frontend_counts(counts, bases, slots);
+        for (std::size_t b = 0; b < stats.backends.size(); ++b) {
+            stats.backends[b].packets = shown.backends[b].packets;
+            stats.backends[b].bytes = shown.backends[b].bytes;
+        }
+        stats.retired.packets = shown.removed.packets;
+        stats.retired.bytes = shown.removed.bytes;
         all.push_back(std::move(stats));
     }
     return all;

@@ -384,12 +384,9 @@ static __always_inline int choose_by_tag(const struct frontend_ctx *ctx,
 					 const struct l4_payload *payload)
 {
 	const struct portmux_frontend *fe = ctx->frontend;
-	struct portmux_route_key key = {
-		.frontend = {
-			.port = l4_ports(ctx->pkt)->dest,
-			.protocol = PORTMUX_PROTO_UDP,
-		},
-	};
+	/* Routes of this very config buffer: written before the flip to it,
+	 * removed only after a grace period once no ports entry points here. */
+	struct portmux_route_key key = { .config = fe->config_index };
 	struct portmux_route_target *target;
 
 	__u32 length = fe->route.tag_length;
@@ -403,7 +400,11 @@ static __always_inline int choose_by_tag(const struct frontend_ctx *ctx,
 		key.tag[i] &= (__u8)-(__u8)((i + length) >> 4);
 	target = bpf_map_lookup_elem(&routes, &key);
 	if (target) {
-		if (target->backend_index >= PORTMUX_MAX_BACKENDS)
+		/* Resolved by backend identity, as flows are. */
+		if (target->backend_index >= PORTMUX_MAX_BACKENDS ||
+		    target->backend_index >= fe->backend_count ||
+		    fe->backends[verifier_bound(target->backend_index, PORTMUX_MAX_BACKENDS - 1)] !=
+			    target->backend_port)
 			return CHOICE_DROP(PORTMUX_DROP_NO_BACKEND);
 		if (backend_down(fe, packet_family(ctx->pkt), target->backend_index))
 			return CHOICE_UNREACHABLE;
@@ -492,7 +493,7 @@ static __always_inline int balance(struct xdp_md *xdp, struct l4_packet *pkt)
 	void *data = (void *)(long)xdp->data;
 	struct frontend_ctx ctx = { .xdp = xdp, .pkt = pkt };
 	struct portmux_port *port;
-	__u32 slot;
+	__u32 slot, counter;
 	int choice;
 
 	/* Not portmux's (most traffic): one array lookup, nothing else. */
@@ -552,8 +553,10 @@ static __always_inline int balance(struct xdp_md *xdp, struct l4_packet *pkt)
 
 	choice = verifier_bound(choice, PORTMUX_MAX_BACKENDS - 1);
 	rewrite_dest_port(pkt, ctx.frontend->backends[choice]);
-	ctx.state->backends[choice].packets++;
-	ctx.state->backends[choice].bytes += pkt->data_end - data;
+	/* The backend's own counter slot: it keeps it while it stays in the config. */
+	counter = ctx.frontend->counter_slots[choice] & (PORTMUX_COUNTER_SLOTS - 1);
+	ctx.state->backends[counter].packets++;
+	ctx.state->backends[counter].bytes += pkt->data_end - data;
 	return XDP_PASS;
 }
 

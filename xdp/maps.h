@@ -25,6 +25,17 @@ struct {
 	__type(value, struct portmux_frontend);
 } frontend_configs SEC(".maps");
 
+/*
+ * Loader bookkeeping of the counters, one per frontend slot (see struct
+ * portmux_counter_bases); no program reads it. Sized like frontend_state.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, PORTMUX_DEFAULT_STATE_SLOTS);
+	__type(key, __u32);
+	__type(value, struct portmux_counter_bases);
+} counter_bases SEC(".maps");
+
 /* Round-robin cursor and counters per frontend slot, one copy per CPU. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -71,11 +82,16 @@ struct {
 	__type(value, struct portmux_port);
 } ports SEC(".maps");
 
-/* (frontend, payload tag) -> backend, for frontends with a route block. */
+/*
+ * (frontend config, payload tag) -> backend, for frontends with a route
+ * block. Room for two full configs: a reload adds the new config buffer's
+ * routes before it removes the old one's. Not preallocated: memory follows
+ * the tags in use.
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, PORTMUX_MAX_FRONTENDS);
+	__uint(max_entries, PORTMUX_CONFIG_BUFFERS * PORTMUX_MAX_ROUTES);
 	__type(key, struct portmux_route_key);
 	__type(value, struct portmux_route_target);
 } routes SEC(".maps");

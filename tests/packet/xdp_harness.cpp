@@ -108,6 +108,11 @@ void LoadedDataPath::configure(const Config& config) const {
     write_config(maps(), config);
     for (const InstalledFrontend& installed : read_frontends(maps())) {
         write_state_on_all_cpus(maps().frontend_state, installed.slot, portmux_frontend_state{});
+        // Counts start from zero: no base left by an earlier test's reloads.
+        const portmux_counter_bases no_bases{};
+        if (bpf_map_update_elem(maps().counter_bases, &installed.slot, &no_bases, BPF_ANY) != 0) {
+            throw std::system_error(errno, std::generic_category(), "writing counter_bases");
+        }
     }
     clear_flow_tables();
     clear_syn_slots();
