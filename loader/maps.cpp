@@ -109,17 +109,43 @@ struct InstalledEntry {
 // Every frontend the maps serve: a config buffer that records a frontend
 // whose `ports` entry points at that very buffer. The other buffer of a
 // slot, and buffers of removed frontends, are stale copies nobody reaches.
+bool written(const portmux_frontend& value) {
+    return value.protocol == PORTMUX_PROTO_UDP || value.protocol == PORTMUX_PROTO_TCP;
+}
+
+// The config buffers ever written, by index. Read in batches of 1,024: one
+// bpf() call per batch rather than one per buffer (2,048 with the default
+// 1,024 slots), which kept every status and reload busy for no reason.
+std::vector<std::pair<std::uint32_t, portmux_frontend>> written_configs(int configs_fd) {
+    constexpr __u32 kBatch = 1024;
+    std::vector<std::pair<std::uint32_t, portmux_frontend>> found;
+    std::vector<__u32> keys(kBatch);
+    std::vector<portmux_frontend> values(kBatch);
+    __u32 in_batch = 0;
+    __u32 out_batch = 0;
+    LIBBPF_OPTS(bpf_map_batch_opts, opts);
+    for (bool first = true;; first = false) {
+        __u32 count = kBatch;
+        const int err = bpf_map_lookup_batch(configs_fd, first ? nullptr : &in_batch, &out_batch,
+                                             keys.data(), values.data(), &count, &opts);
+        for (__u32 i = 0; i < count && i < kBatch; ++i) {
+            if (written(values[i])) {
+                found.emplace_back(keys[i], values[i]);
+            }
+        }
+        if (err != 0) {
+            if (err == -ENOENT || errno == ENOENT) {
+                return found;  // that was the last batch
+            }
+            throw_map_error(err < 0 ? -err : errno, "reading the frontend_configs map");
+        }
+        in_batch = out_batch;
+    }
+}
+
 std::map<KeyTuple, InstalledEntry> installed_entries(const DataPathMaps& maps) {
     std::map<KeyTuple, InstalledEntry> entries;
-    const std::uint32_t buffers = map_capacity(maps.frontend_configs, "frontend_configs");
-    for (std::uint32_t index = 0; index < buffers; ++index) {
-        portmux_frontend value{};
-        if (bpf_map_lookup_elem(maps.frontend_configs, &index, &value) != 0) {
-            throw_map_error(errno, "reading the frontend_configs map");
-        }
-        if (value.protocol != PORTMUX_PROTO_UDP && value.protocol != PORTMUX_PROTO_TCP) {
-            continue;  // never written
-        }
+    for (const auto& [index, value] : written_configs(maps.frontend_configs)) {
         const auto protocol = static_cast<Protocol>(value.protocol);
         const std::uint32_t port = port_index(protocol, ntohs(value.port));
         portmux_port entry{};
@@ -411,11 +437,8 @@ public:
         }
     }
 
-    void write_port(std::uint32_t index, const portmux_port& entry) {
-        portmux_port before{};
-        if (bpf_map_lookup_elem(maps_.ports, &index, &before) != 0) {
-            throw_map_error(errno, "reading the ports map");
-        }
+    // BEFORE: what the entry holds now (the installed config's entry, or zero).
+    void write_port(std::uint32_t index, const portmux_port& entry, const portmux_port& before) {
         update(maps_.ports, index, entry, "writing the ports map");
         ports_before_.emplace_back(index, before);
     }
@@ -457,7 +480,8 @@ void write_ports(ReloadWrites& writes, const std::map<std::uint32_t, portmux_por
         }
     }
     for (const auto& [index, entry] : changes) {
-        writes.write_port(index, entry);
+        const auto old = before.find(index);
+        writes.write_port(index, entry, old == before.end() ? portmux_port{} : old->second);
     }
 }
 
