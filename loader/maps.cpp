@@ -585,8 +585,18 @@ void write_config(const DataPathMaps& maps, const Config& config) {
             staying[i] = &it->second;
             continue;
         }
-        while (kept.contains(next_free)) {
+        // A leaving frontend's slot only when nothing else is free: its
+        // readers count into that state until the flip and a grace period,
+        // after zero_state() below, so the new frontend would start with
+        // a few of the leaving one's packets.
+        while (next_free < capacity && (kept.contains(next_free) || live_buffer.contains(next_free))) {
             ++next_free;
+        }
+        if (next_free >= capacity) {
+            next_free = 0;
+            while (kept.contains(next_free)) {
+                ++next_free;
+            }
         }
         if (next_free >= capacity) {
             throw std::system_error(ENOSPC, std::generic_category(),
