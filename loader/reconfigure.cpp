@@ -74,11 +74,25 @@ void reload(const StateLock& lock, const std::string& iface, Config config) {
     keep_runtime_state(config, installed);
     // TC egress runs only while some frontend translates replies: on before
     // the frontends that need it are written, off after the last one left.
+    // A failed write_config() leaves the old config in force; so does this,
+    // for TC egress: turned on only for the new config, it goes off again.
     const bool tc_needed = translates_replies(config);
+    const bool tc_was_needed = translates_replies(installed);
     if (tc_needed) {
         set_tc_egress(lock, iface, true);
     }
-    write_config(maps.data_path(), config);
+    try {
+        write_config(maps.data_path(), config);
+    } catch (...) {
+        if (tc_needed && !tc_was_needed) {
+            try {
+                set_tc_egress(lock, iface, false);
+            } catch (const std::exception&) {
+                // The reload's own error is the one to report.
+            }
+        }
+        throw;
+    }
     if (!tc_needed) {
         set_tc_egress(lock, iface, false);
     }

@@ -22,8 +22,9 @@
 # entries already flipped), and with an invalid config: exit 1, `status
 # --json`, `stats --json` and `stats` byte-identical before and after. A
 # failure after the flip (removing the old routes) says the new config is
-# in force. Then tagged datagrams still reach the old config's backends,
-# and the reload without the fault applies.
+# in force. The same from a one-way config: TC egress, attached for the new
+# config before the failure, is detached again. Then tagged datagrams still
+# reach the old config's backends, and the reload without the fault applies.
 #
 # Part 3, counters after a replace, under `portmux run --metrics-listen`:
 # frontend 9875 -> 9876 9877 9878 round robin, 30 datagrams (10 each); a
@@ -257,6 +258,16 @@ log "$before_flip writes fail before the flip, $after_flip after it; write $nth 
 ((after_flip >= 1)) && pass "$after_flip failure points after the flip say the new config is in force" ||
     fail "no failure point after the flip"
 pm reload lo --config "$W/p2-old.json" >/dev/null 2>&1 || fail "reloading the old config"
+# From a one-way config (no reply translation: TC egress off) the failing
+# reload turns TC egress on for the new config first; it must go off again.
+sed 's/"protocol": "udp",/"protocol": "udp", "reply_translation": false,/' "$W/p2-old.json" >"$W/p2-oneway.json"
+assert_ok "reload to the one-way config" pm reload lo --config "$W/p2-oneway.json"
+before=$(snapshot)
+assert_match "one-way: status says TC egress is not attached" 'TC egress reply translation not attached' "$(pm status lo)"
+E2E_EXPECT_RC=1 PORTMUX_TEST_FAIL_MAP_WRITE=4 assert_fails "reload from the one-way config failing at a route write" \
+    pm reload lo --config "$W/p2-new.json"
+check_unchanged "one-way config, route write" "$before"
+assert_ok "back to the old config" pm reload lo --config "$W/p2-old.json"
 # (The reloads back to the old config after a failure past the flip gave
 # 9602, removed and added again, a fresh counter: compare deltas.)
 c1=$(backend_packets 9600 9601) c2=$(backend_packets 9600 9602) c3=$(backend_packets 9600 9603)
