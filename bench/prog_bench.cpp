@@ -69,6 +69,7 @@ struct Options {
     std::uint32_t single_shots = 100000;  // calls per single-shot run
     std::uint32_t big_flow_table = 1000000;
     bool quick = false;
+    bool smoke = false;  // bench/run.sh --smoke: every path once, no scaling matrix or flow table
     bool headline_only = false;  // only the interleaved headline cases (fast)
     std::string json_path;
 };
@@ -891,11 +892,12 @@ int main(int argc, char** argv) {
         else if (a == "--single-shots") o.single_shots = static_cast<std::uint32_t>(std::stoul(next()));
         else if (a == "--flows") o.big_flow_table = static_cast<std::uint32_t>(std::stoul(next()));
         else if (a == "--quick") o.quick = true;
+        else if (a == "--smoke") o.smoke = true;
         else if (a == "--headline-only") o.headline_only = true;
         else if (a == "--json") o.json_path = next();
         else {
             std::cerr << "usage: portmux_prog_bench [--repeat N] [--runs K] [--single-shots N] "
-                         "[--flows N] [--quick] [--headline-only] [--json FILE]\n";
+                         "[--flows N] [--quick] [--smoke] [--headline-only] [--json FILE]\n";
             return 2;
         }
     }
@@ -923,7 +925,7 @@ int main(int argc, char** argv) {
             for (const auto& [k, v] : doc["portmux"]["per_run"].items()) doc["headline_per_run"][k] = v;
         }
         doc["ablation"] = headline["ablation"];
-        if (!o.headline_only) {
+        if (!o.headline_only && !o.smoke) {
             doc["scaling"] = bench_scaling(o);
             doc["flow_table"] = bench_flow_table(o);
         }

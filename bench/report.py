@@ -295,7 +295,8 @@ def main():
     md.append("```sh\nsudo bench/run.sh --results /tmp/run1                 # everything, <= 15 minutes, writes this file\n"
               "sudo bench/run.sh --results /tmp/run2 --compare /tmp/run1   # a rerun, checked against the first\n"
               "sudo bench/run.sh --quick                           # a short run, ~3 minutes\n"
-              "sudo bench/run.sh --only prog,udp,scale             # some parts only\n```")
+              "sudo bench/run.sh --only prog,udp,scale             # some parts only\n"
+              "sudo BUILD=build bench/run.sh --smoke               # correctness only, no timing: ctest's bench_smoke\n```")
     md.append("")
     md.append("## Machine")
     md.append("")
@@ -345,8 +346,11 @@ def prog_sections(prog, old_prog, claims):
     udp_ns = pm["udp"]["median_ns"]
     demo_ns = base["aya_demo"]["median_ns"]
     miss_ns = pm["udp_not_a_frontend"]["median_ns"]
-    scaling_md, growth, worst_growth, (scale_min, scale_max) = scaling_table(prog)
-    flows_md, flow_growth = flow_table(prog)
+    if prog.get("scaling"):
+        scaling_md, growth, worst_growth, (scale_min, scale_max) = scaling_table(prog)
+    else:  # portmux_prog_bench --smoke
+        scaling_md, growth, worst_growth, (scale_min, scale_max) = "", [], 0, (0, 0)
+    flows_md, flow_growth = flow_table(prog) if prog.get("flow_table") else ("", {})
     flat = worst_growth <= FLAT_TOLERANCE
 
     # ---- issue 12's test_run targets, per run, checked against the earlier run
@@ -377,9 +381,10 @@ def prog_sections(prog, old_prog, claims):
         md.append(row)
         claims.add_target(f"test_run: {what}", f"{fmt.format(min(values))}–{fmt.format(max(values))}{unit}",
                           state, before_text, before_state)
-    md.append(f"| flat cost from 1 to 65,535 frontends (±{FLAT_TOLERANCE:.0%}) | "
-              + ", ".join(f"{g * 100:+.0f}% ({b} backends)" for b, g in growth) + " | | | "
-              + ("met" if flat else "missed") + " |" + (" | |" if old_prog else ""))
+    if scaling_md:
+        md.append(f"| flat cost from 1 to 65,535 frontends (±{FLAT_TOLERANCE:.0%}) | "
+                  + ", ".join(f"{g * 100:+.0f}% ({b} backends)" for b, g in growth) + " | | | "
+                  + ("met" if flat else "missed") + " |" + (" | |" if old_prog else ""))
     md.append("")
     md.append("## Per-packet cost (BPF_PROG_TEST_RUN)")
     md.append("")
@@ -408,33 +413,34 @@ def prog_sections(prog, old_prog, claims):
     md.append("")
     md.append(prog_tables(prog))
     md.append("")
-    md.append("## Scaling (test_run)")
-    md.append("")
-    md.append("The UDP round-robin path with F frontends in the map and B backends on the frontend "
-              "that is hit (9875, whose backend slots all name 9875 so every iteration hits; the other "
-              "F − 1 frontends are fillers on other ports). Median ns per packet (× floor):")
-    md.append("")
-    md.append(scaling_md)
-    md.append("")
-    md.append(f"Growth from 1 to 65,535 frontends: "
-              + ", ".join(f"{g * 100:+.0f}% with {b} backend(s)" for b, g in growth)
-              + f"; every cell lies between {scale_min:.1f} and {scale_max:.1f} ns. "
-              + ("No cell grows beyond the run-to-run noise (±15%): the cost is flat." if flat else
-                 "That growth is more than the run-to-run noise (±15%)."))
-    md.append("Caveat: BPF_PROG_TEST_RUN hits the same key every time, so the entries stay in cache; "
-              "this shows that no code path grows with the number of frontends or backends, not the "
-              "cache misses a large table causes under varied traffic (the live client scaling below "
-              "measures that).")
-    md.append("")
-    md.append("The flow table (TCP frontend 9875 → 9875), with only the measured flow, then with "
-              f"{max(r['flows'] for r in prog['flow_table']):,} random flows bulk-inserted:")
-    md.append("")
-    md.append(flows_md)
-    md.append("")
-    if flow_growth:
-        md.append("Growth with the big table: " + ", ".join(f"{k}: {v * 100:+.0f}%" for k, v in flow_growth.items())
-                  + ".")
+    if scaling_md:
+        md.append("## Scaling (test_run)")
         md.append("")
+        md.append("The UDP round-robin path with F frontends in the map and B backends on the frontend "
+                  "that is hit (9875, whose backend slots all name 9875 so every iteration hits; the other "
+                  "F − 1 frontends are fillers on other ports). Median ns per packet (× floor):")
+        md.append("")
+        md.append(scaling_md)
+        md.append("")
+        md.append(f"Growth from 1 to 65,535 frontends: "
+                  + ", ".join(f"{g * 100:+.0f}% with {b} backend(s)" for b, g in growth)
+                  + f"; every cell lies between {scale_min:.1f} and {scale_max:.1f} ns. "
+                  + ("No cell grows beyond the run-to-run noise (±15%): the cost is flat." if flat else
+                     "That growth is more than the run-to-run noise (±15%)."))
+        md.append("Caveat: BPF_PROG_TEST_RUN hits the same key every time, so the entries stay in cache; "
+                  "this shows that no code path grows with the number of frontends or backends, not the "
+                  "cache misses a large table causes under varied traffic (the live client scaling below "
+                  "measures that).")
+        md.append("")
+        md.append("The flow table (TCP frontend 9875 → 9875), with only the measured flow, then with "
+                  f"{max(r['flows'] for r in prog['flow_table']):,} random flows bulk-inserted:")
+        md.append("")
+        md.append(flows_md)
+        md.append("")
+        if flow_growth:
+            md.append("Growth with the big table: " + ", ".join(f"{k}: {v * 100:+.0f}%" for k, v in flow_growth.items())
+                      + ".")
+            md.append("")
     abl_md, abl = ablation_table(prog)
     if abl_md:
         md.append("## The UDP path stage by stage (test_run)")

@@ -7,12 +7,22 @@
 #
 #   sudo bench/run.sh [--quick] [--no-install] [--reps N] [--only PARTS]
 #                     [--compare DIR] [--results DIR]
+#   sudo BUILD=build bench/run.sh --smoke
 #
 #   --only prog,udp,scale,relay   run only these parts (default: all)
 #   --compare DIR   the raw results of an earlier run (its --results DIR):
 #                   the page then gives both runs' ranges and states only
 #                   the conclusions that hold in both.
 #   --results DIR   where the raw results go (default: $BUILD/bench/results-<time>)
+#   --smoke         correctness only, in about 20 s (ctest's bench_smoke): every
+#                   part once with tiny counts, from the binaries already
+#                   built in $BUILD (nothing built or installed, no page
+#                   written); fails unless every lossless system delivered
+#                   every datagram to all three backends, every relay moved
+#                   every byte and every request without a failure, the
+#                   stream router counted exactly the bytes sent through it,
+#                   and bench/report.py renders the results. No timing is
+#                   asserted.
 #
 # Why it is built this way: the VM's speed swings 2x minute to minute and
 # other work shares its two cores. So every repetition runs every system once
@@ -33,15 +43,17 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${BUILD:-/tmp/portmux-bench-build}
 OUT_MD=${OUT_MD:-$ROOT/docs/benchmarks.md}
 QUICK=0
+SMOKE=0
 INSTALL=1
 REPS=
 ONLY=prog,udp,scale,relay
 COMPARE=
 RESULTS=
-usage() { echo "usage: $0 [--quick] [--no-install] [--reps N] [--only prog,udp,scale,relay] [--compare DIR] [--results DIR]" >&2; exit 2; }
+usage() { echo "usage: $0 [--quick|--smoke] [--no-install] [--reps N] [--only prog,udp,scale,relay] [--compare DIR] [--results DIR]" >&2; exit 2; }
 while [[ $# -gt 0 ]]; do
   case $1 in
     --quick) QUICK=1 ;;
+    --smoke) SMOKE=1; INSTALL=0 ;;
     --no-install) INSTALL=0 ;;
     --reps) [[ $# -ge 2 && $2 =~ ^[1-9][0-9]*$ ]] || usage; REPS=$2; shift ;;
     --only) [[ $# -ge 2 ]] || usage; ONLY=$2; shift ;;
@@ -65,7 +77,18 @@ START_TS=$(date +%s)
 log() { printf '[%4ds] %s\n' $(( $(date +%s) - START_TS )) "$*" >&2; }
 
 # Workload sizes. A UDP trial ends at its packet count or its time limit.
-if [[ $QUICK -eq 1 ]]; then
+UDP_COUNT=5000000                # never the limit: trials are timed
+RELAY_COUNT=10000000             # request/response and connect: timed too
+RELAY_PATHS=(lo veth)
+if [[ $SMOKE -eq 1 ]]; then
+  # Counts small enough that no socket queue can overflow however slow the
+  # machine (2 datagrams per client socket), limits long enough never to
+  # end a trial early: every trial ends at its count.
+  REPS=1
+  UDP_SECONDS=10; UDP_COUNT=96; SCALE_CLIENTS=(48 960)
+  RELAY_BYTES=$((4 << 20)); RELAY_SECONDS=10; RELAY_COUNT=200; RELAY_PATHS=(lo)
+  PROG_ARGS=(--runs 1 --repeat 10000 --single-shots 200 --flows 1000 --smoke)
+elif [[ $QUICK -eq 1 ]]; then
   REPS=${REPS:-2}
   UDP_SECONDS=0.6; SCALE_CLIENTS=(48 9984 100032)
   RELAY_BYTES=$((256 << 20)); RELAY_SECONDS=0.8
@@ -76,7 +99,6 @@ else
   RELAY_BYTES=$((1 << 30)); RELAY_SECONDS=1.5
   PROG_ARGS=(--runs 5 --repeat 1000000 --single-shots 50000 --flows 1000000)
 fi
-UDP_COUNT=5000000                # never the limit: trials are timed
 UDP_SIZE=64                      # payload bytes: the packet-rate bound case
 CLIENT_SOCKETS=48                # source ports; x source addresses = clients
 FRONT=9875
@@ -99,16 +121,23 @@ else
 fi
 
 # ------------------------------------------------------------------ build
-log "building portmux and the benchmarks in $BUILD"
-cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-      -DPORTMUX_BUILD_TESTS=OFF -DPORTMUX_BUILD_BENCH=ON >/dev/null
-ninja -C "$BUILD" portmux portmux_prog_bench portmux_loadgen portmux_naive_proxy portmux_splice_proxy >/dev/null
+if [[ $SMOKE -eq 1 ]]; then
+  log "smoke: the binaries already built in $BUILD"
+else
+  log "building portmux and the benchmarks in $BUILD"
+  cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+        -DPORTMUX_BUILD_TESTS=OFF -DPORTMUX_BUILD_BENCH=ON >/dev/null
+  ninja -C "$BUILD" portmux portmux_prog_bench portmux_loadgen portmux_naive_proxy portmux_splice_proxy >/dev/null
+fi
 # PORTMUX_BIN: another portmux binary (e.g. a branch's build) for the live parts.
 PORTMUX=${PORTMUX_BIN:-$BUILD/loader/portmux}
 PROG_BENCH=$BUILD/bench/portmux_prog_bench
 LOADGEN=$BUILD/bench/portmux_loadgen
 NAIVE_PROXY=$BUILD/bench/portmux_naive_proxy
 SPLICE_PROXY=$BUILD/bench/portmux_splice_proxy
+for bin in "$PORTMUX" "$PROG_BENCH" "$LOADGEN" "$NAIVE_PROXY" "$SPLICE_PROXY" "$BUILD/bench/baseline.bpf.o"; do
+  [[ -e $bin ]] || { echo "bench/run.sh: $bin is missing (build the benchmarks in $BUILD)" >&2; exit 1; }
+done
 
 # ------------------------------------------------------------------ cleanup
 WORK=$(mktemp -d /tmp/portmux-bench.XXXXXX)
@@ -164,6 +193,10 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+if [[ $SMOKE -eq 1 ]]; then  # nothing kept, no page written
+  RESULTS=${RESULTS:-$WORK/results}
+  OUT_MD=$WORK/benchmarks.md
+fi
 RESULTS=${RESULTS:-$BUILD/bench/results-$(date -u +%Y%m%dT%H%M%S)}
 mkdir -p "$RESULTS"
 RESULTS=$(cd "$RESULTS" && pwd)
@@ -566,7 +599,7 @@ EOF
     local path=$1 system=$2 rep=$3 mode=$4 dst=$5 run_in=$6 out s0 s1
     s0=$(stream_counters "$system")
     out=$($run_in "$LOADGEN" tcp-client --dst "$dst" --port "${RELAY_RR_PORT[$system]}" --mode "$mode" --conns 1 \
-          --count 10000000 --seconds "$RELAY_SECONDS" --prefix "$RELAY_RR_TAG" || echo '{"completed": 0, "failures": -1}')
+          --count "$RELAY_COUNT" --seconds "$RELAY_SECONDS" --prefix "$RELAY_RR_TAG" || echo '{"completed": 0, "failures": -1}')
     s1=$(stream_counters "$system")
     jq -nc --arg path "$path" --arg system "$system" --argjson rep "$rep" --arg mode "$mode" --argjson r "$out" \
        --argjson load "$(loadavg)" --argjson router "$(counters_delta "$s0" "$s1")" \
@@ -578,7 +611,7 @@ EOF
     l0=$(loadavg)
     order=$(rotate "$rep" "${RELAY_SYSTEMS[@]}")
     log "relay rep $rep/$REPS, order: $order (load $l0)"
-    for path in lo veth; do
+    for path in "${RELAY_PATHS[@]}"; do
       if [[ $path == veth ]]; then dst=$LB_ADDR; run_in=in_cli; else dst=127.0.0.1; run_in=in_lb; fi
       for streams in 1 64; do
         ready=$WORK/ready.$RANDOM
@@ -605,4 +638,8 @@ echo "$(( END_TS - START_TS ))" > "$RESULTS/seconds.txt"
 echo "quick=$QUICK reps=$REPS udp_seconds=$UDP_SECONDS relay_bytes=$RELAY_BYTES relay_seconds=$RELAY_SECONDS" > "$RESULTS/settings.txt"
 log "writing $OUT_MD (raw results in $RESULTS)"
 python3 "$ROOT/bench/report.py" --work "$RESULTS" --md "$OUT_MD" ${COMPARE:+--compare "$COMPARE"}
+if [[ $SMOKE -eq 1 ]]; then
+  python3 "$ROOT/bench/smoke_check.py" --work "$RESULTS" --relay-bytes "$RELAY_BYTES" --md "$OUT_MD" \
+    --parts "$ONLY" --relay-systems "${RELAY_SYSTEMS[*]:-}"
+fi
 log "done in $(( END_TS - START_TS )) s"

@@ -25,9 +25,11 @@ PACKAGES=(
     lintian systemd file man-db
     # portmux run tests: scraping /metrics, parsing the Kubernetes manifests
     curl python3-yaml
+    # bench_smoke (bench/run.sh --smoke) reads its trials' JSON with jq
+    jq
 )
 BENCH_PACKAGES=(
-    nftables conntrack nginx-light libnginx-mod-stream jq
+    nftables conntrack nginx-light libnginx-mod-stream
 )
 
 list=0 bench=0
