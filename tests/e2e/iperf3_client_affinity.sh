@@ -17,7 +17,7 @@ BACKENDS=(5201 5202 5203)
 require_root
 trap e2e_cleanup EXIT
 e2e_setup
-require_tools ip ss iperf3 timeout python3
+require_tools ip ss iperf3 timeout taskset python3
 require_portmux
 
 make_ns_var NS pmip
@@ -34,12 +34,15 @@ EOF
 }
 
 # run_iperf3 NAME [BIND_ADDRESS]: a 2 s test through the frontend; the JSON
-# report goes to $E2E_WORKDIR/NAME.json. Returns iperf3's exit status.
+# report goes to $E2E_WORKDIR/NAME.json. Returns iperf3's exit status. The
+# client runs on CPU 0: on lo its SYNs are balanced on the sending CPU, and
+# round robin is per CPU, so a client that moved between its control and
+# data connections could meet the same server by chance without affinity.
 run_iperf3() {
     local name=$1 bind=${2:-}
     local -a from=()
     [[ -n $bind ]] && from=(-B "$bind")
-    ip netns exec "$NS" timeout 20 iperf3 -c 127.0.0.1 -p "$FRONTEND" "${from[@]}" -t 2 -J \
+    ip netns exec "$NS" taskset -c 0 timeout 20 iperf3 -c 127.0.0.1 -p "$FRONTEND" "${from[@]}" -t 2 -J \
         >"$E2E_WORKDIR/$name.json" 2>&1
 }
 
