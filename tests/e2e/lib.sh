@@ -172,6 +172,10 @@ e2e_setup() {
         wait "$sleeper"
         printf 'FAIL %s: still running after %ss, stopping it\n' "$E2E_NAME" "$E2E_TIME_LIMIT"
         kill -TERM $$
+        # bash runs the TERM trap only once its foreground command returns:
+        # end that command too, or ctest's own timeout kills the script
+        # before the trap removes its namespaces.
+        pkill -TERM -P $$
     ) &
     E2E_WATCHDOG=$!
 }
