@@ -324,6 +324,10 @@ struct portmux_stream_route_key {
 struct portmux_stream_bytes {
 	__u64 to_backend;
 	__u64 to_client;
+	/* Skbs whose head repeated bytes already handed on (a retransmitted
+	 * segment overlapping earlier data): the program cut the repeat off
+	 * (see portmux_stream_socket.next_seq). */
+	__u64 overlaps_trimmed;
 };
 
 /*
@@ -342,7 +346,16 @@ struct portmux_stream_socket {
 	__u64 passed_bytes;
 	struct portmux_stream_route_key route;
 	__u8 to_backend;  /* 1 on the client socket */
-	__u8 pad[3];
+	__u8 seq_known;   /* next_seq is set (the program saw data) */
+	__u8 pad[2];
+	/* TCP sequence number just past the last byte the program handed on
+	 * (redirected or passed). The kernel can hand the program an skb that
+	 * starts before it: a retransmitted segment that overlaps bytes
+	 * already received is queued whole, and the verdict path reads whole
+	 * skbs, so the overlap would reach the peer twice. The program trims
+	 * it (see sockmap/stream_verdict.bpf.c). */
+	__u32 next_seq;
+	__u32 reserved;
 };
 
 /*

@@ -248,6 +248,7 @@ std::vector<StreamFrontendStats> read_stream_stats(int connections_fd, int bytes
         backend.port = key.backend_port;
         backend.bytes_to_backend += value.to_backend;
         backend.bytes_to_client += value.to_client;
+        backend.overlaps_trimmed += value.overlaps_trimmed;
     }
     for (auto& [route, backend] : backends) {
         StreamFrontendStats& frontend = frontends[route.first];

@@ -36,6 +36,9 @@ struct StreamBackendStats {
     // sockmap could not take (splice(2)), or bytes held under backpressure.
     std::uint64_t copied_to_backend = 0;
     std::uint64_t copied_to_client = 0;
+    // Retransmitted segments whose repeated head the verdict program cut
+    // off (sockmap/stream_verdict.bpf.c): each would have been a repeat.
+    std::uint64_t overlaps_trimmed = 0;
 };
 
 struct StreamFrontendStats {

@@ -73,7 +73,8 @@ nlohmann::json stream_stats_json(const std::vector<StreamFrontendStats>& fronten
                                 {"bytes_to_backend", backend.bytes_to_backend},
                                 {"bytes_to_client", backend.bytes_to_client},
                                 {"copied_to_backend", backend.copied_to_backend},
-                                {"copied_to_client", backend.copied_to_client}});
+                                {"copied_to_client", backend.copied_to_client},
+                                {"overlaps_trimmed", backend.overlaps_trimmed}});
         }
         list.push_back({{"port", frontend.port},
                         {"protocol", "tcp"},

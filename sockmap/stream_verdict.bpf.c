@@ -60,6 +60,66 @@ struct {
 	__uint(max_entries, 64 * 1024);
 } stream_events SEC(".maps");
 
+/*
+ * The kernel's view of the skb, for its TCP sequence number: the first
+ * field of the TCP control block in skb->cb (struct tcp_skb_cb).
+ */
+extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
+struct sk_buff___portmux {
+	char cb[48];
+} __attribute__((preserve_access_index));
+
+/* sk_skb's bpf_skb_adjust_room() removes at most this many bytes a call. */
+#define TRIM_STEP 4095
+/* Enough steps for any skb the receive path builds (17 frags of 32 KiB). */
+#define TRIM_STEPS 160
+
+/*
+ * Bytes at the head of SKB that the program already handed on.
+ *
+ * TCP queues a segment whose head overlaps bytes already received (a
+ * retransmission cut differently from the original, seq < rcv_nxt <
+ * end_seq) whole, and leaves it to the reader to skip the overlap by
+ * copied_seq. The verdict path (tcp_read_skb) hands every skb on whole,
+ * so without this the overlap reaches the peer a second time: seen on
+ * kernel 6.18 under load as one or two 64 KiB segments repeated in a
+ * 1 GiB stream (docs/design.md, "Retransmitted overlaps").
+ */
+static __always_inline __u32 already_handed_on(struct __sk_buff *skb,
+					       struct portmux_stream_socket *self,
+					       __u32 len)
+{
+	struct sk_buff___portmux *kernel_skb = bpf_cast_to_kern_ctx(skb);
+	__u32 seq, old = 0;
+	__s32 before;
+
+	if (bpf_probe_read_kernel(&seq, sizeof(seq), &kernel_skb->cb[0]) != 0)
+		return 0;
+	if (self->seq_known) {
+		before = (__s32)(self->next_seq - seq);
+		if (before > 0)
+			old = (__u32)before;
+	}
+	/* The data (not a FIN) of this skb ends at seq + len. */
+	if (!self->seq_known || (__s32)(seq + len - self->next_seq) > 0)
+		self->next_seq = seq + len;
+	self->seq_known = 1;
+	return old;
+}
+
+/* Removes OLD bytes from the head of SKB; 0 if the kernel refused. */
+static __always_inline int trim_head(struct __sk_buff *skb, __u32 old)
+{
+	for (int step = 0; step < TRIM_STEPS && old > 0; step++) {
+		__u32 cut = old < TRIM_STEP ? old : TRIM_STEP;
+
+		if (bpf_skb_adjust_room(skb, -(__s32)cut, 0, 0) != 0)
+			return 0;
+		old -= cut;
+	}
+	return old == 0;
+}
+
 SEC("sk_skb/stream_verdict")
 int portmux_stream_verdict(struct __sk_buff *skb)
 {
@@ -67,7 +127,7 @@ int portmux_stream_verdict(struct __sk_buff *skb)
 	struct portmux_stream_peer *peer;
 	struct portmux_stream_bytes *bytes;
 	__u64 cookie, peer_cookie, redirected;
-	__u32 len = skb->len;
+	__u32 len = skb->len, old;
 
 	/*
 	 * The end of the stream reaches this program as an skb without data.
@@ -82,6 +142,18 @@ int portmux_stream_verdict(struct __sk_buff *skb)
 	peer = bpf_map_lookup_elem(&stream_peers, &cookie);
 	if (!self || !peer)
 		return SK_DROP; /* not a socket portmux spliced: cannot happen */
+
+	bytes = bpf_map_lookup_elem(&stream_bytes, &self->route);
+	old = already_handed_on(skb, self, len);
+	if (old > 0) {
+		if (bytes)
+			__sync_fetch_and_add(&bytes->overlaps_trimmed, 1);
+		if (old >= len || !trim_head(skb, old))
+			return SK_DROP; /* no new byte; or (out of memory) it could
+					 * not be cut, and a gap is no worse than a
+					 * repeat: both break the stream */
+		len = skb->len;
+	}
 
 	peer_cookie = peer->peer_cookie;
 	/*
@@ -102,7 +174,6 @@ int portmux_stream_verdict(struct __sk_buff *skb)
 	if (redirected >= peer->notify_at &&
 	    bpf_ringbuf_output(&stream_events, &cookie, sizeof(cookie), 0) == 0)
 		peer->notify_at = ~0ULL; /* once; user space sets the next mark */
-	bytes = bpf_map_lookup_elem(&stream_bytes, &self->route);
 	if (bytes) {
 		if (self->to_backend)
 			__sync_fetch_and_add(&bytes->to_backend, len);

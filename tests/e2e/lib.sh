@@ -659,7 +659,8 @@ wait_for_stream_router() {
 
 # stream_stats NS: the stream part of `portmux stats --json` as lines
 # "FRONTEND FIELD VALUE", FIELD one of accepted, spliced, fallback,
-# refused.REASON, backend.PORT.{connections,refused,bytes_to_backend,bytes_to_client}.
+# refused.REASON, backend.PORT.{connections,refused,bytes_to_backend,bytes_to_client,
+# copied_to_backend,copied_to_client,overlaps_trimmed}.
 stream_stats() {
     in_ns "$1" "$PORTMUX" stats --json 2>/dev/null | "$E2E_PYTHON" -c '
 import json, sys
@@ -671,7 +672,7 @@ for f in json.load(sys.stdin).get("streams", []):
         print(p, "refused." + reason, count)
     for b in f["backends"]:
         for key in ("connections", "refused", "bytes_to_backend", "bytes_to_client",
-                    "copied_to_backend", "copied_to_client"):
+                    "copied_to_backend", "copied_to_client", "overlaps_trimmed"):
             print(p, "backend.%d.%s" % (b["port"], key), b[key])
 '
 }

@@ -113,4 +113,5 @@ TEST_CASE("kernel reach: the stream verdict object's helpers are all known and o
     }
     CHECK(names.contains("bpf_sk_redirect_hash"));
     CHECK(names.contains("bpf_ringbuf_output"));
+    CHECK(names.contains("bpf_skb_adjust_room"));  // trims retransmitted overlaps
 }
