@@ -618,7 +618,7 @@ json bench_portmux(const Options& o) {
     const int prog = bpf_program__fd(skel->progs.portmux_xdp);
     const portmux::DataPathMaps maps = data_path_maps(*skel);
     const int flows_fd = bpf_map__fd(skel->maps.flows);
-    const int replies_fd = bpf_map__fd(skel->maps.replies);
+    const int direct_clients_fd = bpf_map__fd(skel->maps.direct_clients);
 
     auto timed = [&](const char* name, const Bytes& frame, std::uint32_t verdict, Protocol proto,
                      bool drops) {
@@ -703,7 +703,7 @@ json bench_portmux(const Options& o) {
                      frontend(kFrontB, Protocol::tcp, {kFrontA})};
     portmux::write_config(maps, tcp);
     clear_table(flows_fd);
-    clear_table(replies_fd);
+    clear_table(direct_clients_fd);
     {
         // The connection's SYN to each frontend of the pair first: a SYN
         // records its backend in its slot, and the ACK's first runs in each

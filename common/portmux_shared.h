@@ -26,7 +26,7 @@
 #define PORTMUX_MAX_ROUTES 65536
 /* Default size of the per-CPU frontend_state array (the loader may raise it). */
 #define PORTMUX_DEFAULT_STATE_SLOTS 1024
-/* Default size of the flow and reply tables. */
+/* Default size of the flow and direct-client tables. */
 #define PORTMUX_DEFAULT_FLOW_TABLE_SIZE 65536
 
 /*
@@ -34,7 +34,7 @@
  * `meta` map; a portmux with another version refuses the attachment instead
  * of misreading it. Bump it with every change to a map key or value.
  */
-#define PORTMUX_LAYOUT_VERSION 7
+#define PORTMUX_LAYOUT_VERSION 8
 
 /* Address families, as indexes of the per-family fields of a frontend. */
 #define PORTMUX_FAMILY_V4 0
@@ -53,7 +53,7 @@
 #define PORTMUX_TCP_PORT_BASE 65536
 /* portmux_port.flags */
 #define PORTMUX_PORT_FRONTEND (1 << 0) /* a frontend: .config indexes `frontend_configs` */
-#define PORTMUX_PORT_BACKEND (1 << 1)  /* a backend: direct clients are noted */
+#define PORTMUX_PORT_BACKEND (1 << 1)  /* a backend: .reply_port, direct clients are noted */
 
 /*
  * `frontend_configs` array: two buffers per frontend slot, the config at
@@ -84,7 +84,7 @@
 #define PORTMUX_F_VALIDATE (1 << 1)        /* payload rules in .validation */
 #define PORTMUX_F_ROUTE (1 << 2)           /* backend chosen by a payload tag */
 #define PORTMUX_F_ROUTE_UNKNOWN_RR (1 << 3) /* unknown tag: round robin, else drop */
-#define PORTMUX_F_NO_REPLIES (1 << 4)      /* UDP, one way: record no reply translation */
+#define PORTMUX_F_NO_REPLIES (1 << 4)      /* UDP, one way: its backends' replies keep their port */
 /* UDP and TCP: a client address sticks to one backend for all its datagrams and
  * connections until idle for flow_idle_seconds; its entry in `flows` has client_port 0. */
 #define PORTMUX_F_CLIENT_AFFINITY (1 << 5)
@@ -209,9 +209,9 @@ struct portmux_counter_bases {
 };
 
 /*
- * Key of the `flows` and `replies` LRU maps. In `flows` service_port is
- * the frontend port (client -> frontend: which backend); in `replies` it
- * is the backend port (backend -> client: which frontend port to show).
+ * Key of the `flows` and `direct_clients` LRU maps. In `flows` service_port
+ * is the frontend port (client -> frontend: which backend); in
+ * `direct_clients` it is the backend port the client talks to directly.
  */
 struct portmux_flow_key {
 	__be32 client_addr[4]; /* IPv4 in [0], the rest zero */
@@ -230,9 +230,9 @@ struct portmux_flow {
 	__u64 last_seen_ns;    /* UDP flow affinity: idle timeout, refreshed coarsely */
 };
 
-struct portmux_reply {
-	__be16 frontend_port;
-	__u16 pad[3];
+/* Value of `direct_clients`: nothing but presence (always 1). */
+struct portmux_direct_client {
+	__u32 seen;
 };
 
 /*

@@ -53,7 +53,7 @@ void size_maps(portmux_bpf& skeleton, const Config& config) {
         {skeleton.maps.frontend_configs, PORTMUX_CONFIG_BUFFERS * slots},
         {skeleton.maps.counter_bases, slots},
         {skeleton.maps.flows, config.flow_table_size},
-        {skeleton.maps.replies, config.flow_table_size},
+        {skeleton.maps.direct_clients, config.flow_table_size},
     };
     for (const auto& [map, entries] : sizes) {
         if (int err = bpf_map__set_max_entries(map, static_cast<__u32>(entries)); err) {

@@ -660,7 +660,10 @@ ParsedFrontend read_frontend(const Json& value, const std::string& path) {
 // route target that is itself a frontend of the same protocol. The data
 // path rewrites a packet once, so such a backend would receive the
 // rewritten traffic unbalanced while also balancing its own clients: almost
-// surely a typo. And the routes map has room for max_route_tags in all.
+// surely a typo. A backend port serves one frontend of its protocol:
+// replies are translated by backend port (the port's entry names the
+// frontend port they show), so a port shared by two frontends could not say
+// which. And the routes map has room for max_route_tags in all.
 void check_frontends_together(const std::vector<ParsedFrontend>& frontends, const Json& json,
                               const std::string& path) {
     std::map<std::pair<Protocol, std::uint16_t>, std::size_t> first_index;
@@ -675,6 +678,24 @@ void check_frontends_together(const std::vector<ParsedFrontend>& frontends, cons
             throw ConfigError(backend_path, fmt::format("backend {} is itself a {} frontend (at {})",
                                                         port, to_string(protocol),
                                                         element_path(path, other->second)));
+        }
+    };
+
+    // (protocol, backend port) -> the frontend that has it, and where.
+    std::map<std::pair<Protocol, std::uint16_t>, std::pair<std::size_t, std::string>> backend_owner;
+    const auto check_backend_unshared = [&](std::size_t index, std::uint16_t port,
+                                            const std::string& backend_path) {
+        const Frontend& frontend = frontends[index].frontend;
+        const auto [owner, inserted] =
+            backend_owner.try_emplace({frontend.protocol, port}, index, backend_path);
+        if (!inserted && owner->second.first != index) {
+            const Frontend& other = frontends[owner->second.first].frontend;
+            throw ConfigError(backend_path,
+                              fmt::format("backend {} is also a backend of {} frontend {} (at {}): "
+                                          "replies are translated by backend port, so a backend "
+                                          "port serves one frontend of its protocol",
+                                          port, to_string(other.protocol), other.port,
+                                          owner->second.second));
         }
     };
 
@@ -695,6 +716,8 @@ void check_frontends_together(const std::vector<ParsedFrontend>& frontends, cons
                 for (std::size_t backend = 0; backend < frontends[index].listed_backends; ++backend) {
                     check_not_frontend(frontend.protocol, frontend.backends[backend].port,
                                        element_path(key_path, backend));
+                    check_backend_unshared(index, frontend.backends[backend].port,
+                                           element_path(key_path, backend));
                 }
             } else if (key == "route") {
                 const std::string tags_path = member_path(key_path, "tags");
@@ -702,6 +725,8 @@ void check_frontends_together(const std::vector<ParsedFrontend>& frontends, cons
                     const std::string tag_path = element_path(tags_path, tag);
                     check_not_frontend(frontend.protocol, frontend.route->tags[tag].backend_port,
                                        member_path(tag_path, "backend"));
+                    check_backend_unshared(index, frontend.route->tags[tag].backend_port,
+                                           member_path(tag_path, "backend"));
                     if (++route_tags > max_route_tags) {
                         throw ConfigError(tag_path,
                                           fmt::format("too many route tags: more than {} in all "

@@ -47,7 +47,8 @@ struct PinnedMaps {
     UniqueFd frontend_state;
     UniqueFd routes;
     UniqueFd flows;
-    UniqueFd replies;
+    UniqueFd direct_clients;
+    UniqueFd direct_ports;
     UniqueFd ports;
     UniqueFd syn_slots;
     UniqueFd meta;
@@ -76,7 +77,8 @@ inline constexpr PinnedMapEntry kPinnedMaps[] = {
     {"frontend_state", &PinnedMaps::frontend_state},
     {"routes", &PinnedMaps::routes},
     {"flows", &PinnedMaps::flows},
-    {"replies", &PinnedMaps::replies},
+    {"direct_clients", &PinnedMaps::direct_clients},
+    {"direct_ports", &PinnedMaps::direct_ports},
     {"ports", &PinnedMaps::ports},
     {"syn_slots", &PinnedMaps::syn_slots},
     {kMetaPin, &PinnedMaps::meta, false},

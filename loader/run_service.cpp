@@ -354,9 +354,9 @@ std::string Service::render_metrics_text() {
         const PinnedMaps maps = open_pinned_maps(options_.iface);
         snapshot.frontends = read_frontends(maps.data_path());
         snapshot.stats = read_stats(maps.data_path(), snapshot.frontends);
-        const auto [flows, replies] = fill_sampler_.sample(maps);
+        const auto [flows, direct_clients] = fill_sampler_.sample(maps);
         snapshot.flows = flows;
-        snapshot.replies = replies;
+        snapshot.direct_clients = direct_clients;
     } catch (const NotAttached&) {
         snapshot.attached = false;
     }

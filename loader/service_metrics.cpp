@@ -68,9 +68,9 @@ std::string render_metrics(const MetricsSnapshot& snapshot) {
     }
 
     const std::pair<const char*, const std::optional<TableFill>*> tables[] = {
-        {"flows", &snapshot.flows}, {"replies", &snapshot.replies}};
+        {"flows", &snapshot.flows}, {"direct_clients", &snapshot.direct_clients}};
     family_header(out, "portmux_table_entries", "gauge",
-                  "Entries in the flow-affinity (flows) and reply-translation (replies) tables, "
+                  "Entries in the flow-affinity (flows) and direct-client (direct_clients) tables, "
                   "sampled every few seconds.");
     for (const auto& [name, fill] : tables) {
         if (*fill) {
@@ -79,7 +79,7 @@ std::string render_metrics(const MetricsSnapshot& snapshot) {
         }
     }
     family_header(out, "portmux_table_capacity", "gauge",
-                  "Capacity of the flows and replies tables; the oldest entries are evicted when "
+                  "Capacity of the flows and direct_clients tables; the oldest entries are evicted when "
                   "full.");
     for (const auto& [name, fill] : tables) {
         if (*fill) {
@@ -175,10 +175,10 @@ std::pair<TableFill, TableFill> TableFillSampler::sample(const PinnedMaps& maps)
             return result;
         };
         flows_ = fill(maps.flows.get());
-        replies_ = fill(maps.replies.get());
+        direct_clients_ = fill(maps.direct_clients.get());
         taken_ = now;
     }
-    return {flows_, replies_};
+    return {flows_, direct_clients_};
 }
 
 }  // namespace portmux

@@ -43,7 +43,7 @@ struct MetricsSnapshot {
     std::vector<InstalledFrontend> frontends;  // as installed: weights, drains, liveness
     std::vector<FrontendStats> stats;
     std::optional<TableFill> flows;
-    std::optional<TableFill> replies;
+    std::optional<TableFill> direct_clients;
     ServiceCounters counters;
 };
 
@@ -54,7 +54,7 @@ std::string render_metrics(const MetricsSnapshot& snapshot);
 // 64k entries), falling back to walking keys one by one.
 std::uint64_t count_map_entries(int map_fd);
 
-// Table fill of the flows and replies maps, recounted at most once per
+// Table fill of the flows and direct_clients maps, recounted at most once per
 // interval however often it is asked for. Thread-safe.
 class TableFillSampler {
 public:
@@ -67,7 +67,7 @@ private:
     std::mutex mutex_;
     std::optional<std::chrono::steady_clock::time_point> taken_;
     TableFill flows_;
-    TableFill replies_;
+    TableFill direct_clients_;
 };
 
 }  // namespace portmux

@@ -48,7 +48,7 @@ static_assert(sizeof(portmux_frontend) % 8 == 0);
 // Drop reasons index drops[] and name stats keys (loader/stats.cpp): the
 // data path counts the newest at 5.
 static_assert(PORTMUX_DROP_BEYOND_FIRST_FRAGMENT == 5 && PORTMUX_DROP_REASONS == 6);
-static_assert(PORTMUX_LAYOUT_VERSION == 7, "bump with every map key or value change");
+static_assert(PORTMUX_LAYOUT_VERSION == 8, "bump with every map key or value change");
 
 static_assert(sizeof(portmux_backend_counters) == 16);
 static_assert(offsetof(portmux_frontend_state, received) == 8);
@@ -71,7 +71,7 @@ static_assert(offsetof(portmux_flow, generation) == 4);
 static_assert(offsetof(portmux_flow, created_ns) == 8);
 static_assert(offsetof(portmux_flow, last_seen_ns) == 16);
 
-static_assert(sizeof(portmux_reply) == 8);
+static_assert(sizeof(portmux_direct_client) == 4);
 
 // One 8-byte store writes a whole slot (xdp/tcp_affinity.h).
 static_assert(sizeof(portmux_syn_slot) == 8);

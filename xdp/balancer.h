@@ -138,27 +138,19 @@ static __always_inline __be16 backend_port(const struct portmux_frontend *fe, in
 }
 
 /*
- * Records where replies from `backend` to this client must appear to come
- * from; nothing for one-way frontends, for which this lookup would be most
- * of the per-packet cost.
+ * A balanced connection or flow from a client port that earlier talked to
+ * `backend` directly: its replies must be translated again, so the
+ * exception goes (looked up first: the common case has none, and a delete
+ * takes the LRU's lock).
  */
-static __always_inline void remember_reply(const struct portmux_frontend *fe,
-					   const struct portmux_flow_key *flow_key,
-					   __be16 backend)
+static __always_inline void retire_direct_client(const struct portmux_flow_key *flow_key,
+						 __be16 backend)
 {
 	struct portmux_flow_key key;
-	struct portmux_reply *known;
-	struct portmux_reply reply = { .frontend_port = flow_key->service_port };
 
-	if (fe->flags & PORTMUX_F_NO_REPLIES)
-		return;
-
-	reply_key_for_request(&key, flow_key, backend);
-	known = bpf_map_lookup_elem(&replies, &key);
-	/* Look before writing: the common case is already recorded. */
-	if (known && known->frontend_port == reply.frontend_port)
-		return;
-	bpf_map_update_elem(&replies, &key, &reply, BPF_ANY);
+	direct_client_key(&key, flow_key, backend);
+	if (is_direct_client(&key))
+		bpf_map_delete_elem(&direct_clients, &key);
 }
 
 /*
@@ -183,7 +175,6 @@ static __always_inline void store_flow(const struct portmux_frontend *fe,
 	};
 
 	bpf_map_update_elem(&flows, key, &flow, BPF_ANY);
-	remember_reply(fe, key, flow.backend_port);
 }
 
 /*
@@ -254,7 +245,7 @@ static __always_inline int choose_tcp_syn(const struct portmux_frontend *fe,
 	/* An older connection on the same addresses and ports has ended. */
 	if (stale_flow)
 		bpf_map_delete_elem(&flows, &query->key);
-	remember_reply(fe, &query->key, backend_port(fe, choice));
+	retire_direct_client(&query->key, backend_port(fe, choice));
 	return choice;
 }
 
@@ -290,8 +281,6 @@ __noinline int choose_tcp_backend(struct xdp_md *xdp, const struct portmux_front
 		/* An established connection stays even on a backend gone down:
 		 * its socket may outlive the listener. A retransmitted SYN does not. */
 		if (choice >= 0 && !(opens && backend_down(fe, family, choice))) {
-			/* The replies LRU evicts on its own: put back an entry it lost. */
-			remember_reply(fe, &query->key, backend_port(fe, choice));
 			/* A client with a connection open is active: keep its address's entry. */
 			if (fe->flags & PORTMUX_F_CLIENT_AFFINITY)
 				client_backend(fe, family, &query->key, flow_clock_ns());
@@ -349,7 +338,6 @@ __noinline int choose_udp_affinity_backend(const struct portmux_frontend *fe,
 		if (choice >= 0 && !backend_down(fe, family, choice)) {
 			if (now - flow->last_seen_ns > FLOW_REFRESH_NS)
 				flow->last_seen_ns = now;
-			remember_reply(fe, key, backend_port(fe, choice));
 			return choice;
 		}
 	}
@@ -364,7 +352,8 @@ __noinline int choose_udp_affinity_backend(const struct portmux_frontend *fe,
 		};
 
 		bpf_map_update_elem(&flows, &affinity_key, &entry, BPF_ANY);
-		remember_reply(fe, key, entry.backend_port);
+		if (!(fe->flags & PORTMUX_F_NO_REPLIES))
+			retire_direct_client(key, entry.backend_port);
 	}
 	return choice;
 }
@@ -419,18 +408,9 @@ static __always_inline int choose_by_tag(const struct frontend_ctx *ctx,
 static __always_inline int choose_udp_packet(const struct frontend_ctx *ctx,
 					     const struct l4_payload *payload)
 {
-	struct portmux_flow_key key = {};
-	int choice;
-
 	if (ctx->frontend->flags & PORTMUX_F_ROUTE)
-		choice = choose_by_tag(ctx, payload);
-	else
-		choice = pick_round_robin(ctx);
-	if (choice >= 0) {
-		request_flow_key(&key, ctx->pkt);
-		remember_reply(ctx->frontend, &key, backend_port(ctx->frontend, choice));
-	}
-	return choice;
+		return choose_by_tag(ctx, payload);
+	return pick_round_robin(ctx);
 }
 
 static __always_inline void rewrite_dest_port(struct l4_packet *pkt, __be16 port)
@@ -458,22 +438,27 @@ static __always_inline int count_drop(struct portmux_frontend_state *state, __u3
 
 /*
  * A client that talks to a backend port directly (a health check, say, or
- * an ephemeral port reused after a balanced connection) must get the
- * backend's replies unchanged: drop the reply translation a balanced flow
- * from the same client port left behind. TCP needs it only at a SYN.
+ * an admin) must get the backend's replies unchanged: it becomes an
+ * exception to reply translation. Every packet it sends refreshes the
+ * exception (a lookup marks it recently used in the LRU) or puts back one
+ * the LRU evicted. Nothing for a backend whose replies are not translated.
  */
-static __always_inline void forget_direct_client(const struct l4_packet *pkt)
+static __always_inline void note_direct_client(const struct l4_packet *pkt,
+					       const struct portmux_port *port)
 {
 	struct portmux_flow_key key = {};
+	struct portmux_direct_client seen = { .seen = 1 };
+	__u32 *port_seen;
 
-	if (pkt->l4_proto == IPPROTO_TCP) {
-		struct tcphdr *tcp = pkt->l4;
-
-		if (!tcp->syn || tcp->ack)
-			return;
-	}
+	if (!reply_port_of(port))
+		return;
 	request_flow_key(&key, pkt);
-	bpf_map_delete_elem(&replies, &key);
+	/* The port's flag first: TC looks for the exception only once it is set. */
+	port_seen = direct_port_word(&key);
+	if (port_seen && !*port_seen)
+		*port_seen = 1;
+	if (!is_direct_client(&key))
+		bpf_map_update_elem(&direct_clients, &key, &seen, BPF_ANY);
 }
 
 /* The `ports` entry of the packet's destination; NULL only on a map error. */
@@ -501,8 +486,7 @@ static __always_inline int balance(struct xdp_md *xdp, struct l4_packet *pkt)
 	if (!port || !port->flags)
 		return XDP_PASS;
 	if (!(port->flags & PORTMUX_PORT_FRONTEND)) {
-		if (port->flags & PORTMUX_PORT_BACKEND)
-			forget_direct_client(pkt);
+		note_direct_client(pkt, port);
 		return XDP_PASS;
 	}
 	ctx.frontend = frontend_config(port, pkt->l4_proto, l4_ports(pkt)->dest);

@@ -46,16 +46,20 @@ static __always_inline void request_flow_key(struct portmux_flow_key *key,
 	key->service_port = l4_ports(pkt)->dest;
 }
 
-/* Key of `replies` for a request about to go to `backend`. */
-static __always_inline void reply_key_for_request(struct portmux_flow_key *key,
-						  const struct portmux_flow_key *flow,
-						  __be16 backend)
+/* Key of `direct_clients` for a request of `flow` sent on to `backend`. */
+static __always_inline void direct_client_key(struct portmux_flow_key *key,
+					      const struct portmux_flow_key *flow,
+					      __be16 backend)
 {
 	*key = *flow;
 	key->service_port = backend;
 }
 
-/* Key of `replies` for a packet leaving a backend: (client, backend port). */
+/*
+ * Key of a packet seen from its destination's side: (client = destination,
+ * server port = source). For a reply leaving a backend, its key in
+ * `direct_clients`; for a reply leaving a frontend port, its flow key.
+ */
 static __always_inline void reply_key_for_reply(struct portmux_flow_key *key,
 						const struct l4_packet *pkt)
 {

@@ -171,17 +171,24 @@ static __always_inline __u16 quoted_check_after(const struct icmp_error *err, __
 
 /*
  * Outbound: the frontend port a quoted client -> backend datagram was sent
- * to, or 0 when portmux did not balance it (a direct client, say). The
- * quote is a request, so its request key is the reply translation's key.
+ * to, by the same rule as the backend's replies: the backend port's reply
+ * port, unless the client talks to it directly (then 0: no change). The
+ * quote is a request, so its request key is the direct client's key.
  */
 static __always_inline __be16 icmp_outbound_frontend(const struct icmp_error *err)
 {
 	struct portmux_flow_key key = {};
-	struct portmux_reply *reply;
+	struct portmux_port *port;
+	__be16 frontend;
 
+	port = port_entry(err->quoted.l4_proto, l4_ports(&err->quoted)->dest);
+	if (!port)
+		return 0;
+	frontend = reply_port_of(port);
+	if (!frontend)
+		return 0;
 	request_flow_key(&key, &err->quoted);
-	reply = bpf_map_lookup_elem(&replies, &key);
-	return reply ? reply->frontend_port : 0;
+	return is_direct_client(&key) ? 0 : frontend;
 }
 
 /*

@@ -52,13 +52,35 @@ struct {
 	__type(value, struct portmux_flow);
 } flows SEC(".maps");
 
-/* (client, backend port) -> frontend port: what the TC egress program restores. */
+/*
+ * The exceptions to reply translation: clients that talk to a backend port
+ * directly (a health check, an admin's probe), by (client, client port,
+ * backend port). TC egress gives every other packet from a backend port the
+ * port in its `ports` entry; a direct client's replies keep the backend
+ * port. Filled by XDP, which sees each packet such a client sends; an LRU,
+ * sized like `flows` (docs/design.md, "Reply translation by backend port").
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, PORTMUX_DEFAULT_FLOW_TABLE_SIZE);
 	__type(key, struct portmux_flow_key);
-	__type(value, struct portmux_reply);
-} replies SEC(".maps");
+	__type(value, struct portmux_direct_client);
+} direct_clients SEC(".maps");
+
+/*
+ * Backend ports that have had a direct client since the attach, by `ports`
+ * index (nonzero: yes). Only for them do TC egress, ICMP errors and a
+ * balanced SYN look in `direct_clients`, a hash lookup (and a cache miss on
+ * a new flow); replies from every other backend port are translated with
+ * array lookups alone. Set by XDP before it records a direct client, never
+ * cleared: an exception may outlive any one client.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, PORTMUX_PORT_ENTRIES);
+	__type(key, __u32);
+	__type(value, __u32);
+} direct_ports SEC(".maps");
 
 /*
  * The backend of each recent TCP SYN, by hash of its flow key; overwritten
@@ -153,13 +175,21 @@ static __always_inline bool surely_not_ours(void *data, void *data_end, int whic
 	return entry && !entry->flags;
 }
 
-/* The `ports` entry of (protocol, port in network order); NULL only on a map error. */
-static __always_inline struct portmux_port *port_entry(__u8 protocol, __be16 port)
+/* The index of (protocol, port in network order) in `ports` and `direct_ports`. */
+static __always_inline __u32 port_index(__u8 protocol, __be16 port)
 {
 	__u32 index = bpf_ntohs(port);
 
 	if (protocol == IPPROTO_TCP)
 		index += PORTMUX_TCP_PORT_BASE;
+	return index;
+}
+
+/* The `ports` entry of (protocol, port in network order); NULL only on a map error. */
+static __always_inline struct portmux_port *port_entry(__u8 protocol, __be16 port)
+{
+	__u32 index = port_index(protocol, port);
+
 	return bpf_map_lookup_elem(&ports, &index);
 }
 
@@ -184,6 +214,39 @@ frontend_config(const struct portmux_port *entry, __u8 protocol, __be16 port)
 	if (!fe || fe->port != port || fe->protocol != protocol)
 		return NULL;
 	return fe;
+}
+
+/*
+ * The frontend port that replies from the port of `ports` entry `entry`
+ * show (0: none, the port is no backend of a frontend that translates
+ * replies). One 2-byte load: the loader rewrites the entry in place.
+ */
+static __always_inline __be16 reply_port_of(const struct portmux_port *entry)
+{
+	if (!(entry->flags & PORTMUX_PORT_BACKEND))
+		return 0;
+	return *(volatile const __be16 *)&entry->reply_port;
+}
+
+/* The `direct_ports` word of the backend port of `key`; NULL only on a map error. */
+static __always_inline __u32 *direct_port_word(const struct portmux_flow_key *key)
+{
+	__u32 index = port_index(key->protocol, key->service_port);
+
+	return bpf_map_lookup_elem(&direct_ports, &index);
+}
+
+/*
+ * Whether `key` (client, client port, backend port) is a direct client's:
+ * looked up in `direct_clients` only when the backend port ever had one.
+ */
+static __always_inline bool is_direct_client(const struct portmux_flow_key *key)
+{
+	__u32 *seen = direct_port_word(key);
+
+	if (!seen || !*seen)
+		return false;
+	return bpf_map_lookup_elem(&direct_clients, key) != NULL;
 }
 
 #endif /* PORTMUX_MAPS_H */

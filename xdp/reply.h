@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * Reply translation at TC egress: a packet leaving a backend port for a
- * client portmux balanced gets the frontend port back as its source, so
- * the client sees the port it dialled. This runs where XDP cannot (egress)
- * and where the skb says whether the checksum is partial, so the fix-up
- * goes through bpf_l4_csum_replace, which handles both cases.
+ * Reply translation at TC egress: a packet leaving a backend port gets the
+ * frontend port back as its source, so the client sees the port it dialled.
+ * Which frontend port is the backend port's `ports` entry's; no per-client
+ * state, except for the clients that talk to the backend port directly
+ * (`direct_clients`), whose replies leave unchanged. This runs where XDP
+ * cannot (egress) and where the skb says whether the checksum is partial,
+ * so the fix-up goes through bpf_l4_csum_replace, which handles both cases.
  */
 #ifndef PORTMUX_REPLY_H
 #define PORTMUX_REPLY_H
@@ -38,7 +40,7 @@ static __always_inline int parse_skb(struct __sk_buff *skb, struct l4_packet *pk
 static __always_inline int translate_reply(struct __sk_buff *skb)
 {
 	struct portmux_flow_key key = {};
-	struct portmux_reply *reply;
+	struct portmux_port *port;
 	struct l4_packet pkt;
 	__u32 port_offset, csum_offset, csum_flags;
 	__be16 backend, frontend;
@@ -60,13 +62,16 @@ static __always_inline int translate_reply(struct __sk_buff *skb)
 			return REPLY_CONTINUE;
 		}
 	}
-	reply_key_for_reply(&key, &pkt);
-	reply = bpf_map_lookup_elem(&replies, &key);
-	if (!reply)
-		return REPLY_CONTINUE;
-
 	backend = l4_ports(&pkt)->source;
-	frontend = reply->frontend_port;
+	port = port_entry(pkt.l4_proto, backend);
+	if (!port)
+		return REPLY_CONTINUE;
+	frontend = reply_port_of(port);
+	if (!frontend)
+		return REPLY_CONTINUE;
+	reply_key_for_reply(&key, &pkt);
+	if (is_direct_client(&key))
+		return REPLY_CONTINUE;
 	port_offset = pkt.l4 - (void *)(long)skb->data;
 	if (pkt.l4_proto == IPPROTO_UDP) {
 		csum_offset = port_offset + offsetof(struct udphdr, check);

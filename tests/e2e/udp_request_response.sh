@@ -137,10 +137,10 @@ assert_eq "$noports_before" "$(udp_counter "$NS" UdpNoPorts)" \
     "UdpNoPorts unchanged: no request or reply hit a port without a socket"
 assert_eq 0 "$(udp_counter "$NS" UdpInCsumErrors)" "UdpInCsumErrors after $TOTAL exchanges"
 
-# Known bug: replies are translated by (client, client port, backend port)
-# whatever path the request took. A client port that has used the frontend
-# and then talks to that backend port DIRECTLY gets the backend's answers
-# with source port 9875, so a socket connected to the backend drops them.
+# A client port that has used the frontend and then talks to that backend
+# port DIRECTLY: XDP records it as a direct client of 9876, so TC egress
+# leaves 9876's answers to it with source port 9876 (replies are otherwise
+# translated by backend port), and a socket connected to 9876 takes them.
 log "--- a client port that used the frontend, then talks to its backend directly"
 mkdir "$E2E_WORKDIR/direct"
 start_udp_reply_backend "$NS" 9876 2 "$E2E_WORKDIR/direct"

@@ -178,11 +178,17 @@ TEST_CASE("ICMP outbound: errors about TCP segments, quoted checksum or not", "[
 
 TEST_CASE("ICMP outbound: errors portmux has no part in leave unchanged", "[icmp]") {
     configure_standard_frontend();
-    // A client talking to a backend port directly: no reply translation.
+    // A client talking to a backend port directly (XDP saw it: an exception
+    // to reply translation) gets errors about its datagrams unchanged.
     const Frame direct = ipv4_client().udp(kClientPort, kFirstBackend).payload(counting_payload(16)).build();
+    require_passes_unchanged(direct);
     require_tc_unchanged(ipv4_server().icmp(3, 3).payload(quote_of(direct)).build());
     const Frame direct6 = ipv6_client().udp(kClientPort, kFirstBackend).payload(counting_payload(16)).build();
+    require_passes_unchanged(direct6);
     require_tc_unchanged(ipv6_server().icmp(1, 4).payload(quote_of(direct6)).build());
+    // A port that is no backend: nothing to translate.
+    const Frame elsewhere = ipv4_client().udp(kClientPort, 5999).payload(counting_payload(16)).build();
+    require_tc_unchanged(ipv4_server().icmp(3, 3).payload(quote_of(elsewhere)).build());
     // A balanced datagram, but ICMP that is not an error (redirect, parameter
     // problem, echo reply), and a quote too short for the ports.
     const Frame request = ipv4_client().udp(kClientPort, kFrontendPort).payload(counting_payload(16)).build();

@@ -77,7 +77,7 @@ TEST_CASE("liveness: every backend down for a family passes unrewritten as no_ba
         require_unrewritten(datagram(ipv6_client()));
         tally.dropped(PORTMUX_DROP_NO_BACKEND);  // counted, not dropped
     }
-    CHECK(data_path().reply_count() == 0);
+    CHECK(data_path().direct_client_count() == 0);
     // IPv4 still goes to the two undrained backends.
     for (std::uint16_t expected : {9876, 9877}) {
         const Frame frame = datagram(ipv4_client());

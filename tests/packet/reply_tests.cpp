@@ -1,8 +1,9 @@
-// Reply translation. XDP records (client, client port, backend port) ->
-// frontend port for every packet it forwards; the TC egress program, run
-// here with BPF_PROG_TEST_RUN on Ethernet frames (the test run's skb has
+// Reply translation by backend port. The TC egress program, run here with
+// BPF_PROG_TEST_RUN on Ethernet frames (the test run's skb has
 // CHECKSUM_NONE, so bpf_l4_csum_replace updates the checksum in full),
-// gives a reply leaving a backend the frontend port back as its source.
+// gives a packet leaving a backend port the frontend port its `ports`
+// entry names, unless its client talks to that backend port directly.
+// Nothing is recorded per balanced client.
 #include <catch2/catch.hpp>
 
 #include <arpa/inet.h>
@@ -60,32 +61,40 @@ void require_reply_unchanged(const Frame& reply) {
 
 }  // namespace
 
-TEST_CASE("replies: per-packet UDP records one reply entry per client and backend", "[reply][udp]") {
+TEST_CASE("replies: balanced UDP records nothing per client", "[reply][udp]") {
     configure_standard_frontend();
     CounterTally tally(3);
-    const Frame request = ipv4_client().udp(kClientPort, kFrontendPort).payload(counting_payload(16)).build();
-    for (int round = 0; round < 2; ++round) {
+    for (std::uint16_t client_port : {kClientPort, std::uint16_t(kClientPort + 1)}) {
+        const Frame request = ipv4_client().udp(client_port, kFrontendPort).payload(counting_payload(16)).build();
         for (std::size_t i = 0; i < kBackendPorts.size(); ++i) {
             CHECK(forward(request) == kBackendPorts[i]);
             tally.forwarded(i, request);
-            const auto entry = data_path().reply(reply_key(request, kBackendPorts[i]));
-            REQUIRE(entry.has_value());
-            CHECK(ntohs(entry->frontend_port) == kFrontendPort);
-            CHECK(entry->pad[0] == 0);
+            CHECK(data_path().reply_frontend(request, kBackendPorts[i]) == kFrontendPort);
         }
-        // Per-packet affinity keeps no flow, and a client has one reply
-        // entry per backend, however many datagrams it sends.
-        CHECK(data_path().flow_count() == 0);
-        CHECK(data_path().reply_count() == 3);
     }
-    // Another client port: entries of its own.
-    const Frame other = ipv4_client().udp(kClientPort + 1, kFrontendPort).payload(counting_payload(16)).build();
-    CHECK(forward(other) == 9876);
-    tally.forwarded(0, other);
-    CHECK(data_path().reply(reply_key(other, 9876)).has_value());
-    CHECK_FALSE(data_path().reply(reply_key(other, 9877)).has_value());
-    CHECK(data_path().reply_count() == 4);
+    CHECK(data_path().flow_count() == 0);
+    CHECK(data_path().direct_client_count() == 0);
     require_counters(kFrontendPort, Protocol::udp, tally.expected());
+}
+
+TEST_CASE("replies: translated by backend port, for clients XDP never saw", "[reply][udp][tcp]") {
+    data_path().configure(config_of({make_frontend(kFrontendPort, Protocol::udp, kBackendPorts),
+                                     make_frontend(5300, Protocol::udp, {5301}),
+                                     make_frontend(8080, Protocol::tcp, {8081, 8082})}));
+    for (std::uint16_t backend : kBackendPorts) {
+        require_reply_translated(ipv4_server().udp(backend, 41234).payload(counting_payload(9)).build(),
+                                 kFrontendPort);
+    }
+    require_reply_translated(ipv6_server().udp(5301, 50000).payload(counting_payload(9)).build(), 5300);
+    require_reply_translated(ipv4_server().tcp(8082, 50001).tcp_flags(kTcpSyn | kTcpAck).build(), 8080);
+    // Per protocol: UDP from a TCP backend port, TCP from a UDP one.
+    require_reply_unchanged(ipv4_server().udp(8081, 50001).payload(counting_payload(4)).build());
+    require_reply_unchanged(ipv4_server().tcp(5301, 50001).build());
+    // A reload that moves a backend port to another frontend: its replies follow.
+    data_path().reload(config_of({make_frontend(kFrontendPort, Protocol::udp, {9876, 9877}),
+                                  make_frontend(5300, Protocol::udp, {5301, 9878})}));
+    require_reply_translated(ipv4_server().udp(9878, 41234).payload(counting_payload(9)).build(), 5300);
+    require_reply_unchanged(ipv4_server().tcp(8081, 50001).build());
 }
 
 TEST_CASE("replies: a UDP reply from the backend leaves with the frontend port", "[reply][udp]") {
@@ -100,12 +109,19 @@ TEST_CASE("replies: a UDP reply from the backend leaves with the frontend port",
                 PacketBuilder(family.server).udp(9876, kClientPort).payload(counting_payload(size)).build(),
                 kFrontendPort);
         }
-        // A backend this client was never sent to: no entry, no change.
-        require_reply_unchanged(PacketBuilder(family.server).udp(9877, kClientPort).payload(counting_payload(20)).build());
-        // The frontend port itself, another client port, TCP from the same port.
+        // Another backend of the frontend, another client port: by port.
+        require_reply_translated(PacketBuilder(family.server).udp(9877, kClientPort).payload(counting_payload(20)).build(),
+                                 kFrontendPort);
+        require_reply_translated(PacketBuilder(family.server).udp(9876, kClientPort + 1).payload(counting_payload(20)).build(),
+                                 kFrontendPort);
+        // The frontend port itself, TCP from the same port number.
         require_reply_unchanged(PacketBuilder(family.server).udp(kFrontendPort, kClientPort).payload(counting_payload(20)).build());
-        require_reply_unchanged(PacketBuilder(family.server).udp(9876, kClientPort + 1).payload(counting_payload(20)).build());
         require_reply_unchanged(PacketBuilder(family.server).tcp(9876, kClientPort).payload(counting_payload(20)).build());
+        // A client that talks to the backend port directly: its replies keep it.
+        require_passes_unchanged(PacketBuilder(family.client).udp(kClientPort + 2, 9876).payload(counting_payload(20)).build());
+        require_reply_unchanged(PacketBuilder(family.server).udp(9876, kClientPort + 2).payload(counting_payload(20)).build());
+        require_reply_translated(PacketBuilder(family.server).udp(9876, kClientPort + 3).payload(counting_payload(20)).build(),
+                                 kFrontendPort);
         // The request direction is not a reply.
         require_reply_unchanged(request);
     }
@@ -127,19 +143,14 @@ TEST_CASE("replies: a TCP reply (SYN-ACK, data) from the backend leaves with the
                                  8080);
         require_reply_translated(
             PacketBuilder(family.server).tcp(8081, kClientPort).tcp_flags(kTcpFin | kTcpAck).build(), 8080);
-        require_reply_unchanged(PacketBuilder(family.server).tcp(8082, kClientPort).build());
+        require_reply_translated(PacketBuilder(family.server).tcp(8082, kClientPort).build(), 8080);
         require_reply_unchanged(PacketBuilder(family.server).udp(8081, kClientPort).payload(counting_payload(4)).build());
     }
 }
 
-TEST_CASE("replies: entries written directly, checksum corner cases", "[reply][checksum]") {
-    configure_standard_frontend();
-    const Frame request = ipv4_client().udp(kClientPort, kFrontendPort).build();
-    data_path().set_reply(reply_key(request, 9876), kFrontendPort);
-    const Frame tcp_request = ipv6_client().tcp(kClientPort, kFrontendPort).build();
-    data_path().set_reply(reply_key(tcp_request, 9876), kFrontendPort);
-    const Frame udp6_request = ipv6_client().udp(kClientPort, kFrontendPort).build();
-    data_path().set_reply(reply_key(udp6_request, 9876), kFrontendPort);
+TEST_CASE("replies: checksum corner cases", "[reply][checksum]") {
+    data_path().configure(config_of({make_frontend(kFrontendPort, Protocol::udp, kBackendPorts),
+                                     make_frontend(kFrontendPort, Protocol::tcp, {9876})}));
 
     SECTION("IPv4 UDP without a checksum keeps checksum 0") {
         const Frame reply = ipv4_server().udp(9876, kClientPort).without_udp_checksum().payload(counting_payload(30)).build();
@@ -186,16 +197,14 @@ TEST_CASE("replies: entries written directly, checksum corner cases", "[reply][c
     }
 }
 
-TEST_CASE("replies: UDP flow affinity records the reply entry of its flow", "[reply][udp-flow]") {
+TEST_CASE("replies: UDP flow affinity records its flow, no reply entry", "[reply][udp-flow]") {
     Frontend frontend = make_frontend(kFrontendPort, Protocol::udp, kBackendPorts);
     frontend.affinity = Affinity::flow;
     data_path().configure(config_of({frontend}));
     const Frame request = ipv6_client().udp(kClientPort, kFrontendPort).payload(counting_payload(9)).build();
     CHECK(forward(request) == 9876);
     CHECK(forward(request) == 9876);
-    CHECK(data_path().reply_count() == 1);
-    const auto entry = data_path().reply(reply_key(request, 9876));
-    REQUIRE(entry.has_value());
-    CHECK(ntohs(entry->frontend_port) == kFrontendPort);
+    CHECK(data_path().flow_count() == 1);
+    CHECK(data_path().direct_client_count() == 0);
     require_reply_translated(ipv6_server().udp(9876, kClientPort).payload(counting_payload(5)).build(), kFrontendPort);
 }

@@ -62,7 +62,7 @@ std::uint32_t generation_of(const Frontend& frontend) {
 }
 
 // The flow entry of `request` must point at `backend` (index and port) under
-// the generation of `frontend`, and its reply entry name the frontend port.
+// the generation of `frontend`, and its replies show the frontend port.
 void require_flow(const Frame& request, const Frontend& frontend, std::uint16_t backend) {
     const auto flow = data_path().flow(request_flow_key(request));
     REQUIRE(flow.has_value());
@@ -73,13 +73,11 @@ void require_flow(const Frame& request, const Frontend& frontend, std::uint16_t 
     }
     CHECK(flow->backend_index == index_of(ports, backend));
     CHECK(flow->generation == generation_of(frontend));
-    const auto reply = data_path().reply(reply_key(request, backend));
-    REQUIRE(reply.has_value());
-    CHECK(ntohs(reply->frontend_port) == kTcpFrontend);
+    CHECK(data_path().reply_frontend(request, backend) == kTcpFrontend);
 }
 
 // The SYN slot of `syn` must name `backend` (port and index in `frontend`),
-// no flow exist for it yet, and its reply entry name the frontend port.
+// no flow exist for it yet, and its replies show the frontend port.
 void require_syn_slot(const Frame& syn, const Frontend& frontend, std::uint16_t backend) {
     const auto slot = data_path().syn_slot(request_flow_key(syn));
     REQUIRE(slot.has_value());
@@ -90,9 +88,7 @@ void require_syn_slot(const Frame& syn, const Frontend& frontend, std::uint16_t 
     }
     CHECK(slot->backend_index == index_of(ports, backend));
     CHECK_FALSE(data_path().flow(request_flow_key(syn)).has_value());
-    const auto reply = data_path().reply(reply_key(syn, backend));
-    REQUIRE(reply.has_value());
-    CHECK(ntohs(reply->frontend_port) == kTcpFrontend);
+    CHECK(data_path().reply_frontend(syn, backend) == kTcpFrontend);
 }
 
 }  // namespace
@@ -114,7 +110,7 @@ TEST_CASE("TCP: SYNs take backends in turn, every later segment follows its flow
     // SYNs write slots, never the flow table.
     CHECK(data_path().flow_count() == 0);
     CHECK(data_path().syn_slot_count() == 3);
-    CHECK(data_path().reply_count() == 3);
+    CHECK(data_path().direct_client_count() == 0);
 
     // The rest of each connection, interleaved, stays on its backend; the
     // first of them (the handshake's ACK) records the flow.
@@ -187,7 +183,7 @@ TEST_CASE("TCP: a segment no slot, flow or backend socket knows goes to a stable
         tally.forwarded(index_of(kTcpBackends, first), frame);
     }
     CHECK(data_path().flow_count() == 0);
-    CHECK(data_path().reply_count() == 0);
+    CHECK(data_path().direct_client_count() == 0);
     CHECK(data_path().syn_slot_count() == 0);
     // 24 flows over 3 backends: a hash that spreads uses all of them.
     CHECK(used.size() == 3);
@@ -405,7 +401,7 @@ TEST_CASE("TCP: no live backend drops SYNs and unknown segments as no_backend", 
         tally.dropped(PORTMUX_DROP_NO_BACKEND);
     }
     CHECK(data_path().flow_count() == 0);
-    CHECK(data_path().reply_count() == 0);
+    CHECK(data_path().direct_client_count() == 0);
     require_counters(kTcpFrontend, Protocol::tcp, tally.expected());
 }
 
@@ -452,11 +448,11 @@ TEST_CASE("UDP flow affinity: a client sticks to its backend, another client por
             REQUIRE(flow.has_value());
             CHECK(ntohs(flow->backend_port) == expected[i]);
             CHECK(flow->backend_index == index_of(kBackendPorts, expected[i]));
-            CHECK(ntohs(data_path().reply(reply_key(frame, expected[i]))->frontend_port) == kFrontendPort);
+            CHECK(data_path().reply_frontend(frame, expected[i]) == kFrontendPort);
         }
     }
     CHECK(data_path().flow_count() == 4);
-    CHECK(data_path().reply_count() == 4);
+    CHECK(data_path().direct_client_count() == 0);
     require_counters(kFrontendPort, Protocol::udp, tally.expected());
 }
 
@@ -480,7 +476,7 @@ TEST_CASE("UDP flow affinity: an idle flow is rebalanced, a live one refreshed",
         CHECK(flow->backend_index == 2);
         CHECK(flow->created_ns >= before);
         CHECK(flow->last_seen_ns >= before);
-        CHECK(data_path().reply(reply_key(a, 9878)).has_value());
+        CHECK(data_path().reply_frontend(a, 9878) == kFrontendPort);
         // And it sticks to the new one.
         CHECK(forward(a) == 9878);
         tally.forwarded(2, a);
@@ -535,15 +531,17 @@ TEST_CASE("UDP flow affinity: a reload that removes a backend moves its flows ro
     CHECK(data_path().flow_count() == 3);
 }
 
-TEST_CASE("flows: a reply entry the replies table lost is recorded again by the next packet", "[tcp][udp-flow][reply]") {
-    // flows and replies are separate LRU tables: busy per-packet UDP
-    // frontends can evict a long-lived connection's reply entry while its
-    // flow stays, and its replies would then leave from the backend port.
+TEST_CASE("replies: no per-client state; losing a flow entry changes nothing for replies",
+          "[tcp][udp-flow][reply]") {
+    // Replies are translated by backend port, so nothing an LRU evicts
+    // decides whether a balanced client's replies show the frontend port.
     SECTION("TCP") {
         configure_tcp();
         const Frame syn = segment(ipv6_client(), 40001, kTcpSyn);
         CHECK(forward(syn) == 8081);
-        data_path().erase_reply(reply_key(syn, 8081));
+        CHECK(forward(segment(ipv6_client(), 40001, kTcpAck)) == 8081);
+        data_path().clear_flow_tables();
+        CHECK(data_path().reply_frontend(syn, 8081) == kTcpFrontend);
         CHECK(forward(segment(ipv6_client(), 40001, kTcpPsh | kTcpAck, 20)) == 8081);
         require_flow(syn, tcp_frontend(), 8081);
     }
@@ -551,13 +549,10 @@ TEST_CASE("flows: a reply entry the replies table lost is recorded again by the 
         data_path().configure(config_of({udp_flow_frontend()}));
         const Frame datagram = udp_from(ipv4_client(), 40001);
         CHECK(forward(datagram) == 9876);
-        data_path().erase_reply(reply_key(datagram, 9876));
-        CHECK(forward(datagram) == 9876);
-        const auto entry = data_path().reply(reply_key(datagram, 9876));
-        REQUIRE(entry.has_value());
-        CHECK(ntohs(entry->frontend_port) == kFrontendPort);
+        data_path().clear_flow_tables();
+        CHECK(data_path().reply_frontend(datagram, 9876) == kFrontendPort);
     }
-    CHECK(data_path().reply_count() == 1);
+    CHECK(data_path().direct_client_count() == 0);
 }
 
 namespace {
@@ -571,39 +566,63 @@ void require_passed_unchanged(const Frame& frame) {
 
 }  // namespace
 
-TEST_CASE("replies: a client that talks to a backend port directly retires its reply entry",
+TEST_CASE("replies: a client that talks to a backend port directly becomes an exception",
           "[reply][tcp][udp]") {
     configure_tcp();
     const Frame syn = segment(ipv4_client(), kClientPort, kTcpSyn);
     const std::uint16_t backend = forward(syn);
-    REQUIRE(data_path().reply(reply_key(syn, backend)).has_value());
+    CHECK(data_path().reply_frontend(syn, backend) == kTcpFrontend);
 
-    // Segments that are not a SYN leave it: they may be the balanced
-    // connection's own (a reply entry is only ever keyed by backend port).
-    const Frame direct_ack =
-        PacketBuilder(ipv4_client()).tcp(kClientPort, backend).tcp_flags(kTcpAck).build();
-    require_passed_unchanged(direct_ack);
-    CHECK(data_path().reply(reply_key(syn, backend)).has_value());
-
-    // A new connection from the same client port straight to the backend.
+    // Another client port straight to the backend: its replies keep the
+    // backend port, the balanced client's still show the frontend's.
     const Frame direct_syn =
-        PacketBuilder(ipv4_client()).tcp(kClientPort, backend).tcp_flags(kTcpSyn).build();
+        PacketBuilder(ipv4_client()).tcp(kClientPort + 1, backend).tcp_flags(kTcpSyn).build();
     require_passed_unchanged(direct_syn);
-    CHECK_FALSE(data_path().reply(reply_key(syn, backend)).has_value());
+    CHECK(data_path().direct_client(reply_key(direct_syn, backend)));
+    CHECK(data_path().direct_port(reply_key(direct_syn, backend)));  // TC now looks for exceptions of it
+    CHECK(data_path().reply_frontend(direct_syn, backend) == 0);
+    CHECK(data_path().reply_frontend(syn, backend) == kTcpFrontend);
+    // Any later segment puts back an exception the LRU evicted.
+    data_path().erase_direct_client(reply_key(direct_syn, backend));
+    const Frame direct_ack =
+        PacketBuilder(ipv4_client()).tcp(kClientPort + 1, backend).tcp_flags(kTcpAck).build();
+    require_passed_unchanged(direct_ack);
+    CHECK(data_path().direct_client(reply_key(direct_syn, backend)));
 
-    // A port that is no backend costs nothing and changes nothing.
-    const Frame elsewhere =
-        PacketBuilder(ipv4_client()).tcp(kClientPort, 22).tcp_flags(kTcpSyn).build();
-    require_passed_unchanged(elsewhere);
+    // A balanced SYN from a client port that was a direct client of the
+    // backend it is sent to retires the exception.
+    const Frame second = segment(ipv4_client(), kClientPort + 2, kTcpSyn);
+    data_path().set_direct_client(reply_key(second, kTcpBackends[1]));
+    CHECK(forward(second) == kTcpBackends[1]);
+    CHECK_FALSE(data_path().direct_client(reply_key(second, kTcpBackends[1])));
+    CHECK(data_path().reply_frontend(second, kTcpBackends[1]) == kTcpFrontend);
 
-    // UDP: any datagram straight to a backend port retires the entry.
+    // A port that is no backend costs nothing and records nothing.
+    const std::size_t before = data_path().direct_client_count();
+    require_passed_unchanged(PacketBuilder(ipv4_client()).tcp(kClientPort, 22).tcp_flags(kTcpSyn).build());
+    CHECK(data_path().direct_client_count() == before);
+
+    // UDP: any datagram straight to a backend port makes the exception.
     configure_standard_frontend();
     const Frame request =
         ipv4_client().udp(kClientPort, kFrontendPort).payload(counting_payload(8)).build();
     const std::uint16_t udp_backend = forward(request);
-    REQUIRE(data_path().reply(reply_key(request, udp_backend)).has_value());
+    CHECK(data_path().reply_frontend(request, udp_backend) == kFrontendPort);
     const Frame direct =
         ipv4_client().udp(kClientPort, udp_backend).payload(counting_payload(8)).build();
     require_passed_unchanged(direct);
-    CHECK_FALSE(data_path().reply(reply_key(request, udp_backend)).has_value());
+    CHECK(data_path().direct_client_count() == 1);
+    CHECK(data_path().reply_frontend(request, udp_backend) == 0);
+}
+
+TEST_CASE("replies: a one-way UDP frontend's backends neither translate nor note direct clients",
+          "[reply][udp]") {
+    Frontend one_way = make_frontend(kFrontendPort, Protocol::udp, kBackendPorts);
+    one_way.reply_translation = false;
+    data_path().configure(config_of({one_way}));
+    const Frame request = ipv4_client().udp(kClientPort, kFrontendPort).payload(counting_payload(8)).build();
+    CHECK(forward(request) == kFirstBackend);
+    CHECK(data_path().reply_frontend(request, kFirstBackend) == 0);
+    require_passed_unchanged(ipv4_client().udp(kClientPort, kFirstBackend).payload(counting_payload(8)).build());
+    CHECK(data_path().direct_client_count() == 0);
 }

@@ -52,8 +52,8 @@ int LoadedDataPath::flows_fd() const {
     return bpf_map__fd(skeleton_->maps.flows);
 }
 
-int LoadedDataPath::replies_fd() const {
-    return bpf_map__fd(skeleton_->maps.replies);
+int LoadedDataPath::direct_clients_fd() const {
+    return bpf_map__fd(skeleton_->maps.direct_clients);
 }
 
 int LoadedDataPath::syn_slots_fd() const {
@@ -124,7 +124,7 @@ void LoadedDataPath::reload(const Config& config) const {
 
 void LoadedDataPath::clear_flow_tables() const {
     clear_flow_map(flows_fd(), "flows");
-    clear_flow_map(replies_fd(), "replies");
+    clear_flow_map(direct_clients_fd(), "direct_clients");
 }
 
 void LoadedDataPath::clear_syn_slots() const {
@@ -210,8 +210,8 @@ std::size_t LoadedDataPath::flow_count() const {
     return count_flow_map(flows_fd());
 }
 
-std::size_t LoadedDataPath::reply_count() const {
-    return count_flow_map(replies_fd());
+std::size_t LoadedDataPath::direct_client_count() const {
+    return count_flow_map(direct_clients_fd());
 }
 
 std::optional<portmux_flow> LoadedDataPath::flow(const portmux_flow_key& key) const {
@@ -228,26 +228,59 @@ void LoadedDataPath::set_flow(const portmux_flow_key& key, const portmux_flow& f
     }
 }
 
-std::optional<portmux_reply> LoadedDataPath::reply(const portmux_flow_key& key) const {
-    portmux_reply value{};
-    if (bpf_map_lookup_elem(replies_fd(), &key, &value) != 0) {
-        return std::nullopt;
-    }
-    return value;
+bool LoadedDataPath::direct_client(const portmux_flow_key& key) const {
+    portmux_direct_client value{};
+    return bpf_map_lookup_elem(direct_clients_fd(), &key, &value) == 0;
 }
 
-void LoadedDataPath::set_reply(const portmux_flow_key& key, std::uint16_t frontend_port) const {
-    portmux_reply value{};
-    value.frontend_port = htons(frontend_port);
-    if (bpf_map_update_elem(replies_fd(), &key, &value, BPF_ANY) != 0) {
-        throw std::system_error(errno, std::generic_category(), "writing a reply entry");
+namespace {
+
+std::uint32_t direct_port_index(const portmux_flow_key& key) {
+    return ntohs(key.service_port) + (key.protocol == IPPROTO_TCP ? PORTMUX_TCP_PORT_BASE : 0);
+}
+
+}  // namespace
+
+bool LoadedDataPath::direct_port(const portmux_flow_key& key) const {
+    const std::uint32_t index = direct_port_index(key);
+    std::uint32_t seen = 0;
+    if (bpf_map_lookup_elem(bpf_map__fd(skeleton_->maps.direct_ports), &index, &seen) != 0) {
+        throw std::system_error(errno, std::generic_category(), "reading direct_ports");
+    }
+    return seen != 0;
+}
+
+void LoadedDataPath::set_direct_client(const portmux_flow_key& key) const {
+    // As XDP does: the backend port's flag first, then the exception.
+    const std::uint32_t index = direct_port_index(key);
+    const std::uint32_t seen = 1;
+    if (bpf_map_update_elem(bpf_map__fd(skeleton_->maps.direct_ports), &index, &seen, BPF_ANY) != 0) {
+        throw std::system_error(errno, std::generic_category(), "writing direct_ports");
+    }
+    const portmux_direct_client value{1};
+    if (bpf_map_update_elem(direct_clients_fd(), &key, &value, BPF_ANY) != 0) {
+        throw std::system_error(errno, std::generic_category(), "writing a direct client");
     }
 }
 
-void LoadedDataPath::erase_reply(const portmux_flow_key& key) const {
-    if (bpf_map_delete_elem(replies_fd(), &key) != 0) {
-        throw std::system_error(errno, std::generic_category(), "deleting a reply entry");
+void LoadedDataPath::erase_direct_client(const portmux_flow_key& key) const {
+    if (bpf_map_delete_elem(direct_clients_fd(), &key) != 0) {
+        throw std::system_error(errno, std::generic_category(), "deleting a direct client");
     }
+}
+
+std::uint16_t LoadedDataPath::reply_frontend(const Frame& request, std::uint16_t backend) const {
+    const portmux_flow_key key = reply_key(request, backend);
+    const std::uint32_t index = backend + (key.protocol == IPPROTO_TCP ? PORTMUX_TCP_PORT_BASE : 0);
+    portmux_port entry{};
+    if (bpf_map_lookup_elem(maps().ports, &index, &entry) != 0) {
+        throw std::system_error(errno, std::generic_category(), "reading the ports map");
+    }
+    if (!(entry.flags & PORTMUX_PORT_BACKEND) || entry.reply_port == 0 ||
+        (direct_port(key) && direct_client(key))) {
+        return 0;
+    }
+    return ntohs(entry.reply_port);
 }
 
 FrontendStats LoadedDataPath::stats(std::uint16_t frontend_port, Protocol protocol) const {

@@ -47,22 +47,22 @@ public:
     int tc_program_fd() const;  // portmux_tc_egress
     DataPathMaps maps() const;
     int flows_fd() const;
-    int replies_fd() const;
+    int direct_clients_fd() const;
     int syn_slots_fd() const;
 
     // Programs the maps through the loader's own code path, then zeroes
     // the per-CPU state (round-robin cursors) of every installed frontend:
     // write_config keeps the state of a frontend that stays, and a test
     // wants its sequence to start at the first backend. Empties the flows
-    // and replies tables too, so no test sees another one's entries.
+    // and direct_clients tables too, so no test sees another one's entries.
     void configure(const Config& config) const;
 
     // Only write_config, as `portmux reload` does: cursors, counters,
-    // flows and replies stay.
+    // flows and direct clients stay.
     void reload(const Config& config) const;
 
-    // Deletes every entry of the flows and replies tables (as evictions
-    // would); the SYN slots stay.
+    // Deletes every entry of the flows and direct_clients tables (as
+    // evictions would); the SYN slots stay.
     void clear_flow_tables() const;
     // Zeroes every SYN slot.
     void clear_syn_slots() const;
@@ -83,14 +83,22 @@ public:
     // The summed counters of one frontend (throws when it is not installed).
     FrontendStats stats(std::uint16_t frontend_port, Protocol protocol = Protocol::udp) const;
 
-    // Flow and reply table entries; nullopt when absent.
+    // Flow table entries; nullopt when absent.
     std::optional<portmux_flow> flow(const portmux_flow_key& key) const;
     void set_flow(const portmux_flow_key& key, const portmux_flow& flow) const;
-    std::optional<portmux_reply> reply(const portmux_flow_key& key) const;
-    void set_reply(const portmux_flow_key& key, std::uint16_t frontend_port) const;
-    void erase_reply(const portmux_flow_key& key) const;  // as an LRU eviction would
     std::size_t flow_count() const;
-    std::size_t reply_count() const;
+    // The exceptions to reply translation, keyed by reply_key(): clients
+    // that talked to a backend port directly.
+    bool direct_client(const portmux_flow_key& key) const;
+    // Whether the backend port of KEY ever had a direct client (direct_ports).
+    bool direct_port(const portmux_flow_key& key) const;
+    void set_direct_client(const portmux_flow_key& key) const;
+    void erase_direct_client(const portmux_flow_key& key) const;  // as an LRU eviction would
+    std::size_t direct_client_count() const;
+    // The source port TC egress gives a reply from BACKEND to REQUEST's
+    // client, by the maps: the backend port's reply port unless the client
+    // is a direct client of it; 0 when the reply leaves unchanged.
+    std::uint16_t reply_frontend(const Frame& request, std::uint16_t backend) const;
 
     // The SYN slot of a flow key (xdp/tcp_affinity.h): nullopt when the
     // slot holds another key's SYN or none.
@@ -134,7 +142,7 @@ std::uint32_t reference_flow_hash(const portmux_flow_key& key, std::uint32_t see
 // The `flows` key of a request frame: (client = source address and port,
 // service = destination port, protocol, family), from the reference parser.
 portmux_flow_key request_flow_key(const Frame& request);
-// The `replies` key for a request frame forwarded to `backend`.
+// The `direct_clients` key of a request frame's client talking to `backend`.
 portmux_flow_key reply_key(const Frame& request, std::uint16_t backend);
 
 // CLOCK_MONOTONIC in nanoseconds: bpf_ktime_get_ns()'s clock.

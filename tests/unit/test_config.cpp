@@ -126,20 +126,48 @@ TEST_CASE("protocol is optional and defaults to udp", "[config]") {
     CHECK(config.frontends[0].protocol == Protocol::udp);
 }
 
-TEST_CASE("several frontends keep their order and may share backends", "[config]") {
+TEST_CASE("several frontends keep their order", "[config]") {
     const Config config = parse_config(R"({
         "frontends": [
             { "port": 9875, "backends": [9876, 9877] },
             { "port": 1, "protocol": "udp", "backends": [65535] },
-            { "port": 7000, "backends": [9876] }
+            { "port": 7000, "backends": [9878] },
+            { "port": 7000, "protocol": "tcp", "backends": [9876] }
         ]
     })");
-    REQUIRE(config.frontends.size() == 3);
+    REQUIRE(config.frontends.size() == 4);
     CHECK(config.frontends[0].port == 9875);
     CHECK(config.frontends[1].port == 1);
     CHECK(config.frontends[1].backends == std::vector<portmux::Backend>{65535});
     CHECK(config.frontends[2].port == 7000);
-    CHECK(config.frontends[2].backends == std::vector<portmux::Backend>{9876});
+    CHECK(config.frontends[2].backends == std::vector<portmux::Backend>{9878});
+    // The same port as a backend of a UDP and a TCP frontend: two ports.
+    CHECK(config.frontends[3].backends == std::vector<portmux::Backend>{9876});
+}
+
+TEST_CASE("a backend port serves one frontend of its protocol", "[config][frontends]") {
+    // Replies are translated by backend port: a shared one would be ambiguous.
+    const ConfigError listed = rejection(R"({"frontends": [
+        { "port": 9875, "backends": [9876, 9877] },
+        { "port": 7000, "backends": [9878, 9877] }
+    ]})");
+    CHECK(listed.path() == "frontends[1].backends[1]");
+    CHECK_THAT(listed.reason(), Contains("backend 9877 is also a backend of udp frontend 9875") &&
+                                    Contains("frontends[0].backends[1]") &&
+                                    Contains("replies are translated by backend port"));
+    // A route target counts as a backend too.
+    const ConfigError routed = rejection(R"({"frontends": [
+        { "port": 9875, "backends": [9876] },
+        { "port": 7000, "backends": [9878],
+          "route": { "offset": 0, "length": 1, "tags": [ { "tag": "A", "backend": 9876 } ] } }
+    ]})");
+    CHECK(routed.path() == "frontends[1].route.tags[0].backend");
+    CHECK_THAT(routed.reason(), Contains("backend 9876 is also a backend of udp frontend 9875"));
+    // Within one frontend a port may be listed and routed to.
+    CHECK_NOTHROW(parse_config(R"({"frontends": [
+        { "port": 7000, "backends": [9878],
+          "route": { "offset": 0, "length": 1, "tags": [ { "tag": "A", "backend": 9878 } ] } }
+    ]})"));
 }
 
 TEST_CASE("exactly PORTMUX_MAX_BACKENDS backends are accepted", "[config]") {

@@ -40,7 +40,7 @@ portmux::MetricsSnapshot two_backend_snapshot() {
     stats.backends = {{9001, 7, 700}, {9002, 3, 300}};
     snapshot.stats.push_back(stats);
     snapshot.flows = portmux::TableFill{12, 65536};
-    snapshot.replies = portmux::TableFill{5, 65536};
+    snapshot.direct_clients = portmux::TableFill{5, 65536};
     snapshot.counters.reloads = 4;
     snapshot.counters.reload_failures = 1;
     snapshot.counters.last_reload_ok = false;
@@ -71,7 +71,7 @@ TEST_CASE("metrics: the stats counters plus the service's own state") {
     CHECK_THAT(text, Contains(std::string("portmux_backend_weight{") + labels +
                               ",backend=\"9001\"} 3\n"));
     CHECK_THAT(text, Contains("portmux_table_entries{iface=\"eth0\",table=\"flows\"} 12\n"));
-    CHECK_THAT(text, Contains("portmux_table_capacity{iface=\"eth0\",table=\"replies\"} 65536\n"));
+    CHECK_THAT(text, Contains("portmux_table_capacity{iface=\"eth0\",table=\"direct_clients\"} 65536\n"));
     CHECK_THAT(text, Contains("portmux_reloads_total{iface=\"eth0\"} 4\n"));
     CHECK_THAT(text, Contains("portmux_reload_failures_total{iface=\"eth0\"} 1\n"));
     CHECK_THAT(text, Contains("portmux_last_reload_successful{iface=\"eth0\"} 0\n"));
@@ -107,7 +107,7 @@ TEST_CASE("metrics: label values are escaped; unknown table fill is left out") {
     portmux::MetricsSnapshot snapshot = two_backend_snapshot();
     snapshot.iface = "we\"ird\\";
     snapshot.flows.reset();
-    snapshot.replies.reset();
+    snapshot.direct_clients.reset();
     snapshot.attached = false;
     const std::string text = portmux::render_metrics(snapshot);
     CHECK_THAT(text, Contains("portmux_attached{iface=\"we\\\"ird\\\\\",mode=\"native\""));
