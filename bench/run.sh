@@ -482,20 +482,24 @@ RELAY_RR_TAG=PMXR
 # Ticks so far by where they went: "relay" (a relay process: naive, splice,
 # nginx, portmux), "servers" (our sinks and echo servers), and the kernel
 # threads: "kworker" (sockmap's backlog among others), "ksoftirqd", "kthreads".
-attributed_ticks() {
+attributed_ticks() {  # "pid:category:ticks ..." for every process that counts
   local pids
   pids=$( { ip netns pids "$NS_CLI"; ip netns pids "$NS_LB"; } 2>/dev/null | tr '\n' ' ')
   { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v ours=" $pids " '
-    { pid = $1; comm = $2; rest = $0; sub(/^.*\) /, "", rest); split(rest, f, " "); t = f[12] + f[13]
-      if (index(ours, " " pid " ")) { if (comm ~ /loadgen/) c["servers"] += t; else c["relay"] += t }
-      else if (f[2] == 2) { if (comm ~ /^\(kworker/) c["kworker"] += t; else if (comm ~ /^\(ksoftirqd/) c["ksoftirqd"] += t
-                            else c["kthreads"] += t } }
-    END { printf "relay %d servers %d kworker %d ksoftirqd %d kthreads %d\n", c["relay"], c["servers"], c["kworker"], c["ksoftirqd"], c["kthreads"] }'
+    { pid = $1; comm = $2; rest = $0; sub(/^.*\) /, "", rest); split(rest, f, " "); t = f[12] + f[13]; c = ""
+      if (index(ours, " " pid " ")) c = (comm ~ /loadgen/) ? "servers" : "relay"
+      else if (f[2] == 2) c = (comm ~ /^\(kworker/) ? "kworker" : (comm ~ /^\(ksoftirqd/) ? "ksoftirqd" : "kthreads"
+      if (c != "") printf "%s:%s:%d ", pid, c, t }'
 }
+# Per process: its ticks after minus before (all of them for a process that
+# started in between), summed by category. A process that exited in between
+# (kworkers come and go) is left out rather than counted negative.
 ticks_delta_json() {  # "before" "after": JSON seconds per category
-  awk -v a="$1" -v b="$2" -v hz="$HZ" 'BEGIN { n = split(a, x, " "); split(b, y, " "); printf "{"
-    for (i = 1; i < n; i += 2) printf "%s\"%s\": %.2f", (i > 1 ? ", " : ""), x[i], (y[i + 1] - x[i + 1]) / hz
-    printf "}" }'
+  awk -v a="$1" -v b="$2" -v hz="$HZ" 'BEGIN {
+    n = split(a, x, " "); for (i = 1; i <= n; i++) { split(x[i], p, ":"); before[p[1]] = p[3] }
+    n = split(b, y, " "); for (i = 1; i <= n; i++) { split(y[i], p, ":"); d = p[3] - before[p[1]]; if (d > 0) sum[p[2]] += d }
+    printf "{\"relay\": %.2f, \"servers\": %.2f, \"kworker\": %.2f, \"ksoftirqd\": %.2f, \"kthreads\": %.2f}",
+      sum["relay"] / hz, sum["servers"] / hz, sum["kworker"] / hz, sum["ksoftirqd"] / hz, sum["kthreads"] / hz }'
 }
 if want relay; then
   cat > "$WORK/nginx-tcp.conf" <<EOF
