@@ -319,15 +319,22 @@ struct PortmuxSizes {
 
 // Sizes the maps as the loader's size_maps() (loader/attachment.cpp) does
 // for a config of sizes.state_slots frontends: every map indexed by
-// frontend slot must hold them all (bench_scaling writes 65,535).
+// frontend slot must hold them all (bench_scaling writes 65,535). By name,
+// and only those the object has: the client tables differ between versions
+// of the data path (replies, direct_clients).
 portmux::SkeletonPtr load_portmux(const PortmuxSizes& sizes) {
     portmux::SkeletonPtr skel = portmux::open_skeleton();
-    if (bpf_map__set_max_entries(skel->maps.frontend_state, sizes.state_slots) ||
-        bpf_map__set_max_entries(skel->maps.frontend_configs, PORTMUX_CONFIG_BUFFERS * sizes.state_slots) ||
-        bpf_map__set_max_entries(skel->maps.counter_bases, sizes.state_slots) ||
-        bpf_map__set_max_entries(skel->maps.flows, sizes.flow_entries) ||
-        bpf_map__set_max_entries(skel->maps.replies, sizes.flow_entries)) {
-        fail("sizing the maps");
+    const std::pair<const char*, std::uint32_t> map_sizes[] = {
+        {"frontend_state", sizes.state_slots},
+        {"frontend_configs", PORTMUX_CONFIG_BUFFERS * sizes.state_slots},
+        {"counter_bases", sizes.state_slots},
+        {"flows", sizes.flow_entries},
+        {"replies", sizes.flow_entries},
+        {"direct_clients", sizes.flow_entries},
+    };
+    for (const auto& [name, entries] : map_sizes) {
+        bpf_map* map = bpf_object__find_map_by_name(skel->obj, name);
+        if (map && bpf_map__set_max_entries(map, entries) != 0) fail(fmt::format("sizing map {}", name));
     }
     if (int err = portmux_bpf__load(skel.get()); err) {
         errno = -err;
