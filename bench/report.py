@@ -432,6 +432,7 @@ def prog_sections(prog, old_prog, claims):
                   "cache misses a large table causes under varied traffic (the live client scaling below "
                   "measures that).")
         md.append("")
+    if flows_md:
         md.append("The flow table (TCP frontend 9875 → 9875), with only the measured flow, then with "
                   f"{max(r['flows'] for r in prog['flow_table']):,} random flows bulk-inserted:")
         md.append("")
