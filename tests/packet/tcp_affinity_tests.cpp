@@ -166,10 +166,16 @@ struct Connection {
     std::uint16_t client_port = 0;
 };
 
-Connection connect_to(const Endpoint& at, const Fd& listening, std::uint16_t port) {
+// `client_port` 0: the kernel picks an ephemeral port.
+Connection connect_to(const Endpoint& at, const Fd& listening, std::uint16_t port, std::uint16_t client_port = 0) {
     Connection c;
     c.client = Fd(socket(at.family, SOCK_STREAM | SOCK_CLOEXEC, 0));
     socklen_t length = 0;
+    if (client_port != 0) {
+        socklen_t local_length = 0;
+        const sockaddr_storage local = socket_address(at.family, at.host, client_port, local_length);
+        if (bind(c.client.get(), reinterpret_cast<const sockaddr*>(&local), local_length) != 0) fail_errno("bind");
+    }
     const sockaddr_storage address = socket_address(at.family, at.host, port, length);
     if (connect(c.client.get(), reinterpret_cast<const sockaddr*>(&address), length) != 0) fail_errno("connect");
     c.accepted = Fd(accept4(listening.get(), nullptr, nullptr, SOCK_CLOEXEC));
@@ -295,11 +301,19 @@ TEST_CASE("TCP affinity: a connection with no flow entry and no SYN slot is foun
     std::vector<Fd> listeners;
     for (std::uint16_t port : kBackends) listeners.push_back(listener(at, port));
     // Two connections per backend, opened to each backend port directly
-    // (as if portmux had balanced them and then lost every trace).
+    // (as if portmux had balanced them and then lost every trace). Each
+    // from a client port the flow hash would send to another backend, so
+    // only the socket table lookup can find the right one (with ephemeral
+    // ports all six matched the hash in 1 run of 729).
+    const auto segment_from = [&](std::uint16_t client_port, std::uint8_t flags) {
+        return tcp_segment(between(at, at.host, at.host), client_port, kFrontend, flags, 1000, 2000);
+    };
     std::vector<Connection> connections;
+    std::uint16_t next_client_port = 41000;
     for (int round = 0; round < 2; ++round) {
         for (std::size_t i = 0; i < kBackends.size(); ++i) {
-            connections.push_back(connect_to(at, listeners[i], kBackends[i]));
+            while (hashed_over_backends(segment_from(next_client_port, kTcpAck)) == kBackends[i]) ++next_client_port;
+            connections.push_back(connect_to(at, listeners[i], kBackends[i], next_client_port++));
         }
     }
     std::size_t not_the_hash = 0;
@@ -308,15 +322,14 @@ TEST_CASE("TCP affinity: a connection with no flow entry and no SYN slot is foun
         INFO("connection from port " << connections[c].client_port << " on backend " << backend);
         for (std::uint8_t flags : {kTcpAck, std::uint8_t(kTcpPsh | kTcpAck), std::uint8_t(kTcpFin | kTcpAck), kTcpRst}) {
             data_path().clear_flow_tables();
-            const Frame segment = tcp_segment(between(at, at.host, at.host), connections[c].client_port,
-                                              kFrontend, flags, 1000, 2000);
+            const Frame segment = segment_from(connections[c].client_port, flags);
             require_found(segment, backend);
             not_the_hash += hashed_over_backends(segment) != backend;
         }
     }
-    // Six connections over three backends: the hash would have sent some
-    // elsewhere (so the test proves the lookup, not luck).
-    CHECK(not_the_hash > 0);
+    // The hash would have sent every segment elsewhere (the flags are not
+    // hashed): the test proves the lookup, not luck.
+    CHECK(not_the_hash == connections.size() * 4);
     CHECK(data_path().syn_slot_count() == 0);
 }
 
