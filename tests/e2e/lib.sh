@@ -514,17 +514,21 @@ while True:
 ' "$out" "$@"
 }
 
-# send_udp_seq NS ADDR PORT FIRST LAST [PER_SECOND]: from CPU 0, one socket
-# sends the datagrams "seq-FIRST".."seq-LAST" in order, paced at PER_SECOND
-# when given (0 or absent: as fast as possible). Prints how many it sent.
+# send_udp_seq NS ADDR PORT FIRST LAST [PER_SECOND [STOP_FILE]]: from CPU 0,
+# one socket sends the datagrams "seq-FIRST".."seq-LAST" in order, paced at
+# PER_SECOND when given (0 or absent: as fast as possible), stopping early
+# once STOP_FILE exists (checked between datagrams). Prints how many it sent.
 send_udp_seq() {
     ip netns exec "$1" taskset -c 0 "$E2E_PYTHON" -c '
-import socket, sys, time
+import os, socket, sys, time
 addr, port, first, last, rate = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+stop_file = sys.argv[6]
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 start = time.monotonic()
 sent = 0
 for i in range(first, last + 1):
+    if stop_file and os.path.exists(stop_file):
+        break
     if rate > 0:
         delay = start + sent / rate - time.monotonic()
         if delay > 0:
@@ -532,7 +536,7 @@ for i in range(first, last + 1):
     s.sendto(b"seq-%d" % i, (addr, port))
     sent += 1
 print(sent)
-' "$2" "$3" "$4" "$5" "${6:-0}"
+' "$2" "$3" "$4" "$5" "${6:-0}" "${7:-}"
 }
 
 # start_tcp_sink NS OUTFILE PORT...: a threaded python3 TCP server on every
