@@ -123,7 +123,15 @@ done
 assert_eq "$forwarded" "$sum" "portmux stats: per-backend packets add up to forwarded"
 
 assert_eq 0 "$(snmp_counter "$NS" TcpInCsumErrors)" "TcpInCsumErrors after $CLIENTS connections"
-assert_eq "$rsts_before" "$(snmp_counter "$NS" TcpOutRsts)" "no TCP reset sent (TcpOutRsts unchanged)"
+rsts_after=$(snmp_counter "$NS" TcpOutRsts)
+assert_eq "$rsts_before" "$rsts_after" "no TCP reset sent (TcpOutRsts unchanged)"
+if [[ $rsts_after != "$rsts_before" ]]; then
+    # Evidence for the reset's cause: retransmissions, aborts, time-wait and
+    # out-of-window counters, and the sockets still around.
+    log "namespace TCP counters: $(ip netns exec "$NS" nstat -az 2>/dev/null |
+        awk '$1 ~ /^Tcp/ && $2 != 0 { printf "%s=%s ", $1, $2 }')"
+    log "sockets: $(ip netns exec "$NS" ss -Htan 2>/dev/null | tr -s ' ' | tr '\n' ';')"
+fi
 assert_eq "$fails_before" "$(snmp_counter "$NS" TcpAttemptFails)" "no failed connection attempt (TcpAttemptFails unchanged)"
 
 assert_ok "portmux detach lo" in_ns "$NS" "$PORTMUX" detach lo
