@@ -686,6 +686,9 @@ void check_frontends_together(const std::vector<ParsedFrontend>& frontends, cons
     const auto check_backend_unshared = [&](std::size_t index, std::uint16_t port,
                                             const std::string& backend_path) {
         const Frontend& frontend = frontends[index].frontend;
+        // The stream router connects to its backends itself: their replies
+        // go to its own socket, and XDP records that as a direct client.
+        if (stream_frontend(frontend)) return;
         const auto [owner, inserted] =
             backend_owner.try_emplace({frontend.protocol, port}, index, backend_path);
         if (!inserted && owner->second.first != index) {

@@ -168,6 +168,13 @@ TEST_CASE("a backend port serves one frontend of its protocol", "[config][fronte
         { "port": 7000, "backends": [9878],
           "route": { "offset": 0, "length": 1, "tags": [ { "tag": "A", "backend": 9878 } ] } }
     ]})"));
+    // A TCP frontend served by the stream router translates no replies: the
+    // router dials its backends itself, so it may share them with an XDP one.
+    CHECK_NOTHROW(parse_config(R"({"frontends": [
+        { "port": 9000, "protocol": "tcp", "backends": [5001],
+          "route": { "offset": 0, "length": 1, "tags": [ { "tag": "A", "backend": 5001 } ] } },
+        { "port": 9100, "protocol": "tcp", "backends": [5001] }
+    ]})"));
 }
 
 TEST_CASE("exactly PORTMUX_MAX_BACKENDS backends are accepted", "[config]") {
