@@ -455,7 +455,7 @@ def self_test():
         write(deps, 'if [[ $* == "--list" ]]; then echo iproute2 iputils-ping; fi\n')
         # An interface named like a command is an argument of ip, no call.
         write(script, '#!/usr/bin/env bash\nretry() { "$@"; }\nretry 3 ip netns exec ns ping -c1 x\n'
-                      'ip -n ns link set tcpdump up\ntimeout 5 ip link set tcpdump down\n')
+                      'ip -n ns link set nc up\ntimeout 5 ip link set nc down\n')
         rc, out = check()
         if rc != 0:
             print(f"self-test: expected a pass once deps.sh lists iputils-ping, got rc {rc}:\n{out}")
