@@ -118,17 +118,7 @@ struct FailMapWrite {
 };
 
 std::size_t route_count() {
-    const int fd = data_path().maps().routes;
-    std::size_t count = 0;
-    portmux_route_key key{};
-    portmux_route_key next{};
-    bool first = true;
-    while (bpf_map_get_next_key(fd, first ? nullptr : &key, &next) == 0) {
-        ++count;
-        key = next;
-        first = false;
-    }
-    return count;
+    return count_map_keys<portmux_route_key>(data_path().maps().routes);
 }
 
 }  // namespace

@@ -89,19 +89,6 @@ void clear_flow_map(int fd, const char* name) {
     }
 }
 
-std::size_t count_flow_map(int fd) {
-    std::size_t count = 0;
-    portmux_flow_key key{};
-    portmux_flow_key next{};
-    bool first = true;
-    while (bpf_map_get_next_key(fd, first ? nullptr : &key, &next) == 0) {
-        ++count;
-        key = next;
-        first = false;
-    }
-    return count;
-}
-
 }  // namespace
 
 void LoadedDataPath::configure(const Config& config) const {
@@ -207,11 +194,11 @@ std::uint32_t reference_flow_hash(const portmux_flow_key& key, std::uint32_t see
 }
 
 std::size_t LoadedDataPath::flow_count() const {
-    return count_flow_map(flows_fd());
+    return count_map_keys<portmux_flow_key>(flows_fd());
 }
 
 std::size_t LoadedDataPath::direct_client_count() const {
-    return count_flow_map(direct_clients_fd());
+    return count_map_keys<portmux_flow_key>(direct_clients_fd());
 }
 
 std::optional<portmux_flow> LoadedDataPath::flow(const portmux_flow_key& key) const {

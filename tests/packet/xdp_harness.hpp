@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include <bpf/bpf.h>
 #include <catch2/catch.hpp>
 
 #include "config.hpp"
@@ -141,6 +142,21 @@ std::uint32_t reference_flow_hash(const portmux_flow_key& key, std::uint32_t see
 
 // The `flows` key of a request frame: (client = source address and port,
 // service = destination port, protocol, family), from the reference parser.
+// Entries of the BPF map FD, whose keys are Key, walked key by key.
+template <typename Key>
+std::size_t count_map_keys(int fd) {
+    std::size_t count = 0;
+    Key key{};
+    Key next{};
+    bool first = true;
+    while (bpf_map_get_next_key(fd, first ? nullptr : &key, &next) == 0) {
+        ++count;
+        key = next;
+        first = false;
+    }
+    return count;
+}
+
 portmux_flow_key request_flow_key(const Frame& request);
 // The `direct_clients` key of a request frame's client talking to `backend`.
 portmux_flow_key reply_key(const Frame& request, std::uint16_t backend);
