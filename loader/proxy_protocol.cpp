@@ -3,6 +3,8 @@
 #include <array>
 #include <cstring>
 
+#include "stream_address.hpp"
+
 namespace portmux {
 namespace {
 
@@ -26,8 +28,12 @@ void append_be16(std::vector<std::uint8_t>& out, std::uint16_t value) {
 
 }  // namespace
 
-std::vector<std::uint8_t> proxy_v2_header(const sockaddr_storage& client,
-                                          const sockaddr_storage& local) {
+std::vector<std::uint8_t> proxy_v2_header(const sockaddr_storage& mapped_client,
+                                          const sockaddr_storage& mapped_local) {
+    // A dual-stack listener sees IPv4 clients as ::ffff:a.b.c.d: the backend
+    // is told the IPv4 addresses (TCP4), as if the listener were IPv4 only.
+    const sockaddr_storage client = unmapped_address(mapped_client);
+    const sockaddr_storage local = unmapped_address(mapped_local);
     std::vector<std::uint8_t> header(signature.begin(), signature.end());
     if (client.ss_family == AF_INET && local.ss_family == AF_INET) {
         sockaddr_in source{};

@@ -11,8 +11,9 @@
 namespace portmux {
 
 // The binary header for a TCP connection from CLIENT to LOCAL (the address
-// the client dialled), both AF_INET or both AF_INET6; a LOCAL command
-// header (no addresses) for anything else.
+// the client dialled), both AF_INET or both AF_INET6 (IPv4-mapped IPv6
+// addresses count as AF_INET: a TCP4 header); a LOCAL command header (no
+// addresses) for anything else.
 std::vector<std::uint8_t> proxy_v2_header(const sockaddr_storage& client,
                                           const sockaddr_storage& local);
 

@@ -37,6 +37,7 @@
 #include "portmux_stream_bpf.skel.h"
 #include "proxy_protocol.hpp"
 #include "sockmap_probe.hpp"
+#include "stream_address.hpp"
 #include "stream_registry.hpp"
 
 namespace portmux {
@@ -178,6 +179,7 @@ struct Connection {
     std::shared_ptr<const FrontendRules> rules;
     Side client;
     Side backend;
+    sockaddr_storage client_address{};  // as accepted: IPv4 clients IPv4-mapped
     std::uint16_t backend_port = 0;
     std::vector<std::uint8_t> first;           // the client's first bytes, peeked
     std::vector<std::uint8_t> to_backend;      // the PROXY header, if any
@@ -448,20 +450,36 @@ StreamRouter::Impl::Impl(std::filesystem::path pin_dir) : pin_dir_(std::move(pin
 
 namespace {
 
+// One dual-stack socket on [::] serves IPv4 and IPv6 clients (IPV6_V6ONLY
+// off, whatever net.ipv6.bindv6only says): a stream frontend, like an XDP
+// one, answers on every local address of both families. Only on a kernel
+// without IPv6 (socket(AF_INET6) fails) does it listen on 0.0.0.0.
 std::unique_ptr<Listener> open_listener(std::uint16_t port) {
     auto listener = std::make_unique<Listener>();
     listener->port = port;
-    listener->fd.reset(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    sockaddr_storage address{};
+    listener->fd.reset(::socket(AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (listener->fd) {
+        set_int_option(listener->fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, 0);
+        sockaddr_in6 any{};
+        any.sin6_family = AF_INET6;
+        any.sin6_port = htons(port);
+        any.sin6_addr = in6addr_any;
+        std::memcpy(&address, &any, sizeof any);
+    } else if (errno == EAFNOSUPPORT) {
+        listener->fd.reset(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+        sockaddr_in any{};
+        any.sin_family = AF_INET;
+        any.sin_port = htons(port);
+        any.sin_addr.s_addr = htonl(INADDR_ANY);
+        std::memcpy(&address, &any, sizeof any);
+    }
     if (!listener->fd) {
         throw os_error(errno, fmt::format("opening a socket for TCP frontend {}", port));
     }
     set_int_option(listener->fd.get(), SOL_SOCKET, SO_REUSEADDR, 1);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_port = htons(port);
-    address.sin_addr.s_addr = htonl(INADDR_ANY);
-    if (::bind(listener->fd.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) !=
-        0) {
+    if (::bind(listener->fd.get(), reinterpret_cast<const sockaddr*>(&address),
+               address_length(address)) != 0) {
         const int error = errno;
         if (error == EACCES) {
             throw std::runtime_error(fmt::format(
@@ -795,11 +813,15 @@ void StreamRouter::Impl::publish(std::uint16_t frontend, std::uint16_t backend) 
 
 void StreamRouter::Impl::accept_clients(Listener& listener) {
     for (int accepted = 0; accepted < kAcceptsPerWakeup; ++accepted) {
-        UniqueFd client(::accept4(listener.fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+        sockaddr_storage client_address{};
+        socklen_t client_length = sizeof client_address;
+        UniqueFd client(::accept4(listener.fd.get(), reinterpret_cast<sockaddr*>(&client_address),
+                                  &client_length, SOCK_NONBLOCK | SOCK_CLOEXEC));
         if (!client) {
             return;  // EAGAIN, or a client gone before accept, or out of fds
         }
         auto connection = std::make_unique<Connection>();
+        connection->client_address = client_address;
         connection->id = next_id_++;
         connection->rules = listener.rules;
         connection->client.fd = std::move(client);
@@ -886,18 +908,16 @@ void StreamRouter::Impl::decide(Connection& connection, bool stream_ended) {
 void StreamRouter::Impl::connect_backend(Connection& connection, std::uint16_t port) {
     connection.backend_port = port;
     watch(connection.client, connection.client_tag, 0);
-    connection.backend.fd.reset(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    const sockaddr_storage address = backend_address(connection.client_address, port);
+    connection.backend.fd.reset(
+        ::socket(address.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     if (!connection.backend.fd) {
         refuse(connection, Refusal::backend_refused);
         return;
     }
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_port = htons(port);
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     connection.phase = Phase::connecting;
     if (::connect(connection.backend.fd.get(), reinterpret_cast<const sockaddr*>(&address),
-                  sizeof address) == 0) {
+                  address_length(address)) == 0) {
         backend_connected(connection);
     } else if (errno == EINPROGRESS) {
         watch(connection.backend, connection.backend_tag, EPOLLOUT);
@@ -912,15 +932,11 @@ void StreamRouter::Impl::backend_connected(Connection& connection) {
         return;
     }
     if (connection.rules->frontend.proxy_protocol_v2) {
-        sockaddr_storage client{};
         sockaddr_storage local{};
-        socklen_t client_length = sizeof client;
         socklen_t local_length = sizeof local;
-        (void)::getpeername(connection.client.fd.get(), reinterpret_cast<sockaddr*>(&client),
-                            &client_length);
         (void)::getsockname(connection.client.fd.get(), reinterpret_cast<sockaddr*>(&local),
                             &local_length);
-        connection.to_backend = proxy_v2_header(client, local);
+        connection.to_backend = proxy_v2_header(connection.client_address, local);
     }
     connection.phase = Phase::writing;
     write_first_bytes(connection);

@@ -180,6 +180,17 @@ e2e_setup() {
     E2E_WATCHDOG=$!
 }
 
+# e2e_start TOOL...: how a test that runs portmux begins: skips without root,
+# arms the cleanup trap, makes the workdir (e2e_setup), and dies unless
+# every TOOL and the portmux binary are there.
+e2e_start() {
+    require_root
+    trap e2e_cleanup EXIT
+    e2e_setup
+    require_tools "$@"
+    require_portmux
+}
+
 # Undoes everything the helpers created, in reverse dependency order.
 e2e_cleanup() {
     local rc=$? entry ns iface pid
@@ -659,6 +670,27 @@ start_stream_router() {
 # wait_for_stream_router OUTFILE [SECONDS]: until the router says it serves.
 wait_for_stream_router() {
     wait_until "${2:-5}" grep -qs '^serving stream frontends' "$1"
+}
+
+# serve_streams NS CONFIG OUTFILE: start_stream_router, then dies unless it
+# serves within 5 s.
+serve_streams() {
+    start_stream_router "$@"
+    wait_for_stream_router "$3" || die "the stream router did not start: $(cat "$3")"
+}
+
+# The mplex case as a stream frontend: port 9000, "MPLX" at offset 0, a
+# 3-byte tag at offset 20 (aaa -> 5001, bbb -> 5002, ccc -> 5003), at least
+# 24 bytes. MPLX_HEADERS are the 24 first bytes of each tag's requests.
+MPLX_FRONTEND='{"port": 9000, "protocol": "tcp", "backends": [],
+  "validate": {"min_length": 24, "match": [{"offset": 0, "value": "MPLX"}]},
+  "route": {"offset": 20, "length": 3, "tags": [
+    {"tag": "aaa", "backend": 5001}, {"tag": "bbb", "backend": 5002}, {"tag": "ccc", "backend": 5003}]}}'
+MPLX_HEADERS=(MPLX0123456789abcdefaaa! MPLX0123456789abcdefbbb! MPLX0123456789abcdefccc!)
+
+# mplex_request TAG [MAGIC]: a mplex request, its 24-byte header then a body.
+mplex_request() {
+    printf '%s0123456789abcdef%s!body-%s' "${2:-MPLX}" "$1" "$1"
 }
 
 # stream_stats NS: the stream part of `portmux stats --json` as lines

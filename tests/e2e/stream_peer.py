@@ -5,18 +5,20 @@ Every mode prints one JSON line with what it sent and received, so the
 test compares exact bytes (or their sha256) on both ends.
 
   send HOST PORT TEXT [--per-byte | --with-fin] [--hold S] [--fin] [--fin-after N]
+       [--source ADDRESS]
       Sends TEXT (\\n escapes allowed), one byte per segment with TCP_NODELAY
       when --per-byte, keeps the connection open --hold seconds, half-closes
       with --fin, then reads until the peer closes. Reports how it ended:
-      "eof" (FIN), "reset" (RST) or "timeout".
+      "eof" (FIN), "reset" (RST) or "timeout", and its own address and port
+      ("local", "local_port"; from --source when given).
   bulk-client HOST PORT PREFIX BYTES [--reset-after BYTES] [--fin-last]
       Sends PREFIX then BYTES of a fixed pattern while reading whatever comes
       back, then half-closes and reads until EOF (with --fin-last: reads
       until EOF, then half-closes).
-  bulk-server PORT BYTES [--reset-after BYTES] [--ready FILE]
+  bulk-server PORT BYTES [--reset-after BYTES] [--ready FILE] [--host ADDRESS]
       Accepts one connection, reads everything while sending BYTES of the
       pattern, then half-closes and reads until EOF.
-  echo-server PORT [--label] [--ready FILE]
+  echo-server PORT [--label] [--ready FILE] [--host ADDRESS]
       Accepts connections forever; each gets back what it sends (after
       "PORT:" with --label), and a FIN after the client's FIN.
   many HOST PORT COUNT TEXT
@@ -25,6 +27,8 @@ test compares exact bytes (or their sha256) on both ends.
   sequential HOST PORT COUNT TEXT
       COUNT connections one after another, each sending TEXT, half-closing
       and reading the echo to EOF; reports how many got exactly their echo.
+
+Servers listen on --host: 127.0.0.1 unless told (::1 for IPv6 clients only).
 """
 import asyncio
 import resource
@@ -121,7 +125,10 @@ def send_all(sock, chunks, digest, reset_after=None):
 
 def mode_send(args):
     text = args.text.encode().decode("unicode_escape").encode("latin-1")
-    sock = socket.create_connection((args.host, args.port), timeout=args.timeout)
+    source = (args.source, 0) if args.source else None
+    sock = socket.create_connection((args.host, args.port), timeout=args.timeout,
+                                    source_address=source)
+    local = sock.getsockname()
     receiver = Receiver(sock, args.timeout)
     receiver.first_reply_file = args.first_reply_file
     receiver.start()
@@ -166,7 +173,7 @@ def mode_send(args):
     except (BrokenPipeError, ConnectionResetError):
         pass
     receiver.join(args.timeout + 1)
-    report = {"sent": len(text) + len(args.second or "")}
+    report = {"sent": len(text) + len(args.second or ""), "local": local[0], "local_port": local[1]}
     report.update(receiver.report())
     print(json.dumps(report))
 
@@ -201,12 +208,9 @@ def mode_bulk_client(args):
     print(json.dumps(report))
 
 
-def listen(port):
-    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    server.bind(("127.0.0.1", port))
-    server.listen(1024)
-    return server
+def listen(host, port):
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server((host, port), family=family, backlog=1024)
 
 
 def announce(path):
@@ -217,7 +221,7 @@ def announce(path):
 
 
 def mode_bulk_server(args):
-    server = listen(args.port)
+    server = listen(args.host, args.port)
     announce(args.ready)
     sock, _ = server.accept()
     receiver = Receiver(sock, args.timeout)
@@ -274,7 +278,7 @@ def mode_echo_server(args):
             writer.close()
 
     async def run():
-        server = await asyncio.start_server(serve, "127.0.0.1", args.port, backlog=4096,
+        server = await asyncio.start_server(serve, args.host, args.port, backlog=4096,
                                             reuse_address=True)
         announce(args.ready)
         async with server:
@@ -367,6 +371,7 @@ def main():
     send.add_argument("--fin-after", type=int, help="half-close once this many bytes came back")
     send.add_argument("--first-reply-file", help="create this file when the first reply comes")
     send.add_argument("--second-when", help="send --second once this file exists")
+    send.add_argument("--source", help="the local address to send from")
 
     bulk_client = modes.add_parser("bulk-client")
     bulk_client.add_argument("host")
@@ -382,12 +387,14 @@ def main():
     bulk_server.add_argument("bytes", type=int)
     bulk_server.add_argument("--reset-after", type=int)
     bulk_server.add_argument("--ready")
+    bulk_server.add_argument("--host", default="127.0.0.1")
     bulk_server.add_argument("--read-when", help="read nothing until this file exists")
 
     echo = modes.add_parser("echo-server")
     echo.add_argument("port", type=int)
     echo.add_argument("--ready")
     echo.add_argument("--label", action="store_true")
+    echo.add_argument("--host", default="127.0.0.1")
 
     many = modes.add_parser("many")
     many.add_argument("host")
