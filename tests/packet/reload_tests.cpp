@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <string>
@@ -31,31 +32,34 @@ RouteTag route_tag(const std::string& tag, std::uint16_t backend) {
     return {text(tag), backend};
 }
 
-// Tags AAAA, AAAB, CCCC at payload offset 2; 5071 and 5072 only by tag.
-Frontend old_frontend() {
-    Frontend frontend = make_frontend(kRouted, Protocol::udp, {5061, 5062, 5071, 5072});
-    frontend.backends[2].weight = 0;
-    frontend.backends[3].weight = 0;
+// A frontend 5060 routing by the 4-byte tag at payload offset 2: `backends`
+// in this order, each `tag_only` one with weight 0 (reached only by tag).
+Frontend routed_frontend(const std::vector<std::uint16_t>& backends, const std::vector<std::uint16_t>& tag_only,
+                         std::vector<RouteTag> tags) {
+    Frontend frontend = make_frontend(kRouted, Protocol::udp, backends);
+    for (Backend& backend : frontend.backends) {
+        if (std::find(tag_only.begin(), tag_only.end(), backend.port) != tag_only.end()) backend.weight = 0;
+    }
     Route route;
     route.offset = 2;
     route.length = 4;
-    route.tags = {route_tag("AAAA", 5071), route_tag("AAAB", 5072), route_tag("CCCC", 5061)};
+    route.tags = std::move(tags);
     frontend.route = std::move(route);
     return frontend;
 }
 
+// Tags AAAA, AAAB, CCCC; 5071 and 5072 only by tag.
+Frontend old_frontend() {
+    return routed_frontend({5061, 5062, 5071, 5072}, {5071, 5072},
+                           {route_tag("AAAA", 5071), route_tag("AAAB", 5072), route_tag("CCCC", 5061)});
+}
+
 // Reordered, 5062 replaced by 5063, one tag more; and a second frontend.
 Config new_config() {
-    Frontend frontend = make_frontend(kRouted, Protocol::udp, {5072, 5071, 5063, 5061});
-    frontend.backends[0].weight = 0;
-    frontend.backends[1].weight = 0;
-    Route route;
-    route.offset = 2;
-    route.length = 4;
-    route.tags = {route_tag("AAAA", 5071), route_tag("AAAB", 5072), route_tag("CCCC", 5061),
-                  route_tag("DDDD", 5063)};
-    frontend.route = std::move(route);
-    return config_of({frontend, make_frontend(kOther, Protocol::udp, {5081})});
+    const Frontend routed = routed_frontend(
+        {5072, 5071, 5063, 5061}, {5071, 5072},
+        {route_tag("AAAA", 5071), route_tag("AAAB", 5072), route_tag("CCCC", 5061), route_tag("DDDD", 5063)});
+    return config_of({routed, make_frontend(kOther, Protocol::udp, {5081})});
 }
 
 Frame tagged_datagram(const std::string& tag, std::uint16_t client_port = kClientPort) {
