@@ -17,12 +17,8 @@ using namespace portmux::test;
 
 namespace {
 
-constexpr std::uint16_t kFrontend = 8080;
-const std::vector<std::uint16_t> kBackends{8081, 8082, 8083};
-constexpr std::uint64_t kSecond = 1000000000ull;
-
 Frontend client_frontend(Protocol protocol) {
-    Frontend frontend = make_frontend(kFrontend, protocol, kBackends);
+    Frontend frontend = make_frontend(kFlowFrontendPort, protocol, kFlowBackendPorts);
     frontend.affinity = Affinity::client;
     frontend.flow_idle_seconds = 60;
     return frontend;
@@ -35,9 +31,9 @@ PacketBuilder host(const char* address) {
 Frame request(Protocol protocol, const PacketBuilder& from, std::uint16_t port, std::uint8_t flags = kTcpSyn) {
     PacketBuilder builder(from);
     if (protocol == Protocol::udp) {
-        return builder.udp(port, kFrontend).payload(counting_payload(16)).build();
+        return builder.udp(port, kFlowFrontendPort).payload(counting_payload(16)).build();
     }
-    return builder.tcp(port, kFrontend).tcp_flags(flags).build();
+    return builder.tcp(port, kFlowFrontendPort).tcp_flags(flags).build();
 }
 
 portmux_flow_key address_key(const Frame& frame) {
@@ -67,7 +63,7 @@ TEST_CASE("client affinity: all ports of an address go to one backend, the next 
         CHECK(ntohs(entry->backend_port) == backend);
     }
     // Replies are translated by backend port, whatever the client port.
-    CHECK(data_path().reply_frontend(request(protocol, a, 40007), 8081) == kFrontend);
+    CHECK(data_path().reply_frontend(request(protocol, a, 40007), 8081) == kFlowFrontendPort);
     CHECK(data_path().direct_client_count() == 0);
     if (protocol == Protocol::tcp) {
         // Each connection's later segments follow it as usual.
@@ -88,15 +84,15 @@ TEST_CASE("client affinity: an address idle past its timeout is balanced afresh,
 
     // 59 s idle: still on 8081, and the entry is refreshed.
     portmux_flow entry = *data_path().flow(key);
-    entry.last_seen_ns = monotonic_ns() - 59 * kSecond;
+    entry.last_seen_ns = monotonic_ns() - 59 * kSecondNs;
     data_path().set_flow(key, entry);
     const std::uint64_t before = coarse_monotonic_ns();
     CHECK(forward(request(protocol, a, 40001)) == 8081);
-    CHECK(data_path().flow(key)->last_seen_ns + kSecond >= before);
+    CHECK(data_path().flow(key)->last_seen_ns + kSecondNs >= before);
 
     // 61 s idle: the next backend.
     entry = *data_path().flow(key);
-    entry.last_seen_ns = monotonic_ns() - 61 * kSecond;
+    entry.last_seen_ns = monotonic_ns() - 61 * kSecondNs;
     data_path().set_flow(key, entry);
     CHECK(forward(request(protocol, a, 40002)) == 8082);
     CHECK(ntohs(data_path().flow(key)->backend_port) == 8082);

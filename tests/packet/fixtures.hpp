@@ -19,6 +19,14 @@ inline const std::vector<std::uint16_t> kBackendPorts{9876, 9877, 9878};
 inline constexpr std::uint16_t kFirstBackend = 9876;
 inline constexpr std::uint16_t kClientPort = 40000;
 
+// The frontend the connection, affinity, ICMP and liveness tests use, TCP or
+// UDP: 8080 -> 8081, 8082, 8083, away from the standard 9875 frontend's ports.
+inline constexpr std::uint16_t kFlowFrontendPort = 8080;
+inline const std::vector<std::uint16_t> kFlowBackendPorts{8081, 8082, 8083};
+
+// One second of the data path's clock (ns), to age flow entries by hand.
+inline constexpr std::uint64_t kSecondNs = 1000000000ull;
+
 // One UDP frontend 9875 -> 9876, 9877, 9878 with its cursor at the start.
 inline void configure_standard_frontend() {
     data_path().configure(udp_config({{kFrontendPort, kBackendPorts}}));

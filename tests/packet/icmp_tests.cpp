@@ -25,9 +25,6 @@ using namespace portmux::test;
 
 namespace {
 
-constexpr std::uint16_t kTcpFrontend = 8080;
-const std::vector<std::uint16_t> kTcpBackends{8081, 8082, 8083};
-
 PacketBuilder ipv4_server() {
     return PacketBuilder{}.ipv4(ipv4_address("198.51.100.1"), ipv4_address("192.0.2.10"));
 }
@@ -158,14 +155,14 @@ TEST_CASE("ICMP outbound: a zero (absent) quoted IPv4 UDP checksum stays zero", 
 
 TEST_CASE("ICMP outbound: errors about TCP segments, quoted checksum or not", "[icmp][tcp]") {
     for (bool v6 : {false, true}) {
-        data_path().configure(config_of({make_frontend(kTcpFrontend, Protocol::tcp, kTcpBackends)}));
+        data_path().configure(config_of({make_frontend(kFlowFrontendPort, Protocol::tcp, kFlowBackendPorts)}));
         INFO((v6 ? "IPv6" : "IPv4"));
         const PacketBuilder client = v6 ? ipv6_client() : ipv4_client();
         const PacketBuilder server = v6 ? ipv6_server() : ipv4_server();
         const ErrorKind kind = v6 ? ipv6_errors()[1] : ipv4_errors()[1];
-        const Frame syn = PacketBuilder(client).tcp(kClientPort, kTcpFrontend).tcp_flags(kTcpSyn).build();
+        const Frame syn = PacketBuilder(client).tcp(kClientPort, kFlowFrontendPort).tcp_flags(kTcpSyn).build();
         const Frame at_backend = forwarded(syn);
-        REQUIRE(at_backend.destination_port() == kTcpBackends[0]);
+        REQUIRE(at_backend.destination_port() == kFlowBackendPorts[0]);
         const std::size_t header_bytes = syn.l4_offset - syn.l3_offset;
         // Whole header (checksum quoted and restored); 8 bytes (ports only).
         for (std::size_t limit : {header_bytes + 20, header_bytes + 8}) {
@@ -201,22 +198,22 @@ TEST_CASE("ICMP outbound: errors portmux has no part in leave unchanged", "[icmp
 
 TEST_CASE("ICMP inbound: an error about a TCP reply reaches the backend's connection", "[icmp][tcp]") {
     for (bool v6 : {false, true}) {
-        data_path().configure(config_of({make_frontend(kTcpFrontend, Protocol::tcp, kTcpBackends)}));
+        data_path().configure(config_of({make_frontend(kFlowFrontendPort, Protocol::tcp, kFlowBackendPorts)}));
         INFO((v6 ? "IPv6" : "IPv4"));
         const PacketBuilder client = v6 ? ipv6_client() : ipv4_client();
         const PacketBuilder server = v6 ? ipv6_server() : ipv4_server();
         const PacketBuilder router = v6 ? ipv6_router_to_server() : ipv4_router_to_server();
         // Two connections, so the second takes the second backend; its
         // first ACK records it in the flow table (a SYN only takes a slot).
-        forwarded(PacketBuilder(client).tcp(kClientPort, kTcpFrontend).tcp_flags(kTcpSyn).build());
-        const Frame syn = PacketBuilder(client).tcp(kClientPort + 1, kTcpFrontend).tcp_flags(kTcpSyn).build();
-        REQUIRE(forwarded(syn).destination_port() == kTcpBackends[1]);
-        const Frame ack = PacketBuilder(client).tcp(kClientPort + 1, kTcpFrontend).tcp_flags(kTcpAck).build();
-        REQUIRE(forwarded(ack).destination_port() == kTcpBackends[1]);
+        forwarded(PacketBuilder(client).tcp(kClientPort, kFlowFrontendPort).tcp_flags(kTcpSyn).build());
+        const Frame syn = PacketBuilder(client).tcp(kClientPort + 1, kFlowFrontendPort).tcp_flags(kTcpSyn).build();
+        REQUIRE(forwarded(syn).destination_port() == kFlowBackendPorts[1]);
+        const Frame ack = PacketBuilder(client).tcp(kClientPort + 1, kFlowFrontendPort).tcp_flags(kTcpAck).build();
+        REQUIRE(forwarded(ack).destination_port() == kFlowBackendPorts[1]);
 
         // A large reply the backend sent, and as it left through TC egress.
-        const Frame sent = PacketBuilder(server).tcp(kTcpBackends[1], kClientPort + 1).payload(counting_payload(1400)).build();
-        const Frame on_wire = PacketBuilder(server).tcp(kTcpFrontend, kClientPort + 1).payload(counting_payload(1400)).build();
+        const Frame sent = PacketBuilder(server).tcp(kFlowBackendPorts[1], kClientPort + 1).payload(counting_payload(1400)).build();
+        const Frame on_wire = PacketBuilder(server).tcp(kFlowFrontendPort, kClientPort + 1).payload(counting_payload(1400)).build();
         for (const ErrorKind& kind : v6 ? ipv6_errors() : ipv4_errors()) {
             INFO(kind.name);
             // Routers quote 548 bytes (IPv4, 576 in all) or up to 1232 (IPv6).
@@ -225,7 +222,7 @@ TEST_CASE("ICMP inbound: an error about a TCP reply reaches the backend's connec
                                  icmp_error(router, kind, quote_of(sent, limit)));
         }
         // A connection the flow table does not know: nothing to tell.
-        const Frame unknown = PacketBuilder(server).tcp(kTcpFrontend, kClientPort + 2).payload(counting_payload(64)).build();
+        const Frame unknown = PacketBuilder(server).tcp(kFlowFrontendPort, kClientPort + 2).payload(counting_payload(64)).build();
         require_passes_unchanged(icmp_error(router, v6 ? ipv6_errors()[1] : ipv4_errors()[1], quote_of(unknown)));
     }
 }

@@ -28,11 +28,8 @@ Frame datagram(const PacketBuilder& client, std::uint16_t client_port = kClientP
     return PacketBuilder(client).udp(client_port, kFrontendPort).payload(counting_payload(10)).build();
 }
 
-constexpr std::uint16_t kTcpFrontend = 8080;
-const std::vector<std::uint16_t> kTcpBackends{8081, 8082, 8083};
-
 Frame segment(const PacketBuilder& client, std::uint16_t client_port, std::uint8_t flags) {
-    return PacketBuilder(client).tcp(client_port, kTcpFrontend).tcp_flags(flags).build();
+    return PacketBuilder(client).tcp(client_port, kFlowFrontendPort).tcp_flags(flags).build();
 }
 
 // Runs `frame`, requires XDP_PASS with the frame byte for byte unchanged.
@@ -102,7 +99,7 @@ TEST_CASE("liveness: drain wins over up; only drained (none down) still drops", 
 }
 
 TEST_CASE("liveness: TCP keeps established flows on a backend gone down; new SYNs skip it", "[liveness][tcp]") {
-    Frontend frontend = make_frontend(kTcpFrontend, Protocol::tcp, kTcpBackends);
+    Frontend frontend = make_frontend(kFlowFrontendPort, Protocol::tcp, kFlowBackendPorts);
     data_path().configure(config_of({frontend}));
     // A connection on 8081 (first SYN), then 8081 goes down for IPv4.
     CHECK(forward(segment(ipv4_client(), 40001, kTcpSyn)) == 8081);
@@ -110,7 +107,7 @@ TEST_CASE("liveness: TCP keeps established flows on a backend gone down; new SYN
     data_path().reload(config_of({frontend}));
     CHECK(forward(segment(ipv4_client(), 40001, kTcpAck)) == 8081);
     // A retransmitted SYN of that connection does not stay on a dead backend.
-    data_path().set_round_robin_cursor(kTcpFrontend, 0, Protocol::tcp);
+    data_path().set_round_robin_cursor(kFlowFrontendPort, 0, Protocol::tcp);
     CHECK(forward(segment(ipv4_client(), 40001, kTcpSyn)) == 8082);
     // New connections take 8082, 8083 in turn.
     for (std::uint16_t client : {40002, 40003, 40004}) {
@@ -124,7 +121,7 @@ TEST_CASE("liveness: TCP keeps established flows on a backend gone down; new SYN
 }
 
 TEST_CASE("liveness: TCP with no backend up for the family: SYN passes unrewritten", "[liveness][tcp]") {
-    Frontend frontend = make_frontend(kTcpFrontend, Protocol::tcp, kTcpBackends);
+    Frontend frontend = make_frontend(kFlowFrontendPort, Protocol::tcp, kFlowBackendPorts);
     for (Backend& backend : frontend.backends) {
         backend.up_v4 = false;
     }
@@ -133,7 +130,7 @@ TEST_CASE("liveness: TCP with no backend up for the family: SYN passes unrewritt
     require_unrewritten(segment(ipv4_client(), 40002, kTcpAck));
     CHECK(data_path().flow_count() == 0);
     CHECK(forward(segment(ipv6_client(), 40001, kTcpSyn)) == 8081);
-    const FrontendStats stats = data_path().stats(kTcpFrontend, Protocol::tcp);
+    const FrontendStats stats = data_path().stats(kFlowFrontendPort, Protocol::tcp);
     CHECK(stats.received == 3);
     CHECK(stats.drops[PORTMUX_DROP_NO_BACKEND] == 2);
 }

@@ -43,8 +43,6 @@ using namespace portmux::test;
 
 namespace {
 
-constexpr std::uint16_t kFrontend = 8080;
-const std::vector<std::uint16_t> kBackends{8081, 8082, 8083};
 const MacAddress kHostMac{0x02, 0, 0, 0, 0x07, 0x01};
 const MacAddress kClientMac{0x02, 0, 0, 0, 0x07, 0x02};
 
@@ -274,7 +272,7 @@ private:
 };
 
 void configure_backends() {
-    data_path().configure(config_of({make_frontend(kFrontend, Protocol::tcp, kBackends)}));
+    data_path().configure(config_of({make_frontend(kFlowFrontendPort, Protocol::tcp, kFlowBackendPorts)}));
 }
 
 // The segment must go to `backend` and be recorded in the flow table there.
@@ -286,8 +284,8 @@ void require_found(const Frame& segment, std::uint16_t backend) {
 }
 
 std::uint16_t hashed_over_backends(const Frame& segment) {
-    const std::vector<std::uint8_t> order = round_robin_order(make_frontend(kFrontend, Protocol::tcp, kBackends).backends);
-    return kBackends.at(order.at(reference_flow_hash(request_flow_key(segment)) % order.size()));
+    const std::vector<std::uint8_t> order = round_robin_order(make_frontend(kFlowFrontendPort, Protocol::tcp, kFlowBackendPorts).backends);
+    return kFlowBackendPorts.at(order.at(reference_flow_hash(request_flow_key(segment)) % order.size()));
 }
 
 }  // namespace
@@ -299,26 +297,26 @@ TEST_CASE("TCP affinity: a connection with no flow entry and no SYN slot is foun
     PrivateNetwork network;
     configure_backends();
     std::vector<Fd> listeners;
-    for (std::uint16_t port : kBackends) listeners.push_back(listener(at, port));
+    for (std::uint16_t port : kFlowBackendPorts) listeners.push_back(listener(at, port));
     // Two connections per backend, opened to each backend port directly
     // (as if portmux had balanced them and then lost every trace). Each
     // from a client port the flow hash would send to another backend, so
     // only the socket table lookup can find the right one (with ephemeral
     // ports all six matched the hash in 1 run of 729).
     const auto segment_from = [&](std::uint16_t client_port, std::uint8_t flags) {
-        return tcp_segment(between(at, at.host, at.host), client_port, kFrontend, flags, 1000, 2000);
+        return tcp_segment(between(at, at.host, at.host), client_port, kFlowFrontendPort, flags, 1000, 2000);
     };
     std::vector<Connection> connections;
     std::uint16_t next_client_port = 41000;
     for (int round = 0; round < 2; ++round) {
-        for (std::size_t i = 0; i < kBackends.size(); ++i) {
-            while (hashed_over_backends(segment_from(next_client_port, kTcpAck)) == kBackends[i]) ++next_client_port;
-            connections.push_back(connect_to(at, listeners[i], kBackends[i], next_client_port++));
+        for (std::size_t i = 0; i < kFlowBackendPorts.size(); ++i) {
+            while (hashed_over_backends(segment_from(next_client_port, kTcpAck)) == kFlowBackendPorts[i]) ++next_client_port;
+            connections.push_back(connect_to(at, listeners[i], kFlowBackendPorts[i], next_client_port++));
         }
     }
     std::size_t not_the_hash = 0;
     for (std::size_t c = 0; c < connections.size(); ++c) {
-        const std::uint16_t backend = kBackends[c % kBackends.size()];
+        const std::uint16_t backend = kFlowBackendPorts[c % kFlowBackendPorts.size()];
         INFO("connection from port " << connections[c].client_port << " on backend " << backend);
         for (std::uint8_t flags : {kTcpAck, std::uint8_t(kTcpPsh | kTcpAck), std::uint8_t(kTcpFin | kTcpAck), kTcpRst}) {
             data_path().clear_flow_tables();
@@ -341,14 +339,14 @@ TEST_CASE("TCP affinity: the ACK of a handshake under way goes to the backend ho
     network.syncookies(1);  // cookies only when a queue overflows: request sockets here
     configure_backends();
     std::vector<Fd> listeners;
-    for (std::uint16_t port : kBackends) listeners.push_back(listener(at, port));
+    for (std::uint16_t port : kFlowBackendPorts) listeners.push_back(listener(at, port));
     ClientLink link;
     // The client's SYN reached 8083 (directly: portmux's record of it is lost).
     const std::uint16_t client_port = 50001;
     link.send(tcp_segment(between(at, at.client, at.host), client_port, 8083, kTcpSyn, 7000, 0));
     const auto syn_ack = link.syn_ack_seq(8083, client_port);
     REQUIRE(syn_ack.has_value());
-    const Frame ack = tcp_segment(between(at, at.client, at.host), client_port, kFrontend, kTcpAck, 7001, *syn_ack + 1);
+    const Frame ack = tcp_segment(between(at, at.client, at.host), client_port, kFlowFrontendPort, kTcpAck, 7001, *syn_ack + 1);
     require_found(ack, 8083);
 }
 
@@ -360,9 +358,9 @@ TEST_CASE("TCP affinity: the ACK returning a syncookie goes to the backend whose
     network.syncookies(2);  // every SYN answered with a cookie, no request socket
     configure_backends();
     std::vector<Fd> listeners;
-    for (std::uint16_t port : kBackends) listeners.push_back(listener(at, port));
+    for (std::uint16_t port : kFlowBackendPorts) listeners.push_back(listener(at, port));
     ClientLink link;
-    for (std::uint16_t backend : kBackends) {
+    for (std::uint16_t backend : kFlowBackendPorts) {
         INFO("cookie from backend " << backend);
         const std::uint16_t client_port = static_cast<std::uint16_t>(51000 + backend);
         link.send(tcp_segment(between(at, at.client, at.host), client_port, backend, kTcpSyn, 9000, 0));
@@ -371,12 +369,12 @@ TEST_CASE("TCP affinity: the ACK returning a syncookie goes to the backend whose
         // A forged cookie (its minute counter 128 off; the low bits would
         // only change the MSS it encodes): no listener recognises it, so it
         // is hashed and recorded nowhere.
-        const Frame forged = tcp_segment(between(at, at.client, at.host), client_port, kFrontend, kTcpAck, 9001,
+        const Frame forged = tcp_segment(between(at, at.client, at.host), client_port, kFlowFrontendPort, kTcpAck, 9001,
                                          *cookie + 1 + 0x80000000u);
         CHECK(forward(forged) == hashed_over_backends(forged));
         CHECK_FALSE(data_path().flow(request_flow_key(forged)).has_value());
         // The real one: only the issuing listener's port makes it valid.
-        const Frame ack = tcp_segment(between(at, at.client, at.host), client_port, kFrontend, kTcpAck, 9001,
+        const Frame ack = tcp_segment(between(at, at.client, at.host), client_port, kFlowFrontendPort, kTcpAck, 9001,
                                       *cookie + 1);
         require_found(ack, backend);
     }

@@ -27,22 +27,18 @@ using namespace portmux::test;
 
 namespace {
 
-constexpr std::uint16_t kTcpFrontend = 8080;
-const std::vector<std::uint16_t> kTcpBackends{8081, 8082, 8083};
-constexpr std::uint64_t kSecond = 1000000000ull;
-
-Frontend tcp_frontend(const std::vector<std::uint16_t>& backends = kTcpBackends) {
-    return make_frontend(kTcpFrontend, Protocol::tcp, backends);
+Frontend tcp_frontend(const std::vector<std::uint16_t>& backends = kFlowBackendPorts) {
+    return make_frontend(kFlowFrontendPort, Protocol::tcp, backends);
 }
 
-void configure_tcp(const std::vector<std::uint16_t>& backends = kTcpBackends) {
+void configure_tcp(const std::vector<std::uint16_t>& backends = kFlowBackendPorts) {
     data_path().configure(config_of({tcp_frontend(backends)}));
 }
 
 Frame segment(const PacketBuilder& client, std::uint16_t client_port, std::uint8_t flags,
               std::size_t payload = 0) {
     return PacketBuilder(client)
-        .tcp(client_port, kTcpFrontend)
+        .tcp(client_port, kFlowFrontendPort)
         .tcp_flags(flags)
         .payload(counting_payload(payload))
         .build();
@@ -73,7 +69,7 @@ void require_flow(const Frame& request, const Frontend& frontend, std::uint16_t 
     }
     CHECK(flow->backend_index == index_of(ports, backend));
     CHECK(flow->generation == generation_of(frontend));
-    CHECK(data_path().reply_frontend(request, backend) == kTcpFrontend);
+    CHECK(data_path().reply_frontend(request, backend) == kFlowFrontendPort);
 }
 
 // The SYN slot of `syn` must name `backend` (port and index in `frontend`),
@@ -88,7 +84,7 @@ void require_syn_slot(const Frame& syn, const Frontend& frontend, std::uint16_t 
     }
     CHECK(slot->backend_index == index_of(ports, backend));
     CHECK_FALSE(data_path().flow(request_flow_key(syn)).has_value());
-    CHECK(data_path().reply_frontend(syn, backend) == kTcpFrontend);
+    CHECK(data_path().reply_frontend(syn, backend) == kFlowFrontendPort);
 }
 
 }  // namespace
@@ -103,9 +99,9 @@ TEST_CASE("TCP: SYNs take backends in turn, every later segment follows its flow
     const std::vector<std::uint16_t> client_ports{40001, 40002, 40003};
     for (std::size_t i = 0; i < client_ports.size(); ++i) {
         const Frame syn = segment(client, client_ports[i], kTcpSyn);
-        CHECK(forward(syn) == kTcpBackends[i]);
+        CHECK(forward(syn) == kFlowBackendPorts[i]);
         tally.forwarded(i, syn);
-        require_syn_slot(syn, tcp_frontend(), kTcpBackends[i]);
+        require_syn_slot(syn, tcp_frontend(), kFlowBackendPorts[i]);
     }
     // SYNs write slots, never the flow table.
     CHECK(data_path().flow_count() == 0);
@@ -120,18 +116,18 @@ TEST_CASE("TCP: SYNs take backends in turn, every later segment follows its flow
             const std::size_t payload = flags == (kTcpPsh | kTcpAck) ? 100 + i : 0;
             const Frame later = segment(client, client_ports[i], flags, payload);
             INFO("flags 0x" << std::hex << int(flags) << std::dec << ", client port " << client_ports[i]);
-            CHECK(forward(later) == kTcpBackends[i]);
+            CHECK(forward(later) == kFlowBackendPorts[i]);
             tally.forwarded(i, later);
-            require_flow(later, tcp_frontend(), kTcpBackends[i]);
+            require_flow(later, tcp_frontend(), kFlowBackendPorts[i]);
         }
     }
     // Still three flows, and the cursor moved only for the SYNs: the next
     // connection goes to the first backend again.
     CHECK(data_path().flow_count() == 3);
     const Frame fourth = segment(client, 40004, kTcpSyn);
-    CHECK(forward(fourth) == kTcpBackends[0]);
+    CHECK(forward(fourth) == kFlowBackendPorts[0]);
     tally.forwarded(0, fourth);
-    require_counters(kTcpFrontend, Protocol::tcp, tally.expected());
+    require_counters(kFlowFrontendPort, Protocol::tcp, tally.expected());
 }
 
 TEST_CASE("TCP: the flow key holds client address, client port and frontend port", "[tcp]") {
@@ -154,7 +150,7 @@ TEST_CASE("TCP: the flow key holds client address, client port and frontend port
     CHECK(forward(ack) == 8081);
     tally.forwarded(0, ack);
     CHECK(data_path().flow_count() == 2);
-    require_counters(kTcpFrontend, Protocol::tcp, tally.expected());
+    require_counters(kFlowFrontendPort, Protocol::tcp, tally.expected());
 }
 
 TEST_CASE("TCP: a segment no slot, flow or backend socket knows goes to a stable hashed backend, recorded nowhere",
@@ -172,7 +168,7 @@ TEST_CASE("TCP: a segment no slot, flow or backend socket knows goes to a stable
         INFO("client port " << port);
         const std::uint16_t first = forward(frame);
         CHECK(first == expected);
-        tally.forwarded(index_of(kTcpBackends, first), frame);
+        tally.forwarded(index_of(kFlowBackendPorts, first), frame);
         used.insert(first);
         // No socket of this namespace holds such a connection: the backend
         // answers it with a reset, and nothing is recorded for it (a flood
@@ -180,7 +176,7 @@ TEST_CASE("TCP: a segment no slot, flow or backend socket knows goes to a stable
         CHECK_FALSE(data_path().flow(request_flow_key(frame)).has_value());
         // Again: the same backend every time.
         CHECK(forward(frame) == first);
-        tally.forwarded(index_of(kTcpBackends, first), frame);
+        tally.forwarded(index_of(kFlowBackendPorts, first), frame);
     }
     CHECK(data_path().flow_count() == 0);
     CHECK(data_path().direct_client_count() == 0);
@@ -189,9 +185,9 @@ TEST_CASE("TCP: a segment no slot, flow or backend socket knows goes to a stable
     CHECK(used.size() == 3);
     // None of it moved the round-robin cursor.
     const Frame syn = segment(client, 42000, kTcpSyn);
-    CHECK(forward(syn) == kTcpBackends[0]);
+    CHECK(forward(syn) == kFlowBackendPorts[0]);
     tally.forwarded(0, syn);
-    require_counters(kTcpFrontend, Protocol::tcp, tally.expected());
+    require_counters(kFlowFrontendPort, Protocol::tcp, tally.expected());
 }
 
 TEST_CASE("TCP: a connection whose flow entry was lost follows its SYN slot and records the flow again", "[tcp]") {
@@ -217,7 +213,7 @@ TEST_CASE("TCP: a connection whose flow entry was lost follows its SYN slot and 
     CHECK(forward(data2) == 8082);
     tally.forwarded(1, data2);
     require_flow(data2, tcp_frontend(), 8082);
-    require_counters(kTcpFrontend, Protocol::tcp, tally.expected());
+    require_counters(kFlowFrontendPort, Protocol::tcp, tally.expected());
 }
 
 TEST_CASE("TCP: a SYN repeated within 3 s is a retransmission and keeps its backend", "[tcp]") {
@@ -257,7 +253,7 @@ TEST_CASE("TCP: a SYN repeated within 3 s is a retransmission and keeps its back
     const Frame other = segment(ipv4_client(), 40002, kTcpSyn);
     CHECK(forward(other) == 8082);
     tally.forwarded(1, other);
-    require_counters(kTcpFrontend, Protocol::tcp, tally.expected());
+    require_counters(kFlowFrontendPort, Protocol::tcp, tally.expected());
 }
 
 TEST_CASE("TCP: a SYN after the 3 s window opens a new connection, balanced afresh", "[tcp]") {
@@ -276,7 +272,7 @@ TEST_CASE("TCP: a SYN after the 3 s window opens a new connection, balanced afre
         CHECK(forward(ack) == 8081);
         tally.forwarded(0, ack);
         portmux_flow aged = *data_path().flow(key);
-        aged.created_ns = monotonic_ns() - 4 * kSecond;
+        aged.created_ns = monotonic_ns() - 4 * kSecondNs;
         aged.last_seen_ns = aged.created_ns;
         data_path().set_flow(key, aged);
     }
@@ -291,11 +287,11 @@ TEST_CASE("TCP: a SYN after the 3 s window opens a new connection, balanced afre
     CHECK(forward(ack) == 8082);
     tally.forwarded(1, ack);
     require_flow(ack, tcp_frontend(), 8082);
-    CHECK(data_path().flow(key)->created_ns + kSecond >= coarse_monotonic_ns());
+    CHECK(data_path().flow(key)->created_ns + kSecondNs >= coarse_monotonic_ns());
     // And the new SYN is itself retransmission-protected.
     CHECK(forward(syn) == 8082);
     tally.forwarded(1, syn);
-    require_counters(kTcpFrontend, Protocol::tcp, tally.expected());
+    require_counters(kFlowFrontendPort, Protocol::tcp, tally.expected());
 }
 
 TEST_CASE("TCP: rewritten checksums equal a full recomputation", "[tcp][checksum]") {
@@ -305,7 +301,7 @@ TEST_CASE("TCP: rewritten checksums equal a full recomputation", "[tcp][checksum
         const std::size_t payload = GENERATE(0, 1, 2, 3, 99, 1400);
         const bool options = GENERATE(false, true);
         INFO("payload " << payload << ", options " << options);
-        PacketBuilder builder = PacketBuilder(client).tcp(40001, kTcpFrontend).tcp_flags(kTcpPsh | kTcpAck);
+        PacketBuilder builder = PacketBuilder(client).tcp(40001, kFlowFrontendPort).tcp_flags(kTcpPsh | kTcpAck);
         if (options) {
             builder.tcp_options({1, 1, 8, 10, 0, 0, 0x12, 0x34, 0, 0, 0x56, 0x78});  // NOP NOP timestamps
         }
@@ -317,10 +313,10 @@ TEST_CASE("TCP: rewritten checksums equal a full recomputation", "[tcp][checksum
         const PacketBuilder after = PacketBuilder(client).tcp(40001, 8081).tcp_flags(kTcpPsh | kTcpAck);
         const Bytes to_zero = payload_forcing_sum(after, counting_payload(20), 4, 0xffff);
         REQUIRE(PacketBuilder(after).payload(to_zero).build().transport_checksum() == 0);
-        const Frame in = PacketBuilder(client).tcp(40001, kTcpFrontend).tcp_flags(kTcpPsh | kTcpAck).payload(to_zero).build();
+        const Frame in = PacketBuilder(client).tcp(40001, kFlowFrontendPort).tcp_flags(kTcpPsh | kTcpAck).payload(to_zero).build();
         CHECK(forward(in) == 8081);
 
-        const PacketBuilder before = PacketBuilder(client).tcp(40002, kTcpFrontend).tcp_flags(kTcpPsh | kTcpAck);
+        const PacketBuilder before = PacketBuilder(client).tcp(40002, kFlowFrontendPort).tcp_flags(kTcpPsh | kTcpAck);
         const Bytes from_zero = payload_forcing_sum(before, counting_payload(20), 4, 0xffff);
         const Frame zero_in = PacketBuilder(before).payload(from_zero).build();
         REQUIRE(zero_in.transport_checksum() == 0);
@@ -334,12 +330,12 @@ TEST_CASE("TCP: a reload that removes a backend moves its flows to live backends
     // Connections to 8081, 8082, 8083 that completed their handshakes, and
     // one more to 8081 and one to 8082 whose last ACK comes after the reload.
     for (std::uint16_t port : {40001, 40002, 40003, 40004, 40005}) {
-        CHECK(forward(segment(client, port, kTcpSyn)) == kTcpBackends[(port - 40001) % 3]);
+        CHECK(forward(segment(client, port, kTcpSyn)) == kFlowBackendPorts[(port - 40001) % 3]);
     }
     for (std::uint16_t port : {40001, 40002, 40003}) {
-        CHECK(forward(segment(client, port, kTcpAck)) == kTcpBackends[port - 40001]);
+        CHECK(forward(segment(client, port, kTcpAck)) == kFlowBackendPorts[port - 40001]);
     }
-    const std::uint64_t received_before = data_path().stats(kTcpFrontend, Protocol::tcp).received;
+    const std::uint64_t received_before = data_path().stats(kFlowFrontendPort, Protocol::tcp).received;
 
     // 8082 leaves; 8083 moves from index 2 to index 1.
     const Frontend reduced = tcp_frontend({8081, 8083});
@@ -371,7 +367,7 @@ TEST_CASE("TCP: a reload that removes a backend moves its flows to live backends
         CHECK(forward(segment(client, port, kTcpFin | kTcpAck)) == moved);
     }
 
-    const FrontendStats stats = data_path().stats(kTcpFrontend, Protocol::tcp);
+    const FrontendStats stats = data_path().stats(kFlowFrontendPort, Protocol::tcp);
     CHECK(stats.received == received_before + 7);
     CHECK(stats.dropped() == 0);
 }
@@ -380,14 +376,14 @@ TEST_CASE("TCP: a handshake under way follows its backend to its new index after
     configure_tcp();
     const PacketBuilder client = GENERATE(ipv4_client(), ipv6_client());
     for (std::uint16_t port : {40001, 40002, 40003}) {
-        CHECK(forward(segment(client, port, kTcpSyn)) == kTcpBackends[port - 40001]);
+        CHECK(forward(segment(client, port, kTcpSyn)) == kFlowBackendPorts[port - 40001]);
     }
     const Frontend reordered = tcp_frontend({8083, 8081, 8082});
     data_path().reload(config_of({reordered}));
     for (std::uint16_t port : {40001, 40002, 40003}) {
         const Frame ack = segment(client, port, kTcpAck);
-        CHECK(forward(ack) == kTcpBackends[port - 40001]);
-        require_flow(ack, reordered, kTcpBackends[port - 40001]);
+        CHECK(forward(ack) == kFlowBackendPorts[port - 40001]);
+        require_flow(ack, reordered, kFlowBackendPorts[port - 40001]);
     }
 }
 
@@ -402,7 +398,7 @@ TEST_CASE("TCP: no live backend drops SYNs and unknown segments as no_backend", 
     }
     CHECK(data_path().flow_count() == 0);
     CHECK(data_path().direct_client_count() == 0);
-    require_counters(kTcpFrontend, Protocol::tcp, tally.expected());
+    require_counters(kFlowFrontendPort, Protocol::tcp, tally.expected());
 }
 
 // UDP frontends with "affinity": "flow" use the same flow table: a client
@@ -467,7 +463,7 @@ TEST_CASE("UDP flow affinity: an idle flow is rebalanced, a live one refreshed",
     tally.forwarded(1, b);
 
     SECTION("idle one second longer than flow_idle_seconds: the next backend in turn") {
-        age_flow(a, (kIdleSeconds + 1) * kSecond);
+        age_flow(a, (kIdleSeconds + 1) * kSecondNs);
         const std::uint64_t before = coarse_monotonic_ns();
         CHECK(forward(a) == 9878);
         tally.forwarded(2, a);
@@ -482,7 +478,7 @@ TEST_CASE("UDP flow affinity: an idle flow is rebalanced, a live one refreshed",
         tally.forwarded(2, a);
     }
     SECTION("idle just under flow_idle_seconds: kept, and its idle clock restarts") {
-        age_flow(a, (kIdleSeconds - 1) * kSecond);
+        age_flow(a, (kIdleSeconds - 1) * kSecondNs);
         const std::uint64_t before = coarse_monotonic_ns();
         CHECK(forward(a) == 9876);
         tally.forwarded(0, a);
@@ -493,7 +489,7 @@ TEST_CASE("UDP flow affinity: an idle flow is rebalanced, a live one refreshed",
         tally.forwarded(2, c);
     }
     SECTION("seen half a second ago: the idle clock is not rewritten (refreshed at most once a second)") {
-        age_flow(a, kSecond / 2);
+        age_flow(a, kSecondNs / 2);
         const std::uint64_t last_seen = data_path().flow(request_flow_key(a))->last_seen_ns;
         CHECK(forward(a) == 9876);
         tally.forwarded(0, a);
@@ -541,7 +537,7 @@ TEST_CASE("replies: no per-client state; losing a flow entry changes nothing for
         CHECK(forward(syn) == 8081);
         CHECK(forward(segment(ipv6_client(), 40001, kTcpAck)) == 8081);
         data_path().clear_flow_tables();
-        CHECK(data_path().reply_frontend(syn, 8081) == kTcpFrontend);
+        CHECK(data_path().reply_frontend(syn, 8081) == kFlowFrontendPort);
         CHECK(forward(segment(ipv6_client(), 40001, kTcpPsh | kTcpAck, 20)) == 8081);
         require_flow(syn, tcp_frontend(), 8081);
     }
@@ -571,7 +567,7 @@ TEST_CASE("replies: a client that talks to a backend port directly becomes an ex
     configure_tcp();
     const Frame syn = segment(ipv4_client(), kClientPort, kTcpSyn);
     const std::uint16_t backend = forward(syn);
-    CHECK(data_path().reply_frontend(syn, backend) == kTcpFrontend);
+    CHECK(data_path().reply_frontend(syn, backend) == kFlowFrontendPort);
 
     // Another client port straight to the backend: its replies keep the
     // backend port, the balanced client's still show the frontend's.
@@ -581,7 +577,7 @@ TEST_CASE("replies: a client that talks to a backend port directly becomes an ex
     CHECK(data_path().direct_client(reply_key(direct_syn, backend)));
     CHECK(data_path().direct_port(reply_key(direct_syn, backend)));  // TC now looks for exceptions of it
     CHECK(data_path().reply_frontend(direct_syn, backend) == 0);
-    CHECK(data_path().reply_frontend(syn, backend) == kTcpFrontend);
+    CHECK(data_path().reply_frontend(syn, backend) == kFlowFrontendPort);
     // Any later segment puts back an exception the LRU evicted.
     data_path().erase_direct_client(reply_key(direct_syn, backend));
     const Frame direct_ack =
@@ -592,10 +588,10 @@ TEST_CASE("replies: a client that talks to a backend port directly becomes an ex
     // A balanced SYN from a client port that was a direct client of the
     // backend it is sent to retires the exception.
     const Frame second = segment(ipv4_client(), kClientPort + 2, kTcpSyn);
-    data_path().set_direct_client(reply_key(second, kTcpBackends[1]));
-    CHECK(forward(second) == kTcpBackends[1]);
-    CHECK_FALSE(data_path().direct_client(reply_key(second, kTcpBackends[1])));
-    CHECK(data_path().reply_frontend(second, kTcpBackends[1]) == kTcpFrontend);
+    data_path().set_direct_client(reply_key(second, kFlowBackendPorts[1]));
+    CHECK(forward(second) == kFlowBackendPorts[1]);
+    CHECK_FALSE(data_path().direct_client(reply_key(second, kFlowBackendPorts[1])));
+    CHECK(data_path().reply_frontend(second, kFlowBackendPorts[1]) == kFlowFrontendPort);
 
     // A port that is no backend costs nothing and records nothing.
     const std::size_t before = data_path().direct_client_count();
