@@ -437,6 +437,67 @@ start_udp_reply_backend() {
         done' backend "$2" "$3" "$4"
 }
 
+# The reply backends above serve their requests one after another; these
+# three judge a round of requests through a round-robin frontend to them.
+# Request I carries the line "LINE-I"; ANSWER I is the port of the backend
+# that answered it; each backend of PORTS serves PER_BACKEND requests, its
+# files in DIR (PROTO-PORT-C.txt). WHAT starts every message ("TCP clients").
+
+# reply_backends_ready NS DIR tcp|udp PER_BACKEND PORT...: every backend
+# either listens for its next request or has served them all.
+reply_backends_ready() {
+    local ns=$1 dir=$2 proto=$3 per_backend=$4 port
+    shift 4
+    for port in "$@"; do
+        grep -qs '^exit ' "$dir/$proto-$port-$per_backend.txt" ||
+            "${proto}_port_listening" "$ns" "$port" || return 1
+    done
+}
+
+# require_round_robin_answers WHAT PER_BACKEND "PORTS" ANSWER...: the first N
+# answers (N ports) come from N different backends and every later one from
+# the backend N requests before, so each backend answered PER_BACKEND.
+require_round_robin_answers() {
+    local what=$1 per_backend=$2 i port
+    local -a ports
+    read -ra ports <<<"$3"
+    shift 3
+    local -a answers=("$@")
+    local n=${#ports[@]}
+    assert_eq "$n" "$(printf '%s\n' "${answers[@]:0:n}" | sort -u | wc -l)" \
+        "$what: the first $n reached $n different backends"
+    for ((i = n; i < ${#answers[@]}; i++)); do
+        assert_eq "${answers[i - n]}" "${answers[i]}" \
+            "$what: number $((i + 1)) reached the same backend as number $((i - n + 1))"
+    done
+    for port in "${ports[@]}"; do
+        assert_eq "$per_backend" "$(printf '%s\n' "${answers[@]}" | grep -cx "$port")" \
+            "$what: answered by backend $port"
+    done
+}
+
+# require_backends_heard WHAT DIR tcp|udp LINE PER_BACKEND "PORTS" ANSWER...:
+# each backend heard exactly the lines of the requests it answered, in order,
+# and each of its nc runs exited 0.
+require_backends_heard() {
+    local what=$1 dir=$2 proto=$3 line=$4 per_backend=$5 i c port expected heard
+    local -a ports
+    read -ra ports <<<"$6"
+    shift 6
+    local -a answers=("$@")
+    for port in "${ports[@]}"; do
+        wait_until 5 grep -q '^exit ' "$dir/$proto-$port-$per_backend.txt" ||
+            fail "$what: backend $port's last nc never exited"
+        expected=
+        for ((i = 1; i <= ${#answers[@]}; i++)); do
+            [[ ${answers[i - 1]} == "$port" ]] && expected+="$line-$i | exit 0 | "
+        done
+        heard=$(for ((c = 1; c <= per_backend; c++)); do cat "$dir/$proto-$port-$c.txt" 2>/dev/null; done |
+            sed 's/$/ | /' | tr -d '\n')
+        assert_eq "$expected" "$heard" "$what: backend $port heard exactly the lines it answered, each nc exiting 0"
+    done
+}
+
 # all_ports_listening NS tcp|udp PORT...: every PORT has a listener in NS.
 all_ports_listening() {
     local ns=$1 proto=$2 port

@@ -56,19 +56,11 @@ rsts_before=$(snmp_counter "$NS" TcpOutRsts)
 fails_before=$(snmp_counter "$NS" TcpAttemptFails)
 assert_eq 0 "$csum_before" "TcpInCsumErrors before the connections"
 
-# Every backend either listens for its next connection or has served them all.
-backends_ready() {
-    local port
-    for port in "${BACKENDS[@]}"; do
-        grep -qs '^exit ' "$E2E_WORKDIR/tcp-$port-$PER_BACKEND.txt" ||
-            tcp_port_listening "$NS" "$port" || return 1
-    done
-}
-
 answers=()
 for ((i = 1; i <= CLIENTS; i++)); do
     # A backend's next `nc -l` starts only after its previous connection ended.
-    wait_until 5 backends_ready || fail "before client $i: a backend is not listening again"
+    wait_until 5 reply_backends_ready "$NS" "$E2E_WORKDIR" tcp "$PER_BACKEND" "${BACKENDS[@]}" ||
+        fail "before client $i: a backend is not listening again"
     rc=0
     reply=$(ip netns exec "$NS" taskset -c 0 timeout 10 nc -N 127.0.0.1 "$FRONTEND" <<<"hello-$i") || rc=$?
     assert_eq 0 "$rc" "client $i: nc -N 127.0.0.1:$FRONTEND exit status"
@@ -78,29 +70,10 @@ for ((i = 1; i <= CLIENTS; i++)); do
 done
 log "backends answering clients 1..$CLIENTS: ${answers[*]}"
 
-# Round robin: a cycle of the three backends, repeated.
-first_three=$(printf '%s\n' "${answers[@]:0:3}" | sort -u | wc -l)
-assert_eq 3 "$first_three" "the first three clients reached three different backends"
-for ((i = 3; i < CLIENTS; i++)); do
-    assert_eq "${answers[i - 3]}" "${answers[i]}" "client $((i + 1)) reached the same backend as client $((i - 2))"
-done
-for port in "${BACKENDS[@]}"; do
-    served=$(printf '%s\n' "${answers[@]}" | grep -cx "$port")
-    assert_eq "$PER_BACKEND" "$served" "connections answered by backend $port"
-done
-
-# What each backend heard: exactly the lines of the clients it answered.
-for port in "${BACKENDS[@]}"; do
-    wait_until 5 grep -q '^exit ' "$E2E_WORKDIR/tcp-$port-$PER_BACKEND.txt" ||
-        fail "backend $port: its last nc never exited"
-    expected=
-    for ((i = 1; i <= CLIENTS; i++)); do
-        [[ ${answers[i - 1]} == "$port" ]] && expected+="hello-$i | exit 0 | "
-    done
-    heard=$(for ((c = 1; c <= PER_BACKEND; c++)); do cat "$E2E_WORKDIR/tcp-$port-$c.txt"; done |
-        sed 's/$/ | /' | tr -d '\n')
-    assert_eq "$expected" "$heard" "backend $port heard its clients' lines and exited 0 each time"
-done
+# Round robin: a cycle of the three backends, repeated; each backend heard
+# exactly the lines of the clients it answered.
+require_round_robin_answers "TCP clients" "$PER_BACKEND" "${BACKENDS[*]}" "${answers[@]}"
+require_backends_heard "TCP clients" "$E2E_WORKDIR" tcp hello "$PER_BACKEND" "${BACKENDS[*]}" "${answers[@]}"
 
 stats_raw=$(in_ns "$NS" "$PORTMUX" stats lo --json 2>&1)
 stats=$(stats_flat "$stats_raw")

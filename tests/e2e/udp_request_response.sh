@@ -54,22 +54,14 @@ assert_ok "portmux attach lo --mode generic" \
 log "$E2E_LAST_OUTPUT"
 assert_match "attach reports generic mode" 'generic mode' "$E2E_LAST_OUTPUT"
 
-# Every backend either listens for its next request or has answered them all.
-backends_ready() {
-    local port
-    for port in "${BACKENDS[@]}"; do
-        grep -qs '^exit ' "$E2E_WORKDIR/udp-$port-$PER_BACKEND.txt" ||
-            udp_port_listening "$NS" "$port" || return 1
-    done
-}
-
 noports_before=$(udp_counter "$NS" UdpNoPorts)
 assert_eq 0 "$(udp_counter "$NS" UdpInCsumErrors)" "UdpInCsumErrors before the requests"
 
 answers=()
 log "round 1: $NC_CLIENTS connected nc -u clients"
 for ((i = 1; i <= NC_CLIENTS; i++)); do
-    wait_until 5 backends_ready || fail "before request $i: a backend is not listening again"
+    wait_until 5 reply_backends_ready "$NS" "$E2E_WORKDIR" udp "$PER_BACKEND" "${BACKENDS[@]}" ||
+        fail "before request $i: a backend is not listening again"
     rc=0
     # -W1: done after one datagram back; -w3 bounds the wait for it.
     reply=$(ip netns exec "$NS" taskset -c 0 timeout 10 \
@@ -82,7 +74,8 @@ done
 
 log "round 2: $PY_CLIENTS requests from an unconnected socket"
 for ((i = NC_CLIENTS + 1; i <= TOTAL; i++)); do
-    wait_until 5 backends_ready || fail "before request $i: a backend is not listening again"
+    wait_until 5 reply_backends_ready "$NS" "$E2E_WORKDIR" udp "$PER_BACKEND" "${BACKENDS[@]}" ||
+        fail "before request $i: a backend is not listening again"
     rc=0
     reply=$(ip netns exec "$NS" taskset -c 0 timeout 10 "$E2E_PYTHON" - "$FRONTEND" "request-$i" <<'EOF'
 import socket, sys
@@ -101,27 +94,8 @@ EOF
 done
 log "backends answering requests 1..$TOTAL: ${answers[*]}"
 
-first_three=$(printf '%s\n' "${answers[@]:0:3}" | sort -u | wc -l)
-assert_eq 3 "$first_three" "the first three requests reached three different backends"
-for ((i = 3; i < TOTAL; i++)); do
-    assert_eq "${answers[i - 3]}" "${answers[i]}" "request $((i + 1)) reached the same backend as request $((i - 2))"
-done
-for port in "${BACKENDS[@]}"; do
-    assert_eq "$PER_BACKEND" "$(printf '%s\n' "${answers[@]}" | grep -cx "$port")" \
-        "requests answered by backend $port"
-done
-
-for port in "${BACKENDS[@]}"; do
-    wait_until 5 grep -q '^exit ' "$E2E_WORKDIR/udp-$port-$PER_BACKEND.txt" ||
-        fail "backend $port: its last nc never exited"
-    expected=
-    for ((i = 1; i <= TOTAL; i++)); do
-        [[ ${answers[i - 1]} == "$port" ]] && expected+="request-$i | exit 0 | "
-    done
-    heard=$(for ((c = 1; c <= PER_BACKEND; c++)); do cat "$E2E_WORKDIR/udp-$port-$c.txt"; done |
-        sed 's/$/ | /' | tr -d '\n')
-    assert_eq "$expected" "$heard" "backend $port heard exactly the requests it answered"
-done
+require_round_robin_answers "UDP requests" "$PER_BACKEND" "${BACKENDS[*]}" "${answers[@]}"
+require_backends_heard "UDP requests" "$E2E_WORKDIR" udp request "$PER_BACKEND" "${BACKENDS[*]}" "${answers[@]}"
 
 stats_raw=$(in_ns "$NS" "$PORTMUX" stats lo --json 2>&1)
 stats=$(stats_flat "$stats_raw")

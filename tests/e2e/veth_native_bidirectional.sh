@@ -102,33 +102,6 @@ counters() {   # NS: the counters this test compares, one line
 }
 zero_counters="TcpInCsumErrors=0 UdpInCsumErrors=0 TcpOutRsts=0 UdpNoPorts=0"
 
-# round_robin_checks WHAT ANSWER...: a repeated cycle of three, 2 each.
-round_robin_checks() {
-    local what=$1 i port
-    shift
-    local answers=("$@")
-    assert_eq 3 "$(printf '%s\n' "${answers[@]:0:3}" | sort -u | wc -l)" \
-        "$what: the first three reached three different backends"
-    for ((i = 3; i < ${#answers[@]}; i++)); do
-        if [[ ${answers[i]} != "${answers[i - 3]}" ]]; then
-            fail "$what: not round robin: ${answers[*]}"
-            return
-        fi
-    done
-    pass "$what: round robin (${answers[*]})"
-}
-
-# backends_ready DIR PROTO COUNT PORT...: each backend listens for its next
-# client or has served COUNT of them.
-backends_ready() {
-    local dir=$1 proto=$2 count=$3 port
-    shift 3
-    for port in "$@"; do
-        grep -qs '^exit ' "$dir/$proto-$port-$count.txt" ||
-            "${proto}_port_listening" "$BALANCER" "$port" || return 1
-    done
-}
-
 UDP_TOTAL=0
 run_round() {
     local round=$1 dir=$E2E_WORKDIR/round$1 i rc reply port stats tcp_answers=() udp_answers=()
@@ -147,7 +120,7 @@ run_round() {
     balancer_before=$(counters "$BALANCER")
 
     for ((i = 1; i <= TCP_CLIENTS; i++)); do
-        wait_until 5 backends_ready "$dir" tcp "$per_tcp" "${TCP_BACKENDS[@]}" ||
+        wait_until 5 reply_backends_ready "$BALANCER" "$dir" tcp "$per_tcp" "${TCP_BACKENDS[@]}" ||
             fail "round $round, TCP client $i: a backend is not listening again"
         rc=0
         reply=$(ip netns exec "$CLIENT" taskset -c 0 timeout 10 \
@@ -159,21 +132,12 @@ run_round() {
         fi
         tcp_answers+=("${reply#backend-}")
     done
-    round_robin_checks "round $round, TCP" "${tcp_answers[@]}"
-    for port in "${TCP_BACKENDS[@]}"; do
-        wait_until 5 grep -q '^exit ' "$dir/tcp-$port-$per_tcp.txt" ||
-            fail "round $round: TCP backend $port's last nc never exited"
-        local expected= heard
-        for ((i = 1; i <= TCP_CLIENTS; i++)); do
-            [[ ${tcp_answers[i - 1]} == "$port" ]] && expected+="hello-$round-$i | exit 0 | "
-        done
-        heard=$(for ((c = 1; c <= per_tcp; c++)); do cat "$dir/tcp-$port-$c.txt"; done |
-            sed 's/$/ | /' | tr -d '\n')
-        assert_eq "$expected" "$heard" "round $round: TCP backend $port heard its clients' lines, exited 0"
-    done
+    require_round_robin_answers "round $round, TCP clients" "$per_tcp" "${TCP_BACKENDS[*]}" "${tcp_answers[@]}"
+    require_backends_heard "round $round, TCP clients" "$dir" tcp "hello-$round" "$per_tcp" \
+        "${TCP_BACKENDS[*]}" "${tcp_answers[@]}"
 
     for ((i = 1; i <= UDP_CLIENTS + PY_CLIENTS; i++)); do
-        wait_until 5 backends_ready "$dir" udp "$per_udp" "${UDP_BACKENDS[@]}" ||
+        wait_until 5 reply_backends_ready "$BALANCER" "$dir" udp "$per_udp" "${UDP_BACKENDS[@]}" ||
             fail "round $round, UDP request $i: a backend is not listening again"
         rc=0
         if ((i <= UDP_CLIENTS)); then
@@ -201,18 +165,9 @@ EOF
         fi
         udp_answers+=("${reply##*reply-from-}")
     done
-    round_robin_checks "round $round, UDP" "${udp_answers[@]}"
-    for port in "${UDP_BACKENDS[@]}"; do
-        wait_until 5 grep -q '^exit ' "$dir/udp-$port-$per_udp.txt" ||
-            fail "round $round: UDP backend $port's last nc never exited"
-        local expected= heard
-        for ((i = 1; i <= UDP_CLIENTS + PY_CLIENTS; i++)); do
-            [[ ${udp_answers[i - 1]} == "$port" ]] && expected+="request-$round-$i | exit 0 | "
-        done
-        heard=$(for ((c = 1; c <= per_udp; c++)); do cat "$dir/udp-$port-$c.txt" 2>/dev/null; done |
-            sed 's/$/ | /' | tr -d '\n')
-        assert_eq "$expected" "$heard" "round $round: UDP backend $port heard exactly its requests"
-    done
+    require_round_robin_answers "round $round, UDP requests" "$per_udp" "${UDP_BACKENDS[*]}" "${udp_answers[@]}"
+    require_backends_heard "round $round, UDP requests" "$dir" udp "request-$round" "$per_udp" \
+        "${UDP_BACKENDS[*]}" "${udp_answers[@]}"
 
     assert_eq "$client_before" "$(counters "$CLIENT")" \
         "round $round: client counters unchanged"
