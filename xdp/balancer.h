@@ -3,6 +3,21 @@
  * The balancer: for a packet addressed to a frontend, apply its payload
  * rules, choose a backend (round robin, flow table, or payload tag) and
  * rewrite the destination port with an incremental checksum fix.
+ *
+ * balance() is four stages, run in this order on one struct frontend_ctx:
+ *
+ *   find_frontend()   the frontend the destination port names, and its
+ *                     per-CPU state; anything else passes untouched
+ *   judge_payload()   the frontend's payload rules (validate, and what a
+ *                     route or validate block needs of a first fragment)
+ *   choose_backend()  round robin, flow table, client affinity or tag
+ *   forward()         the destination port rewritten, the backend counted
+ *
+ * One return convention for every stage: STAGE_CONTINUE hands the packet to
+ * the next stage; any other value is the packet's final XDP action, and a
+ * stage that ends a packet with a drop has already counted it under its
+ * reason (count_drop()). bench/bpf/ablation.bpf.c times the stages one by
+ * one by calling them.
  */
 #ifndef PORTMUX_BALANCER_H
 #define PORTMUX_BALANCER_H
@@ -40,11 +55,17 @@ static __always_inline __u32 choice_drop_reason(int choice)
 	return (__u32)(-1 - choice);
 }
 
+/* A stage's verdict that is no XDP action (all of which are >= 0). */
+#define STAGE_CONTINUE (-1)
+
+/* What the stages of balance() found so far. */
 struct frontend_ctx {
 	struct xdp_md *xdp;
-	struct portmux_frontend *frontend;
-	struct portmux_frontend_state *state;
+	struct portmux_frontend *frontend;     /* find_frontend() */
+	struct portmux_frontend_state *state;  /* find_frontend() */
 	struct l4_packet *pkt;
+	struct l4_payload payload;             /* judge_payload() */
+	__u32 backend;                         /* choose_backend(): an index below backend_count */
 };
 
 /*
@@ -178,25 +199,17 @@ static __always_inline void store_flow(const struct portmux_frontend *fe,
 }
 
 /*
- * A SYN takes the next backend, or the one its slot names when it is a
- * retransmission (xdp/tcp_affinity.h). It creates no flow: the segment
- * that completes the handshake does.
+ * The backend of the live `flows` entry `key`, when the backend takes new
+ * connections; the entry's idle clock is refreshed at most once a second.
+ * -1 when there is none, it has idled out, or its backend is gone or down.
  */
-/*
- * "affinity": "client": the backend the client address is on, when its entry
- * (client port 0 in `flows`) is live and the backend takes new connections;
- * refreshed at most once a second. -1 otherwise.
- */
-static __always_inline int client_backend(const struct portmux_frontend *fe, __u32 family,
-					  const struct portmux_flow_key *key, __u64 now)
+static __always_inline int live_flow_backend(const struct portmux_frontend *fe, __u32 family,
+					     const struct portmux_flow_key *key, __u64 now)
 {
-	struct portmux_flow_key client = *key;
-	struct portmux_flow *entry;
+	struct portmux_flow *entry = bpf_map_lookup_elem(&flows, key);
 	__u64 idle_ns = (__u64)fe->flow_idle_seconds * 1000000000ULL;
 	int choice;
 
-	client.client_port = 0;
-	entry = bpf_map_lookup_elem(&flows, &client);
 	if (!entry || (idle_ns && now - entry->last_seen_ns >= idle_ns))
 		return -1;
 	choice = resolve_flow(fe, entry);
@@ -207,23 +220,34 @@ static __always_inline int client_backend(const struct portmux_frontend *fe, __u
 	return choice;
 }
 
+/*
+ * "affinity": "client": the backend the client address is on (its entry in
+ * `flows` has client port 0), as live_flow_backend() finds it; -1 otherwise.
+ */
+static __always_inline int client_backend(const struct portmux_frontend *fe, __u32 family,
+					  const struct portmux_flow_key *key, __u64 now)
+{
+	struct portmux_flow_key client = *key;
+
+	client.client_port = 0;
+	return live_flow_backend(fe, family, &client, now);
+}
+
 /* Puts the client address on backend `index` (client affinity). */
 static __always_inline void client_record(const struct portmux_frontend *fe,
 					  const struct portmux_flow_key *key, int index, __u64 now)
 {
 	struct portmux_flow_key client = *key;
-	struct portmux_flow entry = {
-		.backend_port = backend_port(fe, index),
-		.backend_index = index,
-		.generation = fe->generation,
-		.created_ns = now,
-		.last_seen_ns = now,
-	};
 
 	client.client_port = 0;
-	bpf_map_update_elem(&flows, &client, &entry, BPF_ANY);
+	store_flow(fe, &client, index, now);
 }
 
+/*
+ * A SYN takes the next backend, or the one its slot names when it is a
+ * retransmission (xdp/tcp_affinity.h). It creates no flow: the segment
+ * that completes the handshake does.
+ */
 static __always_inline int choose_tcp_syn(const struct portmux_frontend *fe,
 					  struct portmux_frontend_state *state, __u32 family,
 					  struct tcp_affinity_query *query, bool stale_flow)
@@ -318,42 +342,26 @@ __noinline int choose_udp_affinity_backend(const struct portmux_frontend *fe,
 					   const struct portmux_flow_key *key)
 {
 	struct portmux_flow_key affinity_key;
-	struct portmux_flow *flow;
-	__u64 idle_ns, now;
 	__u32 family;
+	__u64 now;
 	int choice;
 
 	if (!fe || !state || !key)
 		return CHOICE_DROP(PORTMUX_DROP_NO_BACKEND);
 	family = key->family == 6 ? PORTMUX_FAMILY_V6 : PORTMUX_FAMILY_V4;
-	idle_ns = (__u64)fe->flow_idle_seconds * 1000000000ULL;
 	now = flow_clock_ns();
 	affinity_key = *key;
 	if (fe->flags & PORTMUX_F_CLIENT_AFFINITY)
 		affinity_key.client_port = 0;
-	flow = bpf_map_lookup_elem(&flows, &affinity_key);
-	if (flow && (idle_ns == 0 || now - flow->last_seen_ns < idle_ns)) {
-		choice = resolve_flow(fe, flow);
-		/* A client of a backend gone down moves to a live one. */
-		if (choice >= 0 && !backend_down(fe, family, choice)) {
-			if (now - flow->last_seen_ns > FLOW_REFRESH_NS)
-				flow->last_seen_ns = now;
-			return choice;
-		}
-	}
+	/* A client of a backend gone down moves to a live one. */
+	choice = live_flow_backend(fe, family, &affinity_key, now);
+	if (choice >= 0)
+		return choice;
 	choice = round_robin_next(fe, state, family);
 	if (choice >= 0) {
-		struct portmux_flow entry = {
-			.backend_port = backend_port(fe, choice),
-			.backend_index = choice,
-			.generation = fe->generation,
-			.created_ns = now,
-			.last_seen_ns = now,
-		};
-
-		bpf_map_update_elem(&flows, &affinity_key, &entry, BPF_ANY);
+		store_flow(fe, &affinity_key, choice, now);
 		if (!(fe->flags & PORTMUX_F_NO_REPLIES))
-			retire_direct_client(key, entry.backend_port);
+			retire_direct_client(key, backend_port(fe, choice));
 	}
 	return choice;
 }
@@ -468,20 +476,16 @@ static __always_inline struct portmux_port *destination_port(const struct l4_pac
 }
 
 /*
- * Balances one UDP or TCP packet; returns the XDP action. The frame has
- * passed parse_l4(); balance_frame() below is the whole program.
+ * Stage 1: the frontend of the packet's destination port, and its per-CPU
+ * state. A port that is nobody's passes the packet untouched (one array
+ * lookup); a backend port passes it after noting a direct client.
  */
-static __always_inline int balance(struct xdp_md *xdp, struct l4_packet *pkt)
+static __always_inline int find_frontend(struct frontend_ctx *ctx)
 {
-	struct l4_payload payload;
-	bool payload_ok;
-	void *data = (void *)(long)xdp->data;
-	struct frontend_ctx ctx = { .xdp = xdp, .pkt = pkt };
+	struct l4_packet *pkt = ctx->pkt;
 	struct portmux_port *port;
-	__u32 slot, counter;
-	int choice;
+	__u32 slot;
 
-	/* Not portmux's (most traffic): one array lookup, nothing else. */
 	port = destination_port(pkt);
 	if (!port || !port->flags)
 		return XDP_PASS;
@@ -489,59 +493,111 @@ static __always_inline int balance(struct xdp_md *xdp, struct l4_packet *pkt)
 		note_direct_client(pkt, port);
 		return XDP_PASS;
 	}
-	ctx.frontend = frontend_config(port, pkt->l4_proto, l4_ports(pkt)->dest);
-	if (!ctx.frontend)
+	ctx->frontend = frontend_config(port, pkt->l4_proto, l4_ports(pkt)->dest);
+	if (!ctx->frontend)
 		return XDP_PASS; /* caught mid-reload: treated as not ours */
-	slot = ctx.frontend->slot;
-	ctx.state = bpf_map_lookup_elem(&frontend_state, &slot);
-	if (!ctx.state)
+	slot = ctx->frontend->slot;
+	ctx->state = bpf_map_lookup_elem(&frontend_state, &slot);
+	if (!ctx->state)
 		return XDP_PASS;
-	ctx.state->received++;
+	ctx->state->received++;
+	return STAGE_CONTINUE;
+}
 
-	payload_ok = locate_payload(pkt, data, &payload) == 0;
-	if (!payload_ok) {
-		/* A first fragment: judged by the UDP length and its own bytes. */
-		int present = locate_first_fragment(pkt, data, &payload);
+/*
+ * Stage 2: the frontend's payload rules. A payload the parser could not
+ * place fails a validate or route frontend as too short, unless it is a
+ * first fragment, judged by its UDP length and its own bytes.
+ */
+static __always_inline int judge_payload(struct frontend_ctx *ctx)
+{
+	const struct portmux_frontend *fe = ctx->frontend;
+	bool placed = payload_of(ctx->pkt, &ctx->payload);
+
+	if (!placed) {
+		int present = locate_first_fragment(ctx->pkt, &ctx->payload);
 
 		if (present >= 0) {
-			if (fragment_hides_rules(ctx.frontend, &payload, present))
-				return count_drop(ctx.state, PORTMUX_DROP_BEYOND_FIRST_FRAGMENT);
-			payload_ok = true;
+			if (fragment_hides_rules(fe, &ctx->payload, present))
+				return count_drop(ctx->state, PORTMUX_DROP_BEYOND_FIRST_FRAGMENT);
+			placed = true;
 		}
 	}
-	if (!payload_ok && (ctx.frontend->flags & (PORTMUX_F_VALIDATE | PORTMUX_F_ROUTE)))
-		return count_drop(ctx.state, PORTMUX_DROP_TOO_SHORT);
+	if (!placed && (fe->flags & (PORTMUX_F_VALIDATE | PORTMUX_F_ROUTE)))
+		return count_drop(ctx->state, PORTMUX_DROP_TOO_SHORT);
 	/* TCP segments without payload (SYN, pure ACK, FIN) are never judged. */
-	if ((ctx.frontend->flags & PORTMUX_F_VALIDATE) &&
-	    (pkt->l4_proto == IPPROTO_UDP || payload.length > 0)) {
-		int reason = validate_payload(xdp, &ctx.frontend->validation, &payload);
-		if (reason >= 0)
-			return count_drop(ctx.state, reason);
-	}
+	if ((fe->flags & PORTMUX_F_VALIDATE) &&
+	    (ctx->pkt->l4_proto == IPPROTO_UDP || ctx->payload.length > 0)) {
+		int reason = validate_payload(ctx->xdp, &fe->validation, &ctx->payload);
 
-	if (pkt->l4_proto == IPPROTO_TCP)
-		choice = choose_tcp(&ctx);
-	else if (ctx.frontend->flags & (PORTMUX_F_FLOW_AFFINITY | PORTMUX_F_CLIENT_AFFINITY))
-		choice = choose_udp_flow(&ctx);
+		if (reason >= 0)
+			return count_drop(ctx->state, reason);
+	}
+	return STAGE_CONTINUE;
+}
+
+/*
+ * Stage 3: the backend, by the frontend's protocol and affinity. No backend
+ * for the packet's family (all down) passes it unrewritten, counted as
+ * no_backend, so the kernel answers as for a closed port.
+ */
+static __always_inline int choose_backend(struct frontend_ctx *ctx)
+{
+	int choice;
+
+	if (ctx->pkt->l4_proto == IPPROTO_TCP)
+		choice = choose_tcp(ctx);
+	else if (ctx->frontend->flags & (PORTMUX_F_FLOW_AFFINITY | PORTMUX_F_CLIENT_AFFINITY))
+		choice = choose_udp_flow(ctx);
 	else
-		choice = choose_udp_packet(&ctx, &payload);
+		choice = choose_udp_packet(ctx, &ctx->payload);
 
 	if (choice == CHOICE_UNREACHABLE) {
-		ctx.state->drops[PORTMUX_DROP_NO_BACKEND]++;
+		ctx->state->drops[PORTMUX_DROP_NO_BACKEND]++;
 		return XDP_PASS;
 	}
 	if (choice < 0)
-		return count_drop(ctx.state, choice_drop_reason(choice));
-	if (choice >= ctx.frontend->backend_count || choice >= PORTMUX_MAX_BACKENDS)
-		return count_drop(ctx.state, PORTMUX_DROP_NO_BACKEND);
+		return count_drop(ctx->state, choice_drop_reason(choice));
+	if (choice >= ctx->frontend->backend_count || choice >= PORTMUX_MAX_BACKENDS)
+		return count_drop(ctx->state, PORTMUX_DROP_NO_BACKEND);
+	ctx->backend = choice;
+	return STAGE_CONTINUE;
+}
 
-	choice = verifier_bound(choice, PORTMUX_MAX_BACKENDS - 1);
-	rewrite_dest_port(pkt, ctx.frontend->backends[choice]);
+/* Stage 4: the destination port becomes the backend's; the backend is counted. */
+static __always_inline int forward(struct frontend_ctx *ctx)
+{
+	const struct portmux_frontend *fe = ctx->frontend;
+	__u32 backend = verifier_bound(ctx->backend, PORTMUX_MAX_BACKENDS - 1);
+	__u32 counter;
+
+	rewrite_dest_port(ctx->pkt, fe->backends[backend]);
 	/* The backend's own counter slot: it keeps it while it stays in the config. */
-	counter = ctx.frontend->counter_slots[choice] & (PORTMUX_COUNTER_SLOTS - 1);
-	ctx.state->backends[counter].packets++;
-	ctx.state->backends[counter].bytes += pkt->data_end - data;
+	counter = fe->counter_slots[backend] & (PORTMUX_COUNTER_SLOTS - 1);
+	ctx->state->backends[counter].packets++;
+	ctx->state->backends[counter].bytes += ctx->pkt->data_end - (void *)(long)ctx->xdp->data;
 	return XDP_PASS;
+}
+
+/*
+ * Balances one UDP or TCP packet; returns the XDP action. The frame has
+ * passed parse_l4(); balance_frame() below is the whole program.
+ */
+static __always_inline int balance(struct xdp_md *xdp, struct l4_packet *pkt)
+{
+	struct frontend_ctx ctx = { .xdp = xdp, .pkt = pkt };
+	int verdict;
+
+	verdict = find_frontend(&ctx);
+	if (verdict != STAGE_CONTINUE)
+		return verdict;
+	verdict = judge_payload(&ctx);
+	if (verdict != STAGE_CONTINUE)
+		return verdict;
+	verdict = choose_backend(&ctx);
+	if (verdict != STAGE_CONTINUE)
+		return verdict;
+	return forward(&ctx);
 }
 
 /*

@@ -3,7 +3,7 @@
  * The first fragment of a UDP datagram to a validate or route frontend.
  *
  * Its UDP header states the length of the whole datagram, more than the
- * fragment carries, so locate_payload() refuses it. It is judged instead by
+ * fragment carries (parse_udphdr() finds it L4_PAYLOAD_CUT). It is judged by
  * that stated length (the validate window) and by its own bytes (matches,
  * tag). A rule whose bytes lie beyond the fragment cannot be read: the
  * datagram is dropped as PORTMUX_DROP_BEYOND_FIRST_FRAGMENT, since letting
@@ -76,17 +76,15 @@ static __always_inline bool ipv6_chain_has_fragment(const struct l4_packet *pkt)
 
 /*
  * For the first fragment of a UDP datagram (the parser lets no later one
- * through): fills *payload with the datagram's payload length, as the UDP
- * header states it, and returns how many payload bytes this fragment
- * carries. -1 for any other packet.
+ * through), whose UDP length the parser found beyond the fragment: fills
+ * *payload with the datagram's payload, as the UDP header states it, and
+ * returns how many payload bytes this fragment carries. -1 for any other
+ * packet.
  */
-static __always_inline int locate_first_fragment(const struct l4_packet *pkt, void *data,
+static __always_inline int locate_first_fragment(const struct l4_packet *pkt,
 						 struct l4_payload *payload)
 {
-	struct udphdr *udp = pkt->l4;
-	__u32 udp_len;
-
-	if (pkt->l4_proto != IPPROTO_UDP)
+	if (pkt->l4_proto != IPPROTO_UDP || pkt->payload_fit != L4_PAYLOAD_CUT)
 		return -1;
 	if (pkt->ip4) {
 		if (!(pkt->ip4->frag_off & bpf_htons(IPV4_MORE_FRAGMENTS)))
@@ -94,13 +92,9 @@ static __always_inline int locate_first_fragment(const struct l4_packet *pkt, vo
 	} else if (!ipv6_chain_has_fragment(pkt)) {
 		return -1;
 	}
-	udp_len = bpf_ntohs(udp->len);
-	/* Only a datagram longer than this fragment is cut short by it. */
-	if (udp_len <= pkt->l4_len)
-		return -1;
-	payload->length = udp_len - sizeof(*udp);
-	payload->frame_offset = (pkt->l4 - data) + sizeof(*udp);
-	return pkt->l4_len - sizeof(*udp);
+	payload->length = pkt->payload_len;
+	payload->frame_offset = pkt->payload_offset;
+	return pkt->l4_len - sizeof(struct udphdr);
 }
 
 /* Bytes [offset, offset + length) lie in the datagram but past `present`. */

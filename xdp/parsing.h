@@ -35,6 +35,16 @@ struct vlan_tag {
 	__be16 encapsulated_proto;
 };
 
+/*
+ * How the payload a transport header states fits the IP payload it sits in
+ * (parse_udphdr(), parse_tcphdr()).
+ */
+#define L4_PAYLOAD_WHOLE 0     /* inside the IP payload */
+#define L4_PAYLOAD_CUT 1       /* a UDP length beyond the IP payload: a first
+				* fragment's (xdp/fragment.h), or a cut datagram */
+#define L4_PAYLOAD_MALFORMED 2 /* a UDP length below its header, a TCP data
+				* offset below 5 words or beyond the IP payload */
+
 /* The transport header located by parse_l4(), and what it sits on. */
 struct l4_packet {
 	/* Exactly one is set. Two typed pointers, not one pointer and a
@@ -44,6 +54,13 @@ struct l4_packet {
 	void *l4;            /* struct udphdr or struct tcphdr */
 	void *data_end;
 	__u32 l4_len;        /* transport header + payload, per the IP header */
+	/* The payload as the transport header states it: where it starts, from
+	 * the frame start, and its length (UDP: the length field's, which a
+	 * first fragment does not hold whole; TCP: the IP payload past the data
+	 * offset). Only L4_PAYLOAD_WHOLE and _CUT set them. */
+	__u32 payload_offset;
+	__u32 payload_len;
+	__u8 payload_fit;    /* L4_PAYLOAD_* */
 	__u8 l4_proto;       /* IPPROTO_UDP, IPPROTO_TCP, ... */
 };
 
@@ -180,23 +197,67 @@ static __always_inline int parse_ipv6hdr(struct hdr_cursor *nh, void *data_end)
 	}
 }
 
-/* Sets pkt->l4_len from the IP length fields; -1 when they are inconsistent. */
-static __always_inline int l4_len_from_ip(struct l4_packet *pkt)
+/*
+ * The bytes the IP header gives what follows its own headers, from `l4` on
+ * (negative when the header chain runs past that length).
+ */
+static __always_inline __s64 ip_payload_len(const struct l4_packet *pkt, void *l4)
 {
-	__s64 len;
-
 	if (pkt->ip4)
-		len = (__s64)bpf_ntohs(pkt->ip4->tot_len) - (pkt->l4 - (void *)pkt->ip4);
-	else if (pkt->ip6)
-		len = (__s64)bpf_ntohs(pkt->ip6->payload_len) - (pkt->l4 - (void *)(pkt->ip6 + 1));
-	else
+		return (__s64)bpf_ntohs(pkt->ip4->tot_len) - (l4 - (void *)pkt->ip4);
+	if (pkt->ip6)
+		return (__s64)bpf_ntohs(pkt->ip6->payload_len) - (l4 - (void *)(pkt->ip6 + 1));
+	return -1;
+}
+
+/*
+ * The UDP header at the cursor: handed back in *udphdr, and the cursor moved
+ * past it, once it lies in the frame and inside the `ip_len` bytes of IP
+ * payload. Returns how the payload its length field states fits those bytes
+ * (L4_PAYLOAD_*), with that length in *payload_len; -1 without a header.
+ */
+static __always_inline int parse_udphdr(struct hdr_cursor *nh, void *data_end, __s64 ip_len,
+					struct udphdr **udphdr, __u32 *payload_len)
+{
+	struct udphdr *udp = nh->pos;
+	__u32 udp_len;
+
+	if ((void *)(udp + 1) > data_end || ip_len < (__s64)sizeof(*udp))
 		return -1;
-	/* The transport header must lie inside what the IP header covers. */
-	if (len < (pkt->l4_proto == IPPROTO_UDP ? (__s64)sizeof(struct udphdr)
-						 : (__s64)sizeof(struct tcphdr)))
+	nh->pos = udp + 1;
+	*udphdr = udp;
+	udp_len = bpf_ntohs(udp->len);
+	if (udp_len < sizeof(*udp))
+		return L4_PAYLOAD_MALFORMED;
+	*payload_len = udp_len - sizeof(*udp);
+	return udp_len > ip_len ? L4_PAYLOAD_CUT : L4_PAYLOAD_WHOLE;
+}
+
+/*
+ * The TCP header at the cursor: handed back in *tcphdr once its fixed part
+ * lies in the frame and inside the `ip_len` bytes of IP payload; the cursor
+ * moves past its options (which this parser does not read, so they need not
+ * lie in the frame). Returns how its data offset fits those bytes
+ * (L4_PAYLOAD_*), with the payload's length in *payload_len; -1 without a
+ * header.
+ */
+static __always_inline int parse_tcphdr(struct hdr_cursor *nh, void *data_end, __s64 ip_len,
+					struct tcphdr **tcphdr, __u32 *payload_len)
+{
+	struct tcphdr *tcp = nh->pos;
+	__u32 hdr_len;
+
+	if ((void *)(tcp + 1) > data_end || ip_len < (__s64)sizeof(*tcp))
 		return -1;
-	pkt->l4_len = len;
-	return 0;
+	*tcphdr = tcp;
+	hdr_len = tcp->doff * 4;
+	if (hdr_len < sizeof(*tcp) || hdr_len > ip_len) {
+		nh->pos = tcp + 1;
+		return L4_PAYLOAD_MALFORMED;
+	}
+	nh->pos += hdr_len;
+	*payload_len = ip_len - hdr_len;
+	return L4_PAYLOAD_WHOLE;
 }
 
 /*
@@ -207,7 +268,8 @@ static __always_inline int parse_l4(void *data, void *data_end,
 				    struct l4_packet *pkt)
 {
 	struct hdr_cursor nh = { .pos = data };
-	int l3_proto, l4_proto;
+	int l3_proto, l4_proto, fit;
+	__s64 ip_len;
 
 	l3_proto = parse_ethhdr(&nh, data_end);
 	pkt->ip4 = NULL;
@@ -222,19 +284,28 @@ static __always_inline int parse_l4(void *data, void *data_end,
 		return -1;
 	}
 
+	if (l4_proto != IPPROTO_UDP && l4_proto != IPPROTO_TCP)
+		return -1; /* (also when the IP header was not there to parse) */
 	pkt->l4 = nh.pos;
 	pkt->data_end = data_end;
+	pkt->payload_len = 0;
+	ip_len = ip_payload_len(pkt, nh.pos);
 	if (l4_proto == IPPROTO_UDP) {
-		if (nh.pos + sizeof(struct udphdr) > data_end)
-			return -1;
-	} else if (l4_proto == IPPROTO_TCP) {
-		if (nh.pos + sizeof(struct tcphdr) > data_end)
-			return -1;
+		struct udphdr *udp;
+
+		fit = parse_udphdr(&nh, data_end, ip_len, &udp, &pkt->payload_len);
 	} else {
-		return -1;
+		struct tcphdr *tcp;
+
+		fit = parse_tcphdr(&nh, data_end, ip_len, &tcp, &pkt->payload_len);
 	}
+	if (fit < 0)
+		return -1;
 	pkt->l4_proto = l4_proto;
-	return l4_len_from_ip(pkt);
+	pkt->l4_len = ip_len;
+	pkt->payload_fit = fit;
+	pkt->payload_offset = nh.pos - data;
+	return 0;
 }
 
 #endif /* PORTMUX_PARSING_H */

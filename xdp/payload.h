@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
  * Payload inspection: the length window and byte matches of a validate
- * block, and the tag that picks a backend. Bytes are read as one fixed
+ * block, and the tag that picks a backend. Where the payload lies and how
+ * long it is are the parsers' findings (xdp/parsing.h, xdp/fragment.h);
+ * this file only reads bytes of it. Bytes are read as one fixed
  * 16-byte window that ends where the wanted bytes end (so the wanted bytes
  * are its last `length` bytes; the loader stores match values, masks and
  * route tags right-aligned the same way), and compared without a branch
@@ -26,34 +28,24 @@ _Static_assert(PORTMUX_MAX_MATCH_LEN == PORTMUX_MAX_TAG_LEN, "one copy buffer si
  * plus PORTMUX_MAX_PAYLOAD_OFFSET fit well below it. */
 #define PAYLOAD_WINDOW_MAX_START 4095
 
+/*
+ * The payload this file reads bytes of, as the parser located it
+ * (payload_of()) or, for a first fragment, as xdp/fragment.h does.
+ */
 struct l4_payload {
 	__u32 frame_offset; /* where the payload starts, from the frame start */
 	__u32 length;       /* as the transport and IP headers state it */
 };
 
-/* Finds the UDP or TCP payload; -1 for headers that contradict each other. */
-static __always_inline int locate_payload(const struct l4_packet *pkt, void *data,
-					  struct l4_payload *payload)
+/*
+ * The payload of a packet parse_l4() found whole inside its IP payload;
+ * false for any other (a first fragment's, a malformed header's).
+ */
+static __always_inline bool payload_of(const struct l4_packet *pkt, struct l4_payload *payload)
 {
-	__u32 hdr_len;
-
-	payload->length = 0;
-	if (pkt->l4_proto == IPPROTO_UDP) {
-		struct udphdr *udp = pkt->l4;
-		__u32 udp_len = bpf_ntohs(udp->len);
-
-		if (udp_len < sizeof(*udp) || udp_len > pkt->l4_len)
-			return -1;
-		hdr_len = sizeof(*udp);
-		payload->length = udp_len - hdr_len;
-	} else {
-		hdr_len = ((struct tcphdr *)pkt->l4)->doff * 4;
-		if (hdr_len < sizeof(struct tcphdr) || hdr_len > pkt->l4_len)
-			return -1;
-		payload->length = pkt->l4_len - hdr_len;
-	}
-	payload->frame_offset = (pkt->l4 - data) + hdr_len;
-	return 0;
+	payload->frame_offset = pkt->payload_offset;
+	payload->length = pkt->payload_len;
+	return pkt->payload_fit == L4_PAYLOAD_WHOLE;
 }
 
 /*
