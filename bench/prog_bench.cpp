@@ -71,6 +71,7 @@ struct Options {
     bool quick = false;
     bool smoke = false;  // bench/run.sh --smoke: every path once, a small scaling matrix, no flow table
     bool headline_only = false;  // only the interleaved headline cases (fast)
+    bool flow_table_only = false;  // only the flow table (empty and --flows full), SYN and ACK
     std::string json_path;
 };
 
@@ -812,23 +813,78 @@ json bench_scaling(const Options& o) {
     return rows;
 }
 
-// The flow paths with the table holding only the measured flow, then
-// `o.big_flow_table` flows (random clients, bulk-inserted first).
+// Reads /proc/loadavg's first three fields, for the record beside the numbers.
+std::string load_average() {
+    std::ifstream in("/proc/loadavg");
+    std::string a, b, c;
+    in >> a >> b >> c;
+    return a + " " + b + " " + c;
+}
+
+// The flow paths with the table holding only the measured flow, and with
+// `o.big_flow_table` flows (random clients, bulk-inserted first): two copies
+// of the program, each with its own maps, so the SYN single shots of both
+// tables and the single-shot floor are timed interleaved (run k of each
+// before run k + 1 of any) and see the same minute of this shared machine.
 json bench_flow_table(const Options& o) {
     using portmux::Protocol;
-    json rows = json::array();
     const std::uint32_t capacity = std::max<std::uint32_t>(o.big_flow_table + o.big_flow_table / 16,
                                                            PORTMUX_DEFAULT_FLOW_TABLE_SIZE);
-    portmux::SkeletonPtr skel = load_portmux({PORTMUX_DEFAULT_STATE_SLOTS, capacity});
-    const int prog = bpf_program__fd(skel->progs.portmux_xdp);
-    const portmux::DataPathMaps maps = data_path_maps(*skel);
-    const int flows_fd = bpf_map__fd(skel->maps.flows);
+    struct Table {
+        portmux::SkeletonPtr skel;
+        int prog = -1;
+        portmux::DataPathMaps maps;
+        int flows_fd = -1;
+        std::uint32_t flows = 0;  // entries besides the measured flow
+    };
     portmux::Config cfg;
     cfg.frontends = {frontend(kFrontA, Protocol::tcp, {kFrontA})};
-    portmux::write_config(maps, cfg);
-    const std::optional<portmux_frontend> installed = portmux::installed_config(maps, Protocol::tcp, kFrontA);
-    if (!installed) fail("reading the TCP frontend");
-    const portmux_frontend fe = *installed;
+    auto make_table = [&](std::uint32_t fill) {
+        Table t;
+        t.skel = load_portmux({PORTMUX_DEFAULT_STATE_SLOTS, capacity});
+        t.prog = bpf_program__fd(t.skel->progs.portmux_xdp);
+        t.maps = data_path_maps(*t.skel);
+        t.flows_fd = bpf_map__fd(t.skel->maps.flows);
+        t.flows = fill;
+        portmux::write_config(t.maps, cfg);
+        const std::optional<portmux_frontend> installed =
+            portmux::installed_config(t.maps, Protocol::tcp, kFrontA);
+        if (!installed) fail("reading the TCP frontend");
+        const auto t0 = std::chrono::steady_clock::now();
+        std::mt19937 rng(42);
+        const std::uint32_t batch = 65536;
+        std::vector<portmux_flow_key> keys(batch);
+        std::vector<portmux_flow> values(batch);
+        for (std::uint32_t done = 0; done < fill;) {
+            const std::uint32_t n = std::min(batch, fill - done);
+            for (std::uint32_t i = 0; i < n; ++i) {
+                portmux_flow_key k{};
+                k.client_addr[0] = htonl(0xc6120000u | (rng() & 0x1ffff));  // 198.18.0.0/15, a map key only
+                k.client_port = htons(static_cast<std::uint16_t>(1024 + rng() % 60000));
+                k.service_port = htons(kFrontA);
+                k.protocol = PORTMUX_PROTO_TCP;
+                k.family = 4;
+                keys[i] = k;
+                values[i] = {htons(kFrontA), 0, installed->generation, 0, 0};
+            }
+            __u32 count = n;
+            LIBBPF_OPTS(bpf_map_batch_opts, opts);
+            if (bpf_map_update_batch(t.flows_fd, keys.data(), values.data(), &count, &opts) != 0) {
+                for (std::uint32_t i = 0; i < n; ++i)  // no batch support: one by one
+                    bpf_map_update_elem(t.flows_fd, &keys[i], &values[i], BPF_ANY);
+            }
+            done += n;
+        }
+        if (fill) {
+            std::cerr << fmt::format("flow table: {} flows inserted in {:.2f} s\n", fill,
+                                     std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+        }
+        return t;
+    };
+    std::vector<Table> tables;
+    tables.push_back(make_table(0));
+    tables.push_back(make_table(o.big_flow_table));
+    const std::string load_start = load_average();
 
     FrameSpec ack;
     ack.protocol = IPPROTO_TCP;
@@ -837,60 +893,56 @@ json bench_flow_table(const Options& o) {
     FrameSpec syn = ack;
     syn.tcp_flags = 0x02;
     const Bytes syn_frame = make_frame(syn);  // records the slot the ACK's first run turns into a flow
-    std::uint32_t syn_counter = 0;
 
-    for (std::uint32_t fill : {0u, o.big_flow_table}) {
-        if (fill) {
-            const auto t0 = std::chrono::steady_clock::now();
-            std::mt19937 rng(42);
-            const std::uint32_t batch = 65536;
-            std::vector<portmux_flow_key> keys(batch);
-            std::vector<portmux_flow> values(batch);
-            for (std::uint32_t done = 0; done < fill;) {
-                const std::uint32_t n = std::min(batch, fill - done);
-                for (std::uint32_t i = 0; i < n; ++i) {
-                    portmux_flow_key k{};
-                    k.client_addr[0] = htonl(0xc6120000u | (rng() & 0x1ffff));  // 198.18.0.0/15, a map key only
-                    k.client_port = htons(static_cast<std::uint16_t>(1024 + rng() % 60000));
-                    k.service_port = htons(kFrontA);
-                    k.protocol = PORTMUX_PROTO_TCP;
-                    k.family = 4;
-                    keys[i] = k;
-                    values[i] = {htons(kFrontA), 0, fe.generation, 0, 0};
-                }
-                __u32 count = n;
-                LIBBPF_OPTS(bpf_map_batch_opts, opts);
-                if (bpf_map_update_batch(flows_fd, keys.data(), values.data(), &count, &opts) != 0) {
-                    for (std::uint32_t i = 0; i < n; ++i)  // no batch support: one by one
-                        bpf_map_update_elem(flows_fd, &keys[i], &values[i], BPF_ANY);
-                }
-                done += n;
-            }
-            std::cerr << fmt::format("flow table: {} flows inserted in {:.2f} s\n", fill,
-                                     std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-        }
-        std::cerr << fmt::format("flow table ({} flows): tcp_established\n", fill);
-        test_run(prog, syn_frame, 1);
-        const FrontendCounters before = counters_of(maps, kFrontA, Protocol::tcp);
+    json rows = json::array();
+    for (Table& t : tables) {
+        std::cerr << fmt::format("flow table ({} flows): tcp_established\n", t.flows);
+        test_run(t.prog, syn_frame, 1);
+        const FrontendCounters before = counters_of(t.maps, kFrontA, Protocol::tcp);
         std::uint64_t iterations = 0;
-        Stats est = time_repeat(prog, ack_frame, o, kXdpPass, &iterations);
-        require_hits("flow table", before, counters_of(maps, kFrontA, Protocol::tcp), iterations, false);
+        Stats est = time_repeat(t.prog, ack_frame, o, kXdpPass, &iterations);
+        require_hits("flow table", before, counters_of(t.maps, kFrontA, Protocol::tcp), iterations, false);
         json r = row("tcp_established", est);
-        r["flows"] = fill ? fill : 1;
+        r["flows"] = t.flows ? t.flows : 1;
         rows.push_back(r);
-
-        std::cerr << fmt::format("flow table ({} flows): tcp_new_flow (single shot)\n", fill);
-        Options shots = o;
-        shots.single_shots = std::min<std::uint32_t>(o.single_shots, 20000);  // keeps the table ~ its size
-        Stats syn = time_single_shots(
-            prog, [](std::uint32_t i) { return new_syn(i, kFrontA); }, shots, kXdpPass, syn_counter);
-        json s = row("tcp_new_flow_single_shot", syn);
-        s["flows"] = fill ? fill : 1;
-        rows.push_back(s);
-        // Back to a table with only the measured flow before the next fill.
-        if (!fill) clear_table(flows_fd);
     }
-    return rows;
+
+    // New flows (SYN, a new client each time), single shot, the two tables
+    // and the single-shot XDP_PASS floor interleaved.
+    std::cerr << "flow table: tcp_new_flow (single shot, both tables and the floor interleaved)\n";
+    bench_baseline* base = bench_baseline__open_and_load();
+    if (!base) fail("loading the baseline BPF object");
+    std::unique_ptr<bench_baseline, void (*)(bench_baseline*)> guard(base, bench_baseline__destroy);
+    const Bytes pass_frame = make_frame({});
+    std::vector<SingleShotCase> shots = {
+        {"xdp_pass_single_shot", bpf_program__fd(base->progs.bench_pass),
+         [&](std::uint32_t) { return pass_frame; }, kXdpPass, 0, {}},
+    };
+    for (const Table& t : tables) {
+        shots.push_back({"tcp_new_flow_single_shot", t.prog,
+                         [](std::uint32_t i) { return new_syn(i, kFrontA); }, kXdpPass, 0, {}});
+    }
+    std::vector<FrontendCounters> before;
+    for (const Table& t : tables) before.push_back(counters_of(t.maps, kFrontA, Protocol::tcp));
+    Options shot_options = o;
+    shot_options.single_shots = std::min<std::uint32_t>(o.single_shots, 20000);
+    time_single_shots_interleaved(shots, shot_options);
+    json per_run = {{"floor_single_shot_ns", shots[0].stats.samples}, {"load_start", load_start}};
+    for (std::size_t i = 0; i < tables.size(); ++i) {
+        require_hits("flow table SYN", before[i], counters_of(tables[i].maps, kFrontA, Protocol::tcp),
+                     shots[i + 1].made, false);
+        json s = row("tcp_new_flow_single_shot", shots[i + 1].stats);
+        s["flows"] = tables[i].flows ? tables[i].flows : 1;
+        rows.push_back(s);
+        json minus_floor = json::array();
+        for (std::size_t k = 0; k < shots[i + 1].stats.samples.size(); ++k) {
+            minus_floor.push_back(shots[i + 1].stats.samples[k] - shots[0].stats.samples[k]);
+        }
+        per_run[fmt::format("syn_{}_flows_ns", tables[i].flows)] = shots[i + 1].stats.samples;
+        per_run[fmt::format("syn_{}_flows_minus_floor_ns", tables[i].flows)] = minus_floor;
+    }
+    per_run["load_end"] = load_average();
+    return {{"rows", rows}, {"per_run", per_run}};
 }
 
 }  // namespace
@@ -910,10 +962,11 @@ int main(int argc, char** argv) {
         else if (a == "--quick") o.quick = true;
         else if (a == "--smoke") o.smoke = true;
         else if (a == "--headline-only") o.headline_only = true;
+        else if (a == "--flow-table-only") o.flow_table_only = true;
         else if (a == "--json") o.json_path = next();
         else {
             std::cerr << "usage: portmux_prog_bench [--repeat N] [--runs K] [--single-shots N] "
-                         "[--flows N] [--quick] [--smoke] [--headline-only] [--json FILE]\n";
+                         "[--flows N] [--quick] [--smoke] [--headline-only] [--flow-table-only] [--json FILE]\n";
             return 2;
         }
     }
@@ -928,6 +981,15 @@ int main(int argc, char** argv) {
         doc["single_shots"] = o.single_shots;
         doc["cpu"] = kCpu;
         doc["frame_bytes"] = 64;
+        if (o.flow_table_only) {
+            const json table = bench_flow_table(o);
+            doc["flow_table"] = table["rows"];
+            doc["flow_table_per_run"] = table["per_run"];
+            const std::string text = doc.dump(2);
+            if (o.json_path.empty()) std::cout << text << "\n";
+            else std::ofstream(o.json_path) << text << "\n";
+            return 0;
+        }
         Baselines base;
         json headline = bench_headline(o, base);
         doc["baseline"] = headline["baseline"];
@@ -943,7 +1005,9 @@ int main(int argc, char** argv) {
         doc["ablation"] = headline["ablation"];
         if (!o.headline_only) doc["scaling"] = bench_scaling(o);
         if (!o.headline_only && !o.smoke) {
-            doc["flow_table"] = bench_flow_table(o);
+            const json table = bench_flow_table(o);
+            doc["flow_table"] = table["rows"];
+            doc["flow_table_per_run"] = table["per_run"];
         }
         doc["floor_ns"] = base.pass_ns;
         doc["floor_single_shot_ns"] = base.pass_single_ns;

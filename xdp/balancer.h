@@ -32,8 +32,6 @@
 #include "tcp_affinity.h"
 #include "verifier.h"
 
-/* A retransmitted SYN arrives within this window and keeps its backend. */
-#define SYN_RETRANSMIT_WINDOW_NS (3ULL * 1000000000ULL)
 /* UDP flows refresh their idle clock at most this often: fewer shared writes. */
 #define FLOW_REFRESH_NS (1000000000ULL)
 
@@ -250,7 +248,7 @@ static __always_inline void client_record(const struct portmux_frontend *fe,
  */
 static __always_inline int choose_tcp_syn(const struct portmux_frontend *fe,
 					  struct portmux_frontend_state *state, __u32 family,
-					  struct tcp_affinity_query *query, bool stale_flow)
+					  struct tcp_affinity_query *query)
 {
 	int choice = tcp_syn_retransmission_backend(fe, query);
 	bool by_client = fe->flags & PORTMUX_F_CLIENT_AFFINITY;
@@ -266,9 +264,6 @@ static __always_inline int choose_tcp_syn(const struct portmux_frontend *fe,
 		}
 		syn_slot_record(fe, query, choice);
 	}
-	/* An older connection on the same addresses and ports has ended. */
-	if (stale_flow)
-		bpf_map_delete_elem(&flows, &query->key);
 	retire_direct_client(&query->key, backend_port(fe, choice));
 	return choice;
 }
@@ -288,31 +283,33 @@ __noinline int choose_tcp_backend(struct xdp_md *xdp, const struct portmux_front
 				  struct tcp_affinity_query *query)
 {
 	__u32 family;
-	bool opens;
 	struct portmux_flow *flow;
 	int choice;
 
 	if (!xdp || !fe || !state || !query)
 		return CHOICE_DROP(PORTMUX_DROP_NO_BACKEND);
 	family = query->key.family == 6 ? PORTMUX_FAMILY_V6 : PORTMUX_FAMILY_V4;
-	opens = query->tcp.syn && !query->tcp.ack;
-	flow = bpf_map_lookup_elem(&flows, &query->key);
-	/* The established path reads no clock: only a SYN needs the time. */
-	if (opens)
+	/* A SYN reads no flow entry: with a million flows in the table that
+	 * lookup made a SYN cost 1.5-2x as much (docs/benchmarks.md). An older
+	 * connection's entry on the same addresses and ports is retired by the
+	 * new connection's SYN-ACK, at TC egress (retire_stale_flow()). */
+	if (query->tcp.syn && !query->tcp.ack) {
 		query->now_ns = flow_clock_ns();
-	if (flow && (!opens || query->now_ns - flow->created_ns < SYN_RETRANSMIT_WINDOW_NS)) {
+		return choose_tcp_syn(fe, state, family, query);
+	}
+	/* The established path reads no clock. */
+	flow = bpf_map_lookup_elem(&flows, &query->key);
+	if (flow) {
 		choice = resolve_flow(fe, flow);
 		/* An established connection stays even on a backend gone down:
-		 * its socket may outlive the listener. A retransmitted SYN does not. */
-		if (choice >= 0 && !(opens && backend_down(fe, family, choice))) {
+		 * its socket may outlive the listener. */
+		if (choice >= 0) {
 			/* A client with a connection open is active: keep its address's entry. */
 			if (fe->flags & PORTMUX_F_CLIENT_AFFINITY)
 				client_backend(fe, family, &query->key, flow_clock_ns());
 			return choice;
 		}
 	}
-	if (opens)
-		return choose_tcp_syn(fe, state, family, query, flow != NULL);
 	query->now_ns = flow_clock_ns();
 	choice = tcp_connection_backend(xdp, fe, query);
 	if (choice >= 0) {

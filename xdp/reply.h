@@ -17,6 +17,7 @@
 #include "icmp.h"
 #include "maps.h"
 #include "parsing.h"
+#include "tcp_affinity.h"
 
 /*
  * Every packet goes on to whatever else is attached at egress: on tcx,
@@ -72,6 +73,12 @@ static __always_inline int translate_reply(struct __sk_buff *skb)
 	reply_key_for_reply(&key, &pkt);
 	if (is_direct_client(&key))
 		return REPLY_CONTINUE;
+	if (pkt.l4_proto == IPPROTO_TCP) {
+		struct tcphdr *tcp = pkt.l4;
+
+		if (tcp->syn && tcp->ack)
+			retire_stale_flow(&key, frontend, backend);
+	}
 	port_offset = pkt.l4 - (void *)(long)skb->data;
 	if (pkt.l4_proto == IPPROTO_UDP) {
 		csum_offset = port_offset + offsetof(struct udphdr, check);

@@ -17,6 +17,11 @@
  *   is there, unless the segment is the ACK of a handshake the listener
  *   answered with a syncookie, which bpf_tcp_check_syncookie recognises.
  *   The caller then records the connection in `flows`.
+ * - A SYN reads nothing in `flows` either: with a million flows in the
+ *   table that lookup made a SYN cost 1.5-2x as much. A flow entry left by an older connection on the same
+ *   addresses and ports would send the new connection's segments to the old
+ *   backend: the new connection's SYN-ACK retires it at TC egress
+ *   (retire_stale_flow()), before the client can send the ACK that follows.
  */
 #ifndef PORTMUX_TCP_AFFINITY_H
 #define PORTMUX_TCP_AFFINITY_H
@@ -34,6 +39,8 @@
 
 /* A SYN whose slot is younger than this many stamps (45 x 67 ms = 3 s) is a retransmission. */
 #define SYN_RETRANSMIT_STAMPS 45
+/* A flow entry younger than this is its connection's own: see retire_stale_flow(). */
+#define SYN_RETRANSMIT_WINDOW_NS (3ULL * 1000000000ULL)
 
 /*
  * What the functions below need of a segment. The key is the one the flow
@@ -249,6 +256,49 @@ static __always_inline void tcp_query_copy_segment(struct tcp_affinity_query *qu
 	else if (ip6)
 		__builtin_memcpy(query->host_addr, &ip6->daddr, sizeof(query->host_addr));
 	__builtin_memcpy(&query->tcp, pkt->l4, sizeof(query->tcp));
+}
+
+/*
+ * TC egress, for a SYN-ACK that backend port `backend` sends on behalf of
+ * frontend port `frontend` (reply_key: the reply's key, reply_key_for_reply()).
+ * The SYN-ACK proves where the connection's SYN went, so a flow entry of the
+ * same addresses and ports that names another backend belongs to an older
+ * connection, and goes: the client's ACK, which it sends only once this
+ * SYN-ACK reached it, then finds the backend by the SYN's slot or the socket
+ * table. An entry younger than the retransmission window is the
+ * connection's own: the SYN-ACK answers a duplicate of its SYN that found
+ * its slot overwritten and was balanced afresh. The client, connected,
+ * answers it with an ACK that follows the entry; the entry stays, and the
+ * slot names the entry's backend again, so a segment that finds the entry
+ * evicted later is not sent to the backend that took the duplicate.
+ */
+static __always_inline void retire_stale_flow(const struct portmux_flow_key *reply_key,
+					      __be16 frontend, __be16 backend)
+{
+	struct portmux_flow_key key = *reply_key;
+	struct portmux_flow *flow;
+	union syn_slot_word restored;
+	__u64 now;
+	__u64 *slot;
+	__u32 index;
+
+	key.service_port = frontend;
+	flow = bpf_map_lookup_elem(&flows, &key);
+	if (!flow || flow->backend_port == backend)
+		return;
+	now = bpf_ktime_get_coarse_ns();
+	if (now - flow->created_ns >= SYN_RETRANSMIT_WINDOW_NS) {
+		bpf_map_delete_elem(&flows, &key);
+		return;
+	}
+	index = flow_hash(&key) & (PORTMUX_SYN_SLOTS - 1);
+	restored.slot.fingerprint = flow_hash_seeded(&key, PORTMUX_SYN_FINGERPRINT_SEED) | 1;
+	restored.slot.backend_port = flow->backend_port;
+	restored.slot.backend_index = (__u8)flow->backend_index;
+	restored.slot.stamp = syn_stamp(flow->created_ns);
+	slot = bpf_map_lookup_elem(&syn_slots, &index);
+	if (slot)
+		*(volatile __u64 *)slot = restored.word;
 }
 
 #endif /* PORTMUX_TCP_AFFINITY_H */

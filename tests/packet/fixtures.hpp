@@ -40,6 +40,16 @@ inline PacketBuilder ipv6_client() {
     return PacketBuilder{}.ipv6(ipv6_address("2001:db8:1::10"), ipv6_address("2001:db8:2::1"));
 }
 
+// The server side of ipv4_client() / ipv6_client(): replies go back from
+// the frontend's address to the client's.
+inline PacketBuilder ipv4_server() {
+    return PacketBuilder{}.ipv4(ipv4_address("198.51.100.1"), ipv4_address("192.0.2.10"));
+}
+
+inline PacketBuilder ipv6_server() {
+    return PacketBuilder{}.ipv6(ipv6_address("2001:db8:2::1"), ipv6_address("2001:db8:1::10"));
+}
+
 // A recognisable, non-trivial payload: 0x00, 0x01, ... wrapping at 0xff.
 inline Bytes counting_payload(std::size_t size) {
     Bytes payload(size);

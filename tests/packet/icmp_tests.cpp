@@ -25,14 +25,6 @@ using namespace portmux::test;
 
 namespace {
 
-PacketBuilder ipv4_server() {
-    return PacketBuilder{}.ipv4(ipv4_address("198.51.100.1"), ipv4_address("192.0.2.10"));
-}
-
-PacketBuilder ipv6_server() {
-    return PacketBuilder{}.ipv6(ipv6_address("2001:db8:2::1"), ipv6_address("2001:db8:1::10"));
-}
-
 // A router between this host and the client.
 PacketBuilder ipv4_router_to_server() {
     return PacketBuilder{}.ipv4(ipv4_address("203.0.113.1"), ipv4_address("198.51.100.1"));

@@ -20,16 +20,6 @@ using namespace portmux::test;
 
 namespace {
 
-// The server side of ipv4_client() / ipv6_client(): replies go back from
-// the frontend's address to the client's.
-PacketBuilder ipv4_server() {
-    return PacketBuilder{}.ipv4(ipv4_address("198.51.100.1"), ipv4_address("192.0.2.10"));
-}
-
-PacketBuilder ipv6_server() {
-    return PacketBuilder{}.ipv6(ipv6_address("2001:db8:2::1"), ipv6_address("2001:db8:1::10"));
-}
-
 struct Family {
     const char* name;
     PacketBuilder client;

@@ -1,5 +1,6 @@
 // TCP frontends: a SYN (without ACK) takes the next backend and records it in
-// its SYN slot (and its reply entry), not in the flow table; the segment that
+// its SYN slot; it neither reads nor writes the flow table (an older
+// connection's entry is retired by the new one's SYN-ACK at TC egress); the segment that
 // completes the handshake follows the slot and records the flow; later
 // segments follow the flow table; segments no slot, flow or backend socket
 // knows are hashed over the live backends and recorded nowhere; a SYN
@@ -240,33 +241,56 @@ TEST_CASE("TCP: a SYN repeated within 3 s is a retransmission and keeps its back
         CHECK(data_path().syn_slot(request_flow_key(syn))->stamp == aged);
         require_syn_slot(syn, tcp_frontend(), 8081);
     }
-    SECTION("after the handshake, within 3 s of the flow's creation") {
+    std::uint16_t next_backend = 8082;
+    SECTION("a duplicate after the handshake that finds its slot overwritten") {
         const Frame ack = segment(ipv4_client(), 40001, kTcpAck);
         CHECK(forward(ack) == 8081);
         tally.forwarded(0, ack);
-        data_path().clear_syn_slots();  // only the flow remembers it now
-        CHECK(forward(syn) == 8081);
-        tally.forwarded(0, syn);
+        data_path().clear_syn_slots();  // as a flood of other SYNs would
+        // A SYN reads no flow entry: it is balanced afresh.
+        CHECK(forward(syn) == 8082);
+        tally.forwarded(1, syn);
+        // 8082's SYN-ACK leaves the young flow entry, the connection's own,
+        // and makes the slot name its backend again.
+        const XdpRun run = data_path().run_tc(
+            ipv4_server().tcp(8082, 40001).tcp_flags(kTcpSyn | kTcpAck).build().bytes);
+        CHECK(run.action == kTcActContinue);
         require_flow(ack, tcp_frontend(), 8081);
+        const auto slot = data_path().syn_slot(request_flow_key(syn));
+        REQUIRE(slot.has_value());
+        CHECK(ntohs(slot->backend_port) == 8081);
+        CHECK(forward(ack) == 8081);
+        tally.forwarded(0, ack);
+        data_path().clear_flow_tables();  // as an eviction would
+        CHECK(forward(ack) == 8081);
+        tally.forwarded(0, ack);
+        next_backend = 8083;
     }
-    // The cursor only moved for the first SYN.
+    // The cursor only moved for the SYNs balanced afresh.
     const Frame other = segment(ipv4_client(), 40002, kTcpSyn);
-    CHECK(forward(other) == 8082);
-    tally.forwarded(1, other);
+    CHECK(forward(other) == next_backend);
+    tally.forwarded(index_of(kFlowBackendPorts, next_backend), other);
     require_counters(kFlowFrontendPort, Protocol::tcp, tally.expected());
 }
 
 TEST_CASE("TCP: a SYN after the 3 s window opens a new connection, balanced afresh", "[tcp]") {
     configure_tcp();
-    const PacketBuilder client = GENERATE(ipv4_client(), ipv6_client());
+    const bool ipv6 = GENERATE(false, true);
+    const PacketBuilder client = ipv6 ? ipv6_client() : ipv4_client();
+    const PacketBuilder server = ipv6 ? ipv6_server() : ipv4_server();
     const bool completed = GENERATE(false, true);
-    INFO("the first connection completed its handshake: " << completed);
+    INFO((ipv6 ? "IPv6" : "IPv4") << ", the first connection completed its handshake: " << completed);
     CounterTally tally(3);
     const Frame syn = segment(client, 40001, kTcpSyn);
     const Frame ack = segment(client, 40001, kTcpAck);
     const auto key = request_flow_key(syn);
+    auto syn_ack_from = [&](std::uint16_t backend) {
+        const XdpRun run = data_path().run_tc(PacketBuilder(server).tcp(backend, 40001).tcp_flags(kTcpSyn | kTcpAck).build().bytes);
+        CHECK(run.action == kTcActContinue);
+    };
     CHECK(forward(syn) == 8081);
     tally.forwarded(0, syn);
+    syn_ack_from(8081);
     if (completed) {
         // A connection that ended 4 s ago left its flow behind.
         CHECK(forward(ack) == 8081);
@@ -275,12 +299,18 @@ TEST_CASE("TCP: a SYN after the 3 s window opens a new connection, balanced afre
         aged.created_ns = monotonic_ns() - 4 * kSecondNs;
         aged.last_seen_ns = aged.created_ns;
         data_path().set_flow(key, aged);
+        // A SYN-ACK from the entry's own backend leaves it.
+        syn_ack_from(8081);
+        REQUIRE(data_path().flow(key).has_value());
     }
     data_path().age_syn_slot(key, 46);  // 3.08 s
 
     CHECK(forward(syn) == 8082);
     tally.forwarded(1, syn);
-    // The old flow is gone, the slot names the new backend.
+    // The SYN reads no flow entry, so the old one is still there...
+    CHECK(data_path().flow(key).has_value() == completed);
+    // ...until the new backend's SYN-ACK leaves, before the client can answer it.
+    syn_ack_from(8082);
     require_syn_slot(syn, tcp_frontend(), 8082);
 
     // The new connection's later segments follow the new backend.
@@ -291,6 +321,9 @@ TEST_CASE("TCP: a SYN after the 3 s window opens a new connection, balanced afre
     // And the new SYN is itself retransmission-protected.
     CHECK(forward(syn) == 8082);
     tally.forwarded(1, syn);
+    // Its retransmitted SYN-ACK keeps the new entry.
+    syn_ack_from(8082);
+    require_flow(ack, tcp_frontend(), 8082);
     require_counters(kFlowFrontendPort, Protocol::tcp, tally.expected());
 }
 
