@@ -13,8 +13,10 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <string_view>
 
 #include <fmt/format.h>
 
@@ -36,12 +38,16 @@ struct ProbeSkeletonDestroyer {
     }
 };
 
-enum class Verdict { passed, failed, unavailable };
+using Verdict = SockmapProbeVerdict;
 
 struct Outcome {
     Verdict verdict = Verdict::passed;
     std::string detail;  // what failed, or why the probe could not run
 };
+
+constexpr char kTestHook[] = "PORTMUX_TEST_SOCKMAP_PROBE";
+// The kernel feature the router needs, as the log line names it.
+constexpr char kFeature[] = "sockmap sk_skb stream verdict FIN handling (Linux 6.4)";
 
 Outcome failed(std::string detail) {
     return {Verdict::failed, std::move(detail)};
@@ -137,8 +143,12 @@ Outcome run_probe() {
     portmux_stream_socket client_state{};
     client_state.to_backend = 1;
     const portmux_stream_socket backend_state{};
-    const portmux_stream_peer to_backend{backend_cookie, ~0ULL};
-    const portmux_stream_peer to_client{client_cookie, ~0ULL};
+    // Never notified: the probe reads the counts itself.
+    portmux_stream_peer to_backend{};
+    to_backend.peer_cookie = backend_cookie;
+    to_backend.notify_at = ~0ULL;
+    portmux_stream_peer to_client = to_backend;
+    to_client.peer_cookie = client_cookie;
     auto backend_fd = static_cast<std::uint32_t>(spliced_backend.get());
     auto client_fd = static_cast<std::uint32_t>(spliced_client.get());
     // Backend first, as the router does.
@@ -196,26 +206,35 @@ Outcome run_probe() {
 
 }  // namespace
 
-SockmapProbe probe_sockmap_splicing() {
-    const Outcome outcome = run_probe();
-    const std::string release = kernel_release();
-    switch (outcome.verdict) {
+SockmapProbe judge_sockmap_probe(SockmapProbeVerdict verdict, const std::string& detail,
+                                 const std::string& release) {
+    SockmapProbe probe;
+    switch (verdict) {
     case Verdict::passed:
-        return {true, {}};
+        probe.splices = true;
+        return probe;
     case Verdict::failed:
-        return {false, fmt::format("portmux: sockmap self-test failed on Linux {} ({}): stream "
-                                   "frontends are relayed with splice(2) instead (sockmap splicing "
-                                   "needs the FIN handling of Linux 6.4 or later)",
-                                   release, outcome.detail)};
+        probe.splices = false;
+        probe.event = "sockmap_self_test_failed";
+        break;
     case Verdict::unavailable:
+        probe.splices = release_at_least_6_4(release);
+        probe.event = "sockmap_self_test_not_run";
         break;
     }
-    const bool splices = release_at_least_6_4(release);
-    return {splices, fmt::format("portmux: sockmap self-test could not run ({}); Linux {} {}", outcome.detail,
-                                 release,
-                                 splices ? "is 6.4 or later: stream frontends are spliced with sockmap"
-                                         : "is older than 6.4: stream frontends are relayed with "
-                                           "splice(2) instead")};
+    probe.fields = {{"kernel", release},
+                    {"feature", kFeature},
+                    {"reason", detail},
+                    {"relay", probe.splices ? "sockmap" : "splice"}};
+    return probe;
+}
+
+SockmapProbe probe_sockmap_splicing() {
+    const char* hook = std::getenv(kTestHook);
+    const Outcome outcome = hook && std::string_view(hook) == "fail"
+                                ? failed(fmt::format("failure injected by {}", kTestHook))
+                                : run_probe();
+    return judge_sockmap_probe(outcome.verdict, outcome.detail, kernel_release());
 }
 
 }  // namespace portmux

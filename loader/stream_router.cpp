@@ -32,6 +32,7 @@
 #include <fmt/format.h>
 
 #include "bpf_handles.hpp"
+#include "event_log.hpp"
 #include "first_bytes.hpp"
 #include "maps.hpp"
 #include "portmux_stream_bpf.skel.h"
@@ -378,8 +379,8 @@ StreamRouter::Impl::Impl(std::filesystem::path pin_dir) : pin_dir_(std::move(pin
     // By behaviour, not by kernel version (sockmap_probe.hpp).
     const SockmapProbe probe = probe_sockmap_splicing();
     use_sockmap_ = probe.splices;
-    if (!probe.line.empty()) {
-        fmt::print(stderr, "{}\n", probe.line);
+    if (!probe.event.empty()) {
+        log_event(probe.level, probe.event, probe.fields);
     }
 
     skeleton_.reset(portmux_stream_bpf__open_and_load());
