@@ -175,25 +175,20 @@ std::string prometheus_label_value(std::string_view text) {
     return out;
 }
 
+void append_counter_header(std::string& out, const PrometheusCounter& counter) {
+    out += fmt::format("# HELP {} {}\n# TYPE {} counter\n", counter.name, counter.help, counter.name);
+}
+
 namespace {
 
-struct Metric {
-    const char* name;
-    const char* help;
-};
-
-constexpr Metric kReceived{"portmux_received_packets_total",
-                           "Packets addressed to a frontend."};
-constexpr Metric kForwarded{"portmux_forwarded_packets_total",
-                            "Packets sent to a backend."};
-constexpr Metric kForwardedBytes{"portmux_forwarded_bytes_total",
-                                 "Bytes (whole frames) sent to a backend."};
-constexpr Metric kDropped{"portmux_dropped_packets_total",
-                          "Packets dropped at XDP, by reason."};
-
-void header(std::string& out, const Metric& metric) {
-    out += fmt::format("# HELP {} {}\n# TYPE {} counter\n", metric.name, metric.help, metric.name);
-}
+constexpr PrometheusCounter kReceived{"portmux_received_packets_total",
+                                      "Packets addressed to a frontend."};
+constexpr PrometheusCounter kForwarded{"portmux_forwarded_packets_total",
+                                       "Packets sent to a backend."};
+constexpr PrometheusCounter kForwardedBytes{"portmux_forwarded_bytes_total",
+                                            "Bytes (whole frames) sent to a backend."};
+constexpr PrometheusCounter kDropped{"portmux_dropped_packets_total",
+                                     "Packets dropped at XDP, by reason."};
 
 std::string frontend_labels(const std::string& iface, const FrontendStats& frontend) {
     return fmt::format("iface=\"{}\",frontend=\"{}\",protocol=\"{}\"", prometheus_label_value(iface),
@@ -233,15 +228,15 @@ std::string human(double value, const char* unit) {
 
 std::string stats_prometheus(const std::vector<InterfaceStats>& interfaces) {
     std::string out;
-    header(out, kReceived);
+    append_counter_header(out, kReceived);
     for (const InterfaceStats& entry : interfaces) {
         for (const FrontendStats& frontend : entry.frontends) {
             out += fmt::format("{}{{{}}} {}\n", kReceived.name, frontend_labels(entry.iface, frontend),
                                frontend.received);
         }
     }
-    for (const Metric* metric : {&kForwarded, &kForwardedBytes}) {
-        header(out, *metric);
+    for (const PrometheusCounter* metric : {&kForwarded, &kForwardedBytes}) {
+        append_counter_header(out, *metric);
         for (const InterfaceStats& entry : interfaces) {
             for (const FrontendStats& frontend : entry.frontends) {
                 for (const BackendStats& backend : frontend.backends) {
@@ -259,7 +254,7 @@ std::string stats_prometheus(const std::vector<InterfaceStats>& interfaces) {
             }
         }
     }
-    header(out, kDropped);
+    append_counter_header(out, kDropped);
     for (const InterfaceStats& entry : interfaces) {
         for (const FrontendStats& frontend : entry.frontends) {
             for (std::size_t r = 0; r < frontend.drops.size(); ++r) {

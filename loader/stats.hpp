@@ -64,6 +64,15 @@ std::string stats_prometheus(const std::vector<InterfaceStats>& interfaces);
 // A Prometheus label value: any byte, with backslash, quote and newline escaped.
 std::string prometheus_label_value(std::string_view text);
 
+// A Prometheus counter family: its name and help text.
+struct PrometheusCounter {
+    const char* name;
+    const char* help;
+};
+
+// Appends the family's "# HELP" and "# TYPE ... counter" lines to OUT.
+void append_counter_header(std::string& out, const PrometheusCounter& counter);
+
 // Rates between two readings `seconds` apart, as a table for --watch.
 std::string rates_table(const std::vector<InterfaceStats>& before,
                         const std::vector<InterfaceStats>& after, double seconds);

@@ -3,30 +3,25 @@
 #include <fmt/format.h>
 
 #include "first_bytes.hpp"
+#include "stats.hpp"
 
 namespace portmux {
 namespace {
 
-struct Metric {
-    const char* name;
-    const char* help;
-};
-
-constexpr Metric kAccepted{"portmux_stream_accepted_connections_total",
-                           "TCP connections accepted on a stream frontend."};
-constexpr Metric kRouted{"portmux_stream_routed_connections_total",
-                         "Connections handed to a backend, by how: sockmap or splice (fallback)."};
-constexpr Metric kRefused{"portmux_stream_refused_connections_total",
-                          "Connections closed (RST) without a backend, by reason."};
-constexpr Metric kBytes{"portmux_stream_bytes_total",
-                        "Bytes relayed between client and backend, by direction."};
-constexpr Metric kCopied{"portmux_stream_copied_bytes_total",
-                         "Of those, bytes the router copied itself (splice(2) fallback, or held "
-                         "under backpressure), by direction."};
-
-void header(std::string& out, const Metric& metric) {
-    out += fmt::format("# HELP {} {}\n# TYPE {} counter\n", metric.name, metric.help, metric.name);
-}
+constexpr PrometheusCounter kAccepted{
+    "portmux_stream_accepted_connections_total", "TCP connections accepted on a stream frontend."};
+constexpr PrometheusCounter kRouted{
+    "portmux_stream_routed_connections_total",
+    "Connections handed to a backend, by how: sockmap or splice (fallback)."};
+constexpr PrometheusCounter kRefused{
+    "portmux_stream_refused_connections_total",
+    "Connections closed (RST) without a backend, by reason."};
+constexpr PrometheusCounter kBytes{
+    "portmux_stream_bytes_total", "Bytes relayed between client and backend, by direction."};
+constexpr PrometheusCounter kCopied{
+    "portmux_stream_copied_bytes_total",
+    "Of those, bytes the router copied itself (splice(2) fallback, or held under backpressure), "
+    "by direction."};
 
 }  // namespace
 
@@ -92,19 +87,19 @@ std::string stream_stats_prometheus(const std::vector<StreamFrontendStats>& fron
         return {};
     }
     std::string out;
-    header(out, kAccepted);
+    append_counter_header(out, kAccepted);
     for (const StreamFrontendStats& frontend : frontends) {
         out += fmt::format("{}{{frontend=\"{}\"}} {}\n", kAccepted.name, frontend.port,
                            frontend.accepted);
     }
-    header(out, kRouted);
+    append_counter_header(out, kRouted);
     for (const StreamFrontendStats& frontend : frontends) {
         for (const StreamBackendStats& backend : frontend.backends) {
             out += fmt::format("{}{{frontend=\"{}\",backend=\"{}\"}} {}\n", kRouted.name,
                                frontend.port, backend.port, backend.routed);
         }
     }
-    header(out, kRefused);
+    append_counter_header(out, kRefused);
     for (const StreamFrontendStats& frontend : frontends) {
         for (std::size_t reason = 0; reason < PORTMUX_REFUSAL_REASONS; ++reason) {
             out += fmt::format("{}{{frontend=\"{}\",reason=\"{}\"}} {}\n", kRefused.name,
@@ -112,9 +107,9 @@ std::string stream_stats_prometheus(const std::vector<StreamFrontendStats>& fron
         }
     }
     // One counter per backend and direction, picked from StreamBackendStats.
-    const auto by_direction = [&](const Metric& metric, std::uint64_t StreamBackendStats::*to_backend,
+    const auto by_direction = [&](const PrometheusCounter& metric, std::uint64_t StreamBackendStats::*to_backend,
                                   std::uint64_t StreamBackendStats::*to_client) {
-        header(out, metric);
+        append_counter_header(out, metric);
         for (const StreamFrontendStats& frontend : frontends) {
             for (const StreamBackendStats& backend : frontend.backends) {
                 for (const auto& [direction, count] :

@@ -21,11 +21,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 PEER=$E2E_LIB_DIR/stream_peer.py
 
-require_root
-trap e2e_cleanup EXIT
-e2e_setup
-require_tools ip nc ss python3 timeout
-require_portmux
+e2e_start ip nc ss python3 timeout
 
 make_ns_var NS pmrs
 W=$E2E_WORKDIR
@@ -47,15 +43,12 @@ write_config() {
         "$streams" >"$CONF.tmp"
     mv -f "$CONF.tmp" "$CONF"
 }
-request() {  # request TAG: 24 bytes of mplex header, then a body
-    printf 'MPLX0123456789abcdef%s!body-%s' "$1" "$1"
-}
 client() {  # client ARGS...: one stream_peer.py client in the namespace
     ip netns exec "$NS" timeout 20 "$E2E_PYTHON" "$PEER" --timeout 8 send "$@"
 }
 routed_to() {  # routed_to TAG PORT WHAT: a TAG request is echoed by PORT
     local req want out
-    req=$(request "$1")
+    req=$(mplex_request "$1")
     want="$2:$req"
     out=$(client 127.0.0.1 9000 "$req" --fin-after ${#want})
     assert_eq "$want" "$(json_field "$out" received_head)" "$3"
@@ -83,11 +76,11 @@ assert_eq "backend-8081" "$reply" "plain TCP frontend 8080 balanced by XDP besid
 # ------------------------------------------------------------- routing
 routed_to aaa 5001 "run's router: tag aaa reaches 5001, echo spliced back"
 routed_to bbb 5002 "run's router: tag bbb reaches 5002"
-out=$(client 127.0.0.1 9000 "$(request zzz)")
+out=$(client 127.0.0.1 9000 "$(mplex_request zzz)")
 assert_eq reset "$(json_field "$out" ended)" "unknown tag: connection reset"
 
 # ------------------------------------------------- SIGHUP with a spliced one
-req=$(request aaa)
+req=$(mplex_request aaa)
 want="5001:${req}after-reload"
 ip netns exec "$NS" timeout 90 "$E2E_PYTHON" "$PEER" --timeout 60 send 127.0.0.1 9000 "$req" \
     --first-reply-file "$W/first-reply" --second "after-reload" \
@@ -166,7 +159,7 @@ assert_ok "portmux drain lo 5001 (a backend of the stream router only)" in_ns "$
 assert_match "drain changed both stream frontends" 'drained backend 5001 on lo \(2 frontend\(s\) changed\)' "$E2E_LAST_OUTPUT"
 assert_match "status marks 5001 drained" '^  9100 +stream +5001 \(drained\), 5002$' "$(in_ns "$NS" "$PORTMUX" status lo 2>&1)"
 assert_eq "5002 5002 5002 5002 " "$(rr_ports 4)" "drained: new round-robin connections avoid 5001"
-out=$(client 127.0.0.1 9000 "$(request aaa)")
+out=$(client 127.0.0.1 9000 "$(mplex_request aaa)")
 assert_eq reset "$(json_field "$out" ended)" "drained: a tag routed to 5001 is refused (reset)"
 touch "$W/drained"
 wait "$held_client"

@@ -26,24 +26,14 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 PEER=$E2E_LIB_DIR/stream_peer.py
 GIB=$((1 << 30))
 
-require_root
-trap e2e_cleanup EXIT
-e2e_setup
-require_tools ip ss python3 timeout
-require_portmux
+e2e_start ip ss python3 timeout
 
 make_ns_var NS pmbulk
 CONFIG=$E2E_WORKDIR/stream.json
-cat >"$CONFIG" <<'JSON'
-{"frontends": [{"port": 9000, "protocol": "tcp", "backends": [],
-  "validate": {"min_length": 24, "match": [{"offset": 0, "value": "MPLX"}]},
-  "route": {"offset": 20, "length": 3, "tags": [
-    {"tag": "aaa", "backend": 5001}, {"tag": "bbb", "backend": 5002}, {"tag": "ccc", "backend": 5003}]}}]}
-JSON
+printf '{"frontends": [%s]}\n' "$MPLX_FRONTEND" >"$CONFIG"
 ROUTER_LOG=$E2E_WORKDIR/router.log
-start_stream_router "$NS" "$CONFIG" "$ROUTER_LOG"
+serve_streams "$NS" "$CONFIG" "$ROUTER_LOG"
 ROUTER=$E2E_STREAM_ROUTER_PID
-wait_for_stream_router "$ROUTER_LOG" || die "the stream router did not start: $(cat "$ROUTER_LOG")"
 
 # bulk_server PORT NAME ARGS...: a one-connection bulk server, report in NAME.json.
 bulk_server() {

@@ -33,22 +33,12 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 SEQUENTIAL=100000
 CONCURRENT=1000
 
-require_root
-trap e2e_cleanup EXIT
-e2e_setup
-require_tools ip ss python3 timeout
-require_portmux
+e2e_start ip ss python3 timeout
 require_stream_load
 
 make_ns_var NS pmmany
 CONFIG=$E2E_WORKDIR/stream.json
-cat >"$CONFIG" <<'JSON'
-{"frontends": [{"port": 9000, "protocol": "tcp", "backends": [],
-  "validate": {"min_length": 24, "match": [{"offset": 0, "value": "MPLX"}]},
-  "route": {"offset": 20, "length": 3, "tags": [
-    {"tag": "aaa", "backend": 5001}, {"tag": "bbb", "backend": 5002}, {"tag": "ccc", "backend": 5003}]}}]}
-JSON
-HEADERS=(MPLX0123456789abcdefaaa! MPLX0123456789abcdefbbb! MPLX0123456789abcdefccc!)
+printf '{"frontends": [%s]}\n' "$MPLX_FRONTEND" >"$CONFIG"
 
 ECHO_OUT=$E2E_WORKDIR/echo.json
 start_in_ns "$NS" "$ECHO_OUT" "$PORTMUX_STREAM_LOAD" echo-server --ready "$E2E_WORKDIR/echo.ready" \
@@ -57,12 +47,11 @@ ECHO_PID=$!
 wait_until 10 test -e "$E2E_WORKDIR/echo.ready" || die "the echo backends did not start: $(cat "$ECHO_OUT")"
 
 ROUTER_LOG=$E2E_WORKDIR/router.log
-start_stream_router "$NS" "$CONFIG" "$ROUTER_LOG"
+serve_streams "$NS" "$CONFIG" "$ROUTER_LOG"
 ROUTER=$E2E_STREAM_ROUTER_PID
-wait_for_stream_router "$ROUTER_LOG" || die "the stream router did not start: $(cat "$ROUTER_LOG")"
 fds_idle=$(ls "/proc/$ROUTER/fd" | wc -l)
 log "router pid $ROUTER, $fds_idle descriptors idle"
-assert_no_match "the router's sockmap self-test passed (no line about it)" 'self-test' "$(cat "$ROUTER_LOG")"
+assert_no_match "the router's sockmap self-test passed (no line about it)" 'sockmap_self_test' "$(cat "$ROUTER_LOG")"
 
 # per_port COUNT TAG_INDEX: how many of COUNT connections carry tag TAG_INDEX
 # (connection I of each run carries tag I % 3).
@@ -71,7 +60,7 @@ router_fds() { ls "/proc/$ROUTER/fd" | wc -l; }
 router_fds_are() { (($(router_fds) == $1)); }
 
 # ------------------------------------------------------ 100,000 one by one
-out=$(ip netns exec "$NS" "$PORTMUX_STREAM_LOAD" sequential 127.0.0.1 9000 "$SEQUENTIAL" "${HEADERS[@]}" \
+out=$(ip netns exec "$NS" "$PORTMUX_STREAM_LOAD" sequential 127.0.0.1 9000 "$SEQUENTIAL" "${MPLX_HEADERS[@]}" \
     --payload 64 --watch-pid "$ROUTER" --samples 10 --time-limit 480)
 log "sequential: ${out:0:400}"
 assert_eq "$SEQUENTIAL" "$(json_field "$out" ok)" "$SEQUENTIAL sequential connections got exactly their bytes and a FIN"
@@ -100,7 +89,7 @@ assert_eq "$(per_port $SEQUENTIAL 0) $(per_port $SEQUENTIAL 1) $(per_port $SEQUE
 
 # ------------------------------------------------------- 1,000 at once
 rm -f "$E2E_WORKDIR/hold" "$E2E_WORKDIR/release"
-ip netns exec "$NS" "$PORTMUX_STREAM_LOAD" concurrent 127.0.0.1 9000 "$CONCURRENT" "${HEADERS[@]}" \
+ip netns exec "$NS" "$PORTMUX_STREAM_LOAD" concurrent 127.0.0.1 9000 "$CONCURRENT" "${MPLX_HEADERS[@]}" \
     --payload 65536 --hold-file "$E2E_WORKDIR/hold" --release-file "$E2E_WORKDIR/release" \
     --time-limit 120 >"$E2E_WORKDIR/concurrent.json" 2>&1 &
 concurrent_pid=$!

@@ -20,11 +20,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 OVERLAP=$E2E_LIB_DIR/stream_overlap.py
 
-require_root
-trap e2e_cleanup EXIT
-e2e_setup
-require_tools ip python3 timeout
-require_portmux
+e2e_start ip python3 timeout
 
 make_ns_var NS pmovl
 # The raw segment carries no TCP options: the connection must not use
@@ -36,8 +32,7 @@ cat >"$CONFIG" <<'JSON'
   "route": {"offset": 0, "length": 4, "tags": [{"tag": "OVLP", "backend": 5002}]}}]}
 JSON
 ROUTER_LOG=$E2E_WORKDIR/router.log
-start_stream_router "$NS" "$CONFIG" "$ROUTER_LOG"
-wait_for_stream_router "$ROUTER_LOG" || die "the stream router did not start: $(cat "$ROUTER_LOG")"
+serve_streams "$NS" "$CONFIG" "$ROUTER_LOG"
 
 FIRST=$((4 + 20000))
 expected_bytes=0

@@ -30,11 +30,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 PEER=$E2E_LIB_DIR/stream_peer.py
 
-require_root
-trap e2e_cleanup EXIT
-e2e_setup
-require_tools ip nc ss python3 timeout
-require_portmux
+e2e_start ip nc ss python3 timeout
 
 make_ns_var NS pmstream
 log "namespace $NS, portmux $PORTMUX"
@@ -69,17 +65,13 @@ assert_match "status shows the plain TCP frontend 8080" '8080.*tcp' "$status"
 assert_no_match "XDP leaves the stream frontends alone (not installed)" '(9000|9100|9200)' "$status"
 
 ROUTER_LOG=$E2E_WORKDIR/router.log
-start_stream_router "$NS" "$CONFIG" "$ROUTER_LOG"
+serve_streams "$NS" "$CONFIG" "$ROUTER_LOG"
 ROUTER=$E2E_STREAM_ROUTER_PID
-wait_for_stream_router "$ROUTER_LOG" || die "the stream router did not start: $(cat "$ROUTER_LOG")"
 pass "stream router serving: $(head -1 "$ROUTER_LOG")"
 fds_idle=$(ls "/proc/$ROUTER/fd" | wc -l)
 
 client() {  # client ARGS...: one stream_peer.py client in the namespace
     ip netns exec "$NS" timeout 20 "$E2E_PYTHON" "$PEER" --timeout 8 send "$@"
-}
-request() {  # request TAG [MAGIC]: 24 bytes of mplex header, then a body
-    printf '%s0123456789abcdef%s!body-%s' "${2:-MPLX}" "$1" "$1"
 }
 
 # ------------------------------------------------------------ XDP still there
@@ -89,21 +81,21 @@ assert_eq "backend-8081" "$reply" "plain TCP frontend 8080 balanced by XDP"
 # ------------------------------------------------------------------ routing
 for entry in aaa:5001 bbb:5002 ccc:5003; do
     tag=${entry%%:*} port=${entry#*:}
-    req=$(request "$tag")
+    req=$(mplex_request "$tag")
     want="$port:$req"
     out=$(client 127.0.0.1 9000 "$req" --fin-after ${#want})
     assert_eq "$want" "$(json_field "$out" received_head)" "tag $tag routed to $port, echo spliced back"
     assert_eq eof "$(json_field "$out" ended)" "tag $tag: the backend's FIN reached the client"
 done
 
-req=$(request bbb)
+req=$(mplex_request bbb)
 want="5002:$req"
 out=$(client 127.0.0.1 9000 "$req" --per-byte --gap 0.01 --fin-after ${#want})
 assert_eq "$want" "$(json_field "$out" received_head)" \
     "tag split 1 byte per segment (TCP_NODELAY) still routed to 5002"
 
 # -------------------------------------------------------------- fallback
-req=$(request ccc)
+req=$(mplex_request ccc)
 out=$(client 127.0.0.1 9000 "$req" --with-fin)
 assert_eq "5003:$req" "$(json_field "$out" received_head)" \
     "request and FIN in one segment: served"
@@ -115,9 +107,9 @@ reply=$(printf '%s' "$req" | ip netns exec "$NS" timeout 5 nc -N 127.0.0.1 9000 
 assert_eq "5003:$req" "$reply" "request then FIN from nc -N served"
 
 # ------------------------------------------------------------- refusals
-out=$(client 127.0.0.1 9000 "$(request zzz)")
+out=$(client 127.0.0.1 9000 "$(mplex_request zzz)")
 assert_eq reset "$(json_field "$out" ended)" "unknown tag: connection reset"
-out=$(client 127.0.0.1 9000 "$(request aaa XPLX)")
+out=$(client 127.0.0.1 9000 "$(mplex_request aaa XPLX)")
 assert_eq reset "$(json_field "$out" ended)" "bad magic: connection reset"
 out=$(client 127.0.0.1 9000 "")
 assert_eq reset "$(json_field "$out" ended)" "silent client: reset after first_data_timeout"
@@ -143,7 +135,7 @@ assert header[28:] == b"proxied", header[28:]
 PY
 
 # ------------------------------------------------------------------ reload
-req=$(request aaa)
+req=$(mplex_request aaa)
 want="5001:${req}after-reload"
 ip netns exec "$NS" timeout 20 "$E2E_PYTHON" "$PEER" --timeout 10 send 127.0.0.1 9000 "$req" \
     --first-reply-file "$E2E_WORKDIR/first-reply" --second "after-reload" \
@@ -158,7 +150,7 @@ wait "$old_client"
 out=$(cat "$E2E_WORKDIR/old.json")
 assert_eq "$want" "$(json_field "$out" received_head)" \
     "connection spliced before the reload carries data after it, still to 5001"
-req=$(request aaa)
+req=$(mplex_request aaa)
 want="5002:$req"
 out=$(client 127.0.0.1 9000 "$req" --fin-after ${#want})
 assert_eq "$want" "$(json_field "$out" received_head)" "a new connection follows the new rules (aaa -> 5002)"
@@ -183,7 +175,7 @@ assert_eq 1 "$(stream_stat "$stats" 9100 refused.backend_refused)" "9100 refused
 assert_eq 1 "$(stream_stat "$stats" 9100 backend.5009.refused)" "backend 5009 counted the refusal"
 # Bytes the verdict program relayed to 5001: both aaa requests, first bytes
 # included (the router only peeks at them), and "after-reload".
-req=$(request aaa)
+req=$(mplex_request aaa)
 assert_eq $((2 * ${#req} + 12)) "$(stream_stat "$stats" 9000 backend.5001.bytes_to_backend)" \
     "bytes to 5001 counted by the verdict program: both aaa requests and after-reload"
 prom=$(in_ns "$NS" "$PORTMUX" stats --format prometheus 2>&1)
