@@ -15,10 +15,11 @@
 #   - a client RST in the middle of a transfer reaches the backend as a RST;
 #   - a backend RST in the middle of a transfer reaches the client as a RST;
 #   - a backend that reads nothing holds the client back: the bytes moved
-#     toward it stop growing far below what the client wants to send (the
-#     router holds the client's socket: its data stays there and TCP's
-#     window stops the client; nothing buffered without bound), and once
-#     the backend reads, everything arrives intact.
+#     toward it stop growing far below what the client wants to send and
+#     stay still (the router holds the client's socket: its data stays
+#     there and TCP's window stops the client), the kernel's TCP memory and
+#     the router's VmRSS stay bounded meanwhile, and once the backend
+#     reads, everything arrives intact.
 set -uo pipefail
 E2E_TIME_LIMIT=${E2E_TIME_LIMIT:-220}
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -117,9 +118,30 @@ assert_match "the backend's RST reached the client" 'reset|Connection reset by p
     "$(field "$client" ended) $(field "$client" send)"
 
 # ------------------------------------------------------------- backpressure
+# What a stalled direction can cost, in three places: the bytes the verdict
+# program moved toward the backend (its psock backlog is not charged to any
+# socket, so only this count bounds it: it includes the backend's send
+# queue and what its kernel receive buffer took), the memory of every TCP
+# socket in the test's namespace (`ss -m`: receive and send queues,
+# backlog, options; the client's receive queue is where the held bytes
+# stay; /proc/net/sockstat's "mem" would say the same but counts the whole
+# machine, other tests included), and the router's own memory (VmRSS).
 WANT=$((512 * MIB))
+tcp_mem_bytes() {
+    ip netns exec "$NS" ss -tanmH | awk '
+        { line = $0
+          while (match(line, /(^|[(,])(r|w|o|bl)[0-9]+/)) {
+              field = substr(line, RSTART, RLENGTH)
+              line = substr(line, RSTART + RLENGTH)
+              gsub(/[^0-9]/, "", field)
+              sum += field } }
+        END { print sum + 0 }'
+}
+rss_kib() { awk '$1 == "VmRSS:" { print $2 }' "/proc/$ROUTER/status"; }
 bulk_server 5001 slow 0 --read-when "$E2E_WORKDIR/read-now"
 bytes_before=$(stat0 "$(stream_stats "$NS")" backend.5001.bytes_to_backend)
+tcp_mem_before=$(tcp_mem_bytes)
+rss_before=$(rss_kib)
 bulk_client aaa "$WANT" >"$E2E_WORKDIR/slow-client.json" &
 slow_client=$!
 moved() { echo $(($(stat0 "$(stream_stats "$NS")" backend.5001.bytes_to_backend) - bytes_before)); }
@@ -133,11 +155,27 @@ stalled() {
 }
 wait_until 30 stalled
 held=$(moved)
-log "with the backend not reading, the verdict program moved $held of $WANT bytes, then stopped"
-if ((held < 64 * MIB)); then
-    pass "a backend that reads nothing holds the client back ($held bytes moved, bound 64 MiB)"
+# Still for two more seconds: a stall, not a pause.
+sleep 2
+held_later=$(moved)
+tcp_mem_grew=$(($(tcp_mem_bytes) - tcp_mem_before))
+rss_grew=$(($(rss_kib) - rss_before))
+log "with the backend not reading, the verdict program moved $held of $WANT bytes, then stopped" \
+    "($held_later after 2 s more); its sockets' kernel memory grew by $tcp_mem_grew bytes, the router's VmRSS by $rss_grew KiB"
+if ((held < 64 * MIB && held_later == held)); then
+    pass "a backend that reads nothing holds the client back ($held bytes moved, bound 64 MiB, still 2 s later)"
 else
-    fail "the router moved $held bytes toward a backend that reads nothing: no backpressure"
+    fail "the router moved $held then $held_later bytes toward a backend that reads nothing: no backpressure"
+fi
+if ((tcp_mem_grew < 64 * MIB)); then
+    pass "the sockets' kernel memory bounded while the backend reads nothing (+$tcp_mem_grew bytes, bound 64 MiB)"
+else
+    fail "the sockets' kernel memory grew by $tcp_mem_grew bytes while the backend read nothing"
+fi
+if ((rss_grew < 16 * 1024)); then
+    pass "the router's memory bounded while the backend reads nothing (VmRSS +$rss_grew KiB, bound 16 MiB)"
+else
+    fail "the router's VmRSS grew by $rss_grew KiB while the backend read nothing"
 fi
 touch "$E2E_WORKDIR/read-now"
 wait "$slow_client"
