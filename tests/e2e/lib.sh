@@ -749,6 +749,22 @@ MPLX_FRONTEND='{"port": 9000, "protocol": "tcp", "backends": [],
     {"tag": "aaa", "backend": 5001}, {"tag": "bbb", "backend": 5002}, {"tag": "ccc", "backend": 5003}]}}'
 MPLX_HEADERS=(MPLX0123456789abcdefaaa! MPLX0123456789abcdefbbb! MPLX0123456789abcdefccc!)
 
+# start_two_part_client NS PORT FIRST SECOND WANT SECONDS NAME: a
+# stream_peer.py client in the background inside NS that sends FIRST to
+# 127.0.0.1:PORT, creates $E2E_WORKDIR/NAME.first-reply at the first reply,
+# sends SECOND once $E2E_WORKDIR/NAME.go exists, half-closes once WANT bytes
+# came back and reads to the end; gives up after SECONDS. Its report goes to
+# $E2E_WORKDIR/NAME.json, its pid to TWO_PART_CLIENT_PID (the trap kills it).
+# For a connection that must outlive a reload or a drain.
+start_two_part_client() {
+    local ns=$1 port=$2 first=$3 second=$4 want=$5 seconds=$6 base=$E2E_WORKDIR/$7
+    ip netns exec "$ns" timeout $((seconds + 30)) "$E2E_PYTHON" "$E2E_LIB_DIR/stream_peer.py" \
+        --timeout "$seconds" send 127.0.0.1 "$port" "$first" --first-reply-file "$base.first-reply" \
+        --second "$second" --second-when "$base.go" --fin-after "$want" >"$base.json" 2>&1 &
+    TWO_PART_CLIENT_PID=$!
+    E2E_PIDS+=("$TWO_PART_CLIENT_PID")
+}
+
 # mplex_request TAG [MAGIC]: a mplex request, its 24-byte header then a body.
 mplex_request() {
     printf '%s0123456789abcdef%s!body-%s' "${2:-MPLX}" "$1" "$1"

@@ -22,11 +22,7 @@ set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 E2E_TIME_LIMIT=130
 
-require_root
-trap e2e_cleanup EXIT
-e2e_setup
-require_tools ip ss nstat taskset timeout python3
-require_portmux
+e2e_start ip ss nstat taskset timeout python3
 
 make_ns_var NS pmlv
 W=$E2E_WORKDIR

@@ -18,11 +18,7 @@ E2E_TIME_LIMIT=130
 
 PORT=9469
 
-require_root
-trap e2e_cleanup EXIT
-e2e_setup
-require_tools ip ss curl taskset python3
-require_portmux
+e2e_start ip ss curl taskset python3
 
 make_ns_var NS pmmt
 W=$E2E_WORKDIR

@@ -82,12 +82,9 @@ assert_eq reset "$(json_field "$out" ended)" "unknown tag: connection reset"
 # ------------------------------------------------- SIGHUP with a spliced one
 req=$(mplex_request aaa)
 want="5001:${req}after-reload"
-ip netns exec "$NS" timeout 90 "$E2E_PYTHON" "$PEER" --timeout 60 send 127.0.0.1 9000 "$req" \
-    --first-reply-file "$W/first-reply" --second "after-reload" \
-    --second-when "$W/reloaded" --fin-after ${#want} >"$W/old.json" 2>&1 &
-old_client=$!
-E2E_PIDS+=("$old_client")
-wait_until 10 test -e "$W/first-reply" || fail "the long-lived client got no first reply"
+start_two_part_client "$NS" 9000 "$req" after-reload ${#want} 60 old
+old_client=$TWO_PART_CLIENT_PID
+wait_until 10 test -e "$W/old.first-reply" || fail "the long-lived client got no first reply"
 write_config 5002 5001
 # The file change may reload run before the signal does: either way two
 # more streams_applied lines come, the last one with the swapped tags.
@@ -95,7 +92,7 @@ kill -HUP "$RUN_PID"
 wait_for_log 10 "$RUNLOG" 'event=reloaded .*trigger=signal' || fail "no reload after SIGHUP"
 wait_for_log 10 "$RUNLOG" '^level=info event=streams_applied ports="9000 9100" ' 2 ||
     fail "the router did not take the reloaded rules"
-touch "$W/reloaded"
+touch "$W/old.go"
 wait "$old_client"
 out=$(cat "$W/old.json")
 assert_eq "$want" "$(json_field "$out" received_head)" \
@@ -149,19 +146,16 @@ rr_ports() {
     done
 }
 # A connection spliced before the drain: the first to 9100, so to 5001.
-ip netns exec "$NS" timeout 90 "$E2E_PYTHON" "$PEER" --timeout 60 send 127.0.0.1 9100 "held" \
-    --first-reply-file "$W/held-reply" --second "after-drain" \
-    --second-when "$W/drained" --fin-after 20 >"$W/held.json" 2>&1 &
-held_client=$!
-E2E_PIDS+=("$held_client")
-wait_until 10 test -e "$W/held-reply" || fail "the held connection got no first reply"
+start_two_part_client "$NS" 9100 held after-drain 20 60 held
+held_client=$TWO_PART_CLIENT_PID
+wait_until 10 test -e "$W/held.first-reply" || fail "the held connection got no first reply"
 assert_ok "portmux drain lo 5001 (a backend of the stream router only)" in_ns "$NS" "$PORTMUX" drain lo 5001
 assert_match "drain changed both stream frontends" 'drained backend 5001 on lo \(2 frontend\(s\) changed\)' "$E2E_LAST_OUTPUT"
 assert_match "status marks 5001 drained" '^  9100 +stream +5001 \(drained\), 5002$' "$(in_ns "$NS" "$PORTMUX" status lo 2>&1)"
 assert_eq "5002 5002 5002 5002 " "$(rr_ports 4)" "drained: new round-robin connections avoid 5001"
 out=$(client 127.0.0.1 9000 "$(mplex_request aaa)")
 assert_eq reset "$(json_field "$out" ended)" "drained: a tag routed to 5001 is refused (reset)"
-touch "$W/drained"
+touch "$W/held.go"
 wait "$held_client"
 out=$(cat "$W/held.json")
 assert_eq "5001:heldafter-drain" "$(json_field "$out" received_head)" \

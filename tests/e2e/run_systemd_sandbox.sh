@@ -20,11 +20,7 @@ E2E_TIME_LIMIT=130
 
 UNIT_IN=$REPO_ROOT/scripts/systemd/portmux@.service.in
 
-require_root
-trap e2e_cleanup EXIT
-e2e_setup
-require_tools ip setpriv strace systemd-analyze curl python3
-require_portmux
+e2e_start ip setpriv strace systemd-analyze curl python3
 
 W=$E2E_WORKDIR
 make_ns_var NS pmsd

@@ -137,15 +137,13 @@ PY
 # ------------------------------------------------------------------ reload
 req=$(mplex_request aaa)
 want="5001:${req}after-reload"
-ip netns exec "$NS" timeout 20 "$E2E_PYTHON" "$PEER" --timeout 10 send 127.0.0.1 9000 "$req" \
-    --first-reply-file "$E2E_WORKDIR/first-reply" --second "after-reload" \
-    --second-when "$E2E_WORKDIR/reloaded" --fin-after ${#want} >"$E2E_WORKDIR/old.json" 2>&1 &
-old_client=$!
-wait_until 5 test -e "$E2E_WORKDIR/first-reply" || fail "the long-lived client got no first reply"
+start_two_part_client "$NS" 9000 "$req" after-reload ${#want} 10 old
+old_client=$TWO_PART_CLIENT_PID
+wait_until 5 test -e "$E2E_WORKDIR/old.first-reply" || fail "the long-lived client got no first reply"
 write_config "$CONFIG" 5002 5001
 kill -HUP "$ROUTER"
 wait_until 5 grep -q '^reloaded' "$ROUTER_LOG" || fail "the router did not reload: $(cat "$ROUTER_LOG")"
-touch "$E2E_WORKDIR/reloaded"
+touch "$E2E_WORKDIR/old.go"
 wait "$old_client"
 out=$(cat "$E2E_WORKDIR/old.json")
 assert_eq "$want" "$(json_field "$out" received_head)" \
