@@ -6,10 +6,16 @@
 //       sendmmsg() of BYTES-byte UDP payloads from K connected sockets
 //       (K source ports, rotated per batch: K "clients"), socket i to the
 //       i-th port of the list (round robin). With A > 1: K x A clients, A
-//       source addresses per socket (see udp_send).
+//       source addresses per socket (see UdpSender).
+//              [--alt-dst ADDR --alt-ports P1,... --slice-seconds S --pairs N
+//               --softirq-pid PID]
+//       Alternating mode: two systems share the sender, in short slices A B,
+//       B A, ... (see udp_send_alternating); --count caps each slice.
 //   udp-sink   --ports P1,P2,... [--idle-ms MS] [--seconds S] [--ready FILE]
-//       recvmmsg() on each port; counts datagrams per port. Ends MS after the
-//       last datagram (once one arrived) or after S seconds.
+//              [--tags AB] [--until FILE]
+//       recvmmsg() on each port; counts datagrams per port (and per port for
+//       each payload tag listed). Ends MS after the last datagram (once one
+//       arrived; with --until, once FILE exists too) or after S seconds.
 //   tcp-serve  --ports P1,P2,... --seconds S [--ready FILE] [--size BYTES]
 //       Answers every BYTES-byte request with BYTES bytes; counts per port.
 //   tcp-client --dst ADDR --port P --mode connect|rr --count N --seconds S
@@ -137,6 +143,85 @@ std::vector<int> destination_ports(const Args& a) {
     return {static_cast<int>(a.num("port"))};
 }
 
+// The payload byte that names the system a datagram was sent for, in
+// alternating mode (udp-sink --tags counts by it).
+constexpr std::size_t kTagOffset = 4;
+
+// Where one system's datagrams go: the addresses, one per destination port.
+std::vector<sockaddr_in> destinations(const std::string& addr, const std::vector<int>& ports) {
+    std::vector<sockaddr_in> dsts;
+    for (int port : ports) dsts.push_back(address(addr, port));
+    return dsts;
+}
+
+double clock_seconds(clockid_t clock) {
+    timespec ts{};
+    clock_gettime(clock, &ts);
+    return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
+
+// CPU time of a task from /proc/PID/schedstat (ns, exact; /proc/PID/stat
+// counts ticks of 10 ms), or 0 without one.
+double task_cpu_seconds(long pid) {
+    if (pid <= 0) return 0;
+    std::ifstream in("/proc/" + std::to_string(pid) + "/schedstat");
+    double ns = 0;
+    return (in >> ns) ? ns / 1e9 : 0;
+}
+
+// The sender's CPU as /proc/stat counts it (ticks): idle (idle + iowait)
+// and softirq, whoever was running when the tick came.
+struct CpuTicks {
+    double idle_s = 0;
+    double softirq_s = 0;
+};
+
+CpuTicks cpu_ticks(int cpu) {
+    CpuTicks out;
+    if (cpu < 0) return out;
+    std::ifstream in("/proc/stat");
+    const std::string name = "cpu" + std::to_string(cpu);
+    std::string label;
+    while (in >> label) {
+        if (label == name) {
+            double user, nice, system, idle, iowait, irq, softirq;
+            in >> user >> nice >> system >> idle >> iowait >> irq >> softirq;
+            const double hz = static_cast<double>(sysconf(_SC_CLK_TCK));
+            out.idle_s = (idle + iowait) / hz;
+            out.softirq_s = softirq / hz;
+            return out;
+        }
+        in.ignore(1 << 12, '\n');
+    }
+    return out;
+}
+
+// What one stretch of sending did: datagrams, failed calls, its wall time,
+// the sender thread's CPU time, the CPU time of the task given by
+// --softirq-pid (CPU 0's ksoftirqd: the receive path the sender's datagrams
+// trigger runs there when the kernel defers it); and, to tell where the
+// rest of the wall time went, how often the sender slept (voluntary
+// context switches) or was preempted, and the ticks its CPU spent idle or
+// in softirq (charged to whichever task was running).
+struct Slice {
+    long sent = 0;
+    long errors = 0;
+    double wall_s = 0;
+    double cpu_s = 0;
+    double softirq_s = 0;
+    long slept = 0;
+    long preempted = 0;
+    double cpu_idle_s = 0;
+    double cpu_softirq_s = 0;
+};
+
+rusage thread_usage() {
+    rusage ru{};
+    getrusage(RUSAGE_THREAD, &ru);
+    return ru;
+}
+
+// The sending side of udp-send: K sockets and a batch of messages.
 // Connected mode (no --sources): K connected sockets, socket i sends to
 // ports[i % n]; clients = K source ports.
 // Many-clients mode (--sources A): K unconnected sockets with
@@ -144,101 +229,220 @@ std::vector<int> destination_ports(const Args& a) {
 // its own source address out of A consecutive ones from --source-base:
 // clients = K x A (source port, source address) pairs, and every one of them
 // sends within the first K x A / batch calls.
-int udp_send(const Args& a) {
-    const std::string dst_addr = a.get("dst");
-    const std::vector<int> ports = destination_ports(a);
-    const std::size_t size = static_cast<std::size_t>(a.num("size"));
-    const long count = a.num("count");
-    const double limit = a.real("seconds");
-    const int sockets = static_cast<int>(a.num("sockets", 48));
-    const int batch = static_cast<int>(a.num("batch", 32));
-    const bool spread_sources = a.values.count("sources") > 0;
-    const long sources = a.num("sources", 1);
-    pin(a);
-    if (sources < 1) throw std::invalid_argument("--sources must be at least 1");
+class UdpSender {
+public:
+    // Where a system's walk over sockets, addresses and destinations stands:
+    // kept per system, so that alternating systems each cycle through all
+    // their clients as a lone sender would.
+    struct Walk {
+        long round = 0;
+        long message = 0;
+    };
 
-    std::vector<sockaddr_in> dsts;
-    for (int port : ports) dsts.push_back(address(dst_addr, port));
-    in_addr source_base{};
-    if (spread_sources && inet_pton(AF_INET, a.get("source-base").c_str(), &source_base) != 1) {
-        throw std::invalid_argument("bad --source-base " + a.get("source-base"));
-    }
-    std::vector<int> fds;
-    for (int i = 0; i < sockets; ++i) {
-        int fd = socket(AF_INET, SOCK_DGRAM, 0);
-        if (fd < 0) die("socket");
-        int sndbuf = 4 << 20;
-        setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof sndbuf);
-        if (spread_sources) {
-            int one = 1;  // send from source addresses this namespace does not own
-            if (setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof one) != 0) die("IP_TRANSPARENT");
-            const sockaddr_in any = address("0.0.0.0", 0);
-            if (bind(fd, reinterpret_cast<const sockaddr*>(&any), sizeof any) != 0) die("bind");
-        } else {
-            const sockaddr_in& dst = dsts[static_cast<std::size_t>(i) % dsts.size()];
-            if (connect(fd, reinterpret_cast<const sockaddr*>(&dst), sizeof dst) != 0) die("connect");
+    UdpSender(const Args& a, const std::vector<sockaddr_in>& connect_to)
+        : size_(static_cast<std::size_t>(a.num("size"))),
+          sockets_(static_cast<int>(a.num("sockets", 48))),
+          batch_(static_cast<int>(a.num("batch", 32))),
+          spread_sources_(a.values.count("sources") > 0),
+          sources_(a.num("sources", 1)),
+          softirq_pid_(a.num("softirq-pid", 0)) {
+        if (sources_ < 1) throw std::invalid_argument("--sources must be at least 1");
+        if (spread_sources_ && inet_pton(AF_INET, a.get("source-base").c_str(), &source_base_) != 1) {
+            throw std::invalid_argument("bad --source-base " + a.get("source-base"));
         }
-        fds.push_back(fd);
-    }
-    std::vector<char> payload(size, 'x');
-    std::memcpy(payload.data(), "PMX1", std::min<std::size_t>(4, size));
-    std::vector<iovec> iov(static_cast<std::size_t>(batch));
-    std::vector<mmsghdr> msgs(static_cast<std::size_t>(batch));
-    std::vector<sockaddr_in> msg_dst(static_cast<std::size_t>(batch));
-    constexpr std::size_t kCmsgSpace = CMSG_SPACE(sizeof(in_pktinfo));
-    std::vector<char> control(static_cast<std::size_t>(batch) * kCmsgSpace, 0);
-    for (int i = 0; i < batch; ++i) {
-        iov[i] = {payload.data(), size};
-        msgs[i] = {};
-        msgs[i].msg_hdr.msg_iov = &iov[i];
-        msgs[i].msg_hdr.msg_iovlen = 1;
-        if (spread_sources) {
-            msgs[i].msg_hdr.msg_name = &msg_dst[i];
-            msgs[i].msg_hdr.msg_namelen = sizeof(sockaddr_in);
-            msgs[i].msg_hdr.msg_control = control.data() + i * kCmsgSpace;
-            msgs[i].msg_hdr.msg_controllen = kCmsgSpace;
-            cmsghdr* c = CMSG_FIRSTHDR(&msgs[i].msg_hdr);
-            c->cmsg_level = SOL_IP;
-            c->cmsg_type = IP_PKTINFO;
-            c->cmsg_len = CMSG_LEN(sizeof(in_pktinfo));
+        for (int i = 0; i < sockets_; ++i) {
+            int fd = socket(AF_INET, SOCK_DGRAM, 0);
+            if (fd < 0) die("socket");
+            int sndbuf = 4 << 20;
+            setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof sndbuf);
+            if (spread_sources_) {
+                int one = 1;  // send from source addresses this namespace does not own
+                if (setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof one) != 0) die("IP_TRANSPARENT");
+                const sockaddr_in any = address("0.0.0.0", 0);
+                if (bind(fd, reinterpret_cast<const sockaddr*>(&any), sizeof any) != 0) die("bind");
+            } else {
+                const sockaddr_in& dst = connect_to[static_cast<std::size_t>(i) % connect_to.size()];
+                if (connect(fd, reinterpret_cast<const sockaddr*>(&dst), sizeof dst) != 0) die("connect");
+            }
+            fds_.push_back(fd);
         }
-    }
-    long sent = 0, errors = 0, message = 0;
-    const auto start = Clock::now();
-    for (long round = 0; sent < count; ++round) {
-        if ((round & 63) == 0 && seconds_since(start) > limit) break;
-        const int n = static_cast<int>(std::min<long>(batch, count - sent));
-        if (spread_sources) {
-            // Socket round % K, addresses (round / K) * batch + i: each socket
-            // walks through all A addresses, so every pair gets its turn.
-            const long block = (round / sockets) * batch;
-            for (int i = 0; i < n; ++i) {
-                in_pktinfo info{};
-                info.ipi_spec_dst.s_addr =
-                    htonl(ntohl(source_base.s_addr) + static_cast<std::uint32_t>((block + i) % sources));
-                std::memcpy(CMSG_DATA(CMSG_FIRSTHDR(&msgs[i].msg_hdr)), &info, sizeof info);
-                msg_dst[i] = dsts[static_cast<std::size_t>(message++ % static_cast<long>(dsts.size()))];
+        payload_.assign(size_, 'x');
+        std::memcpy(payload_.data(), "PMX1", std::min<std::size_t>(4, size_));
+        const auto n = static_cast<std::size_t>(batch_);
+        iov_.resize(n);
+        msgs_.resize(n);
+        msg_dst_.resize(n);
+        control_.assign(n * kCmsgSpace, 0);
+        for (std::size_t i = 0; i < n; ++i) {
+            iov_[i] = {payload_.data(), size_};
+            msgs_[i] = {};
+            msgs_[i].msg_hdr.msg_iov = &iov_[i];
+            msgs_[i].msg_hdr.msg_iovlen = 1;
+            if (spread_sources_) {
+                msgs_[i].msg_hdr.msg_name = &msg_dst_[i];
+                msgs_[i].msg_hdr.msg_namelen = sizeof(sockaddr_in);
+                msgs_[i].msg_hdr.msg_control = control_.data() + i * kCmsgSpace;
+                msgs_[i].msg_hdr.msg_controllen = kCmsgSpace;
+                cmsghdr* c = CMSG_FIRSTHDR(&msgs_[i].msg_hdr);
+                c->cmsg_level = SOL_IP;
+                c->cmsg_type = IP_PKTINFO;
+                c->cmsg_len = CMSG_LEN(sizeof(in_pktinfo));
             }
         }
-        const int r = sendmmsg(fds[static_cast<std::size_t>(round % sockets)], msgs.data(),
-                               static_cast<unsigned>(n), 0);
-        if (r < 0) {
-            ++errors;  // ENOBUFS or ECONNREFUSED (ICMP from a port without a socket)
-            continue;
-        }
-        sent += r;
     }
-    const double elapsed = seconds_since(start);
+    ~UdpSender() {
+        for (int fd : fds_) close(fd);
+    }
+    UdpSender(const UdpSender&) = delete;
+    UdpSender& operator=(const UdpSender&) = delete;
+
+    bool spreads_sources() const { return spread_sources_; }
+    long clients() const { return static_cast<long>(sockets_) * sources_; }
+
+    // Sends until `count` datagrams or `seconds` have passed (checked every
+    // 8 calls), to `dsts` in turn (many-clients mode; connected sockets go
+    // where they are connected), each payload carrying `tag` at kTagOffset
+    // when `tag` is set.
+    Slice send(Walk& walk, const std::vector<sockaddr_in>& dsts, char tag, long count, double seconds) {
+        if (tag != 0 && size_ > kTagOffset) payload_[kTagOffset] = tag;
+        Slice slice;
+        const int cpu = sched_getcpu();
+        const CpuTicks ticks0 = cpu_ticks(cpu);
+        const rusage usage0 = thread_usage();
+        const double softirq0 = task_cpu_seconds(softirq_pid_);
+        const double cpu0 = clock_seconds(CLOCK_THREAD_CPUTIME_ID);
+        const auto start = Clock::now();
+        for (long calls = 0; slice.sent < count; ++calls, ++walk.round) {
+            if ((calls & 7) == 0 && seconds_since(start) > seconds) break;
+            const int n = static_cast<int>(std::min<long>(batch_, count - slice.sent));
+            if (spread_sources_) {
+                // Socket round % K, addresses (round / K) * batch + i: each socket
+                // walks through all A addresses, so every pair gets its turn.
+                const long block = (walk.round / sockets_) * batch_;
+                for (int i = 0; i < n; ++i) {
+                    in_pktinfo info{};
+                    info.ipi_spec_dst.s_addr =
+                        htonl(ntohl(source_base_.s_addr) + static_cast<std::uint32_t>((block + i) % sources_));
+                    std::memcpy(CMSG_DATA(CMSG_FIRSTHDR(&msgs_[i].msg_hdr)), &info, sizeof info);
+                    msg_dst_[i] = dsts[static_cast<std::size_t>(walk.message++ % static_cast<long>(dsts.size()))];
+                }
+            }
+            const int r = sendmmsg(fds_[static_cast<std::size_t>(walk.round % sockets_)], msgs_.data(),
+                                   static_cast<unsigned>(n), 0);
+            if (r < 0) {
+                ++slice.errors;  // ENOBUFS or ECONNREFUSED (ICMP from a port without a socket)
+                continue;
+            }
+            slice.sent += r;
+        }
+        slice.wall_s = seconds_since(start);
+        slice.cpu_s = clock_seconds(CLOCK_THREAD_CPUTIME_ID) - cpu0;
+        slice.softirq_s = task_cpu_seconds(softirq_pid_) - softirq0;
+        const rusage usage1 = thread_usage();
+        slice.slept = usage1.ru_nvcsw - usage0.ru_nvcsw;
+        slice.preempted = usage1.ru_nivcsw - usage0.ru_nivcsw;
+        const CpuTicks ticks1 = cpu_ticks(cpu);
+        slice.cpu_idle_s = ticks1.idle_s - ticks0.idle_s;
+        slice.cpu_softirq_s = ticks1.softirq_s - ticks0.softirq_s;
+        return slice;
+    }
+
+private:
+    static constexpr std::size_t kCmsgSpace = CMSG_SPACE(sizeof(in_pktinfo));
+    std::size_t size_;
+    int sockets_;
+    int batch_;
+    bool spread_sources_;
+    long sources_;
+    long softirq_pid_;
+    in_addr source_base_{};
+    std::vector<int> fds_;
+    std::vector<char> payload_;
+    std::vector<iovec> iov_;
+    std::vector<mmsghdr> msgs_;
+    std::vector<sockaddr_in> msg_dst_;
+    std::vector<char> control_;
+};
+
+std::string slice_json(const Slice& s) {
+    char text[384];
+    std::snprintf(text, sizeof text,
+                  "\"sent\": %ld, \"send_errors\": %ld, \"wall_s\": %.6f, \"cpu_s\": %.6f, \"softirq_s\": %.6f, "
+                  "\"slept\": %ld, \"preempted\": %ld, \"cpu_idle_s\": %.2f, \"cpu_softirq_s\": %.2f",
+                  s.sent, s.errors, s.wall_s, s.cpu_s, s.softirq_s, s.slept, s.preempted, s.cpu_idle_s,
+                  s.cpu_softirq_s);
+    return text;
+}
+
+// Alternating mode (--alt-dst, --alt-ports): two systems, A (--dst with
+// --port/--ports) and B (--alt-dst with --alt-ports), share one sender and
+// one stretch of time: a warm-up slice of each (payload tag 'W', which the
+// sink does not count), then --pairs pairs of --slice-seconds slices in the
+// order A B, B A, A B, ... (so a steady drift of the machine's speed hits
+// both alike), each slice sending at most --count datagrams tagged 'A' or
+// 'B'. Every slice is reported, so that ratios can be taken pair by pair.
+int udp_send_alternating(const Args& a, UdpSender& sender, const std::vector<sockaddr_in>& dsts_a) {
+    if (!sender.spreads_sources()) throw std::invalid_argument("--alt-dst needs --sources (unconnected sockets)");
+    if (static_cast<std::size_t>(a.num("size")) <= kTagOffset) {
+        throw std::invalid_argument("--alt-dst needs --size above " + std::to_string(kTagOffset));
+    }
+    const std::vector<sockaddr_in> dsts_b = destinations(a.get("alt-dst"), parse_ports(a.get("alt-ports")));
+    const long count = a.num("count");
+    const double slice_s = a.real("slice-seconds");
+    const long pairs = a.num("pairs");
+    if (pairs < 1 || slice_s <= 0) throw std::invalid_argument("--pairs and --slice-seconds must be positive");
+    UdpSender::Walk walk_a, walk_b;
+    sender.send(walk_a, dsts_a, 'W', count, slice_s);
+    sender.send(walk_b, dsts_b, 'W', count, slice_s);
+    std::string slices;
+    Slice total_a, total_b;
+    auto run = [&](char system) {
+        const bool is_a = system == 'A';
+        const Slice s = sender.send(is_a ? walk_a : walk_b, is_a ? dsts_a : dsts_b, system, count, slice_s);
+        Slice& total = is_a ? total_a : total_b;
+        total.sent += s.sent;
+        total.errors += s.errors;
+        total.wall_s += s.wall_s;
+        total.cpu_s += s.cpu_s;
+        total.softirq_s += s.softirq_s;
+        total.slept += s.slept;
+        total.preempted += s.preempted;
+        total.cpu_idle_s += s.cpu_idle_s;
+        total.cpu_softirq_s += s.cpu_softirq_s;
+        slices += std::string(slices.empty() ? "" : ", ") + "{\"system\": \"" + system + "\", " + slice_json(s) + "}";
+    };
+    for (long p = 0; p < pairs; ++p) {
+        run(p % 2 == 0 ? 'A' : 'B');
+        run(p % 2 == 0 ? 'B' : 'A');
+    }
+    std::printf("{\"clients\": %ld, \"pairs\": %ld, \"slice_s\": %.3f, \"A\": {%s}, \"B\": {%s}, "
+                "\"slices\": [%s], %s}\n",
+                sender.clients(), pairs, slice_s, slice_json(total_a).c_str(), slice_json(total_b).c_str(),
+                slices.c_str(), cpu_json().c_str());
+    return 0;
+}
+
+int udp_send(const Args& a) {
+    const std::vector<sockaddr_in> dsts = destinations(a.get("dst"), destination_ports(a));
+    pin(a);
+    UdpSender sender(a, dsts);
+    if (a.values.count("alt-dst")) return udp_send_alternating(a, sender, dsts);
+    UdpSender::Walk walk;
+    const Slice s = sender.send(walk, dsts, 0, a.num("count"), a.real("seconds"));
     std::printf("{\"sent\": %ld, \"send_errors\": %ld, \"elapsed_s\": %.4f, \"send_pps\": %.0f, "
                 "\"clients\": %ld, %s}\n",
-                sent, errors, elapsed, sent / elapsed, static_cast<long>(sockets) * sources,
-                cpu_json().c_str());
+                s.sent, s.errors, s.wall_s, s.sent / s.wall_s, sender.clients(), cpu_json().c_str());
     return 0;
 }
 
 int udp_sink(const Args& a) {
     const std::vector<int> ports = parse_ports(a.get("ports"));
     const long idle_ms = a.num("idle-ms", 300);
+    // --until FILE: the idle end counts only once FILE exists (the sender is
+    // done), so a sender starved for longer than idle-ms on a loaded machine
+    // does not end the count early.
+    const std::string until = a.get("until", "-");
+    auto sender_done = [&] { return until == "-" || access(until.c_str(), F_OK) == 0; };
     const double limit = a.values.count("seconds") ? a.real("seconds") : 20.0;
     pin(a);
     const int ep = epoll_create1(0);
@@ -263,6 +467,9 @@ int udp_sink(const Args& a) {
     iovec iov[kBatch];
     mmsghdr msgs[kBatch];
     std::vector<long> counts(ports.size(), 0);
+    // Per payload tag listed in --tags (alternating senders): counts per port.
+    const std::string tags = a.get("tags", "-") == "-" ? "" : a.get("tags");
+    std::vector<std::vector<long>> tag_counts(tags.size(), std::vector<long>(ports.size(), 0));
     long bytes = 0;
     bool got_any = false;
     Clock::time_point first{}, last{};
@@ -271,7 +478,8 @@ int udp_sink(const Args& a) {
         epoll_event events[8];
         const int n = epoll_wait(ep, events, 8, 50);
         if (n <= 0) {
-            if (got_any && std::chrono::duration<double, std::milli>(Clock::now() - last).count() > idle_ms)
+            if (got_any && std::chrono::duration<double, std::milli>(Clock::now() - last).count() > idle_ms &&
+                sender_done())
                 break;
             continue;
         }
@@ -291,12 +499,19 @@ int udp_sink(const Args& a) {
                     first = Clock::now();
                 }
                 counts[idx] += r;
-                for (int i = 0; i < r; ++i) bytes += msgs[i].msg_len;
+                for (int i = 0; i < r; ++i) {
+                    bytes += msgs[i].msg_len;
+                    if (msgs[i].msg_len > kTagOffset) {
+                        const std::size_t t = tags.find(buffers[i][kTagOffset]);
+                        if (t != std::string::npos) ++tag_counts[t][idx];
+                    }
+                }
                 last = Clock::now();
                 if (r < kBatch) break;
             }
         }
-        if (got_any && std::chrono::duration<double, std::milli>(Clock::now() - last).count() > idle_ms)
+        if (got_any && std::chrono::duration<double, std::milli>(Clock::now() - last).count() > idle_ms &&
+                sender_done())
             break;
     }
     long total = 0;
@@ -306,10 +521,22 @@ int udp_sink(const Args& a) {
         per_port += (i ? ", " : "") + std::string("\"") + std::to_string(ports[i]) + "\": " +
                     std::to_string(counts[i]);
     }
+    std::string per_tag;
+    for (std::size_t t = 0; t < tags.size(); ++t) {
+        long tag_total = 0;
+        std::string tag_ports;
+        for (std::size_t i = 0; i < ports.size(); ++i) {
+            tag_total += tag_counts[t][i];
+            tag_ports += (i ? ", " : "") + std::string("\"") + std::to_string(ports[i]) + "\": " +
+                         std::to_string(tag_counts[t][i]);
+        }
+        per_tag += std::string(t ? ", " : "") + "\"" + tags[t] + "\": {\"received\": " + std::to_string(tag_total) +
+                   ", \"per_port\": {" + tag_ports + "}}";
+    }
     const double span = got_any ? std::chrono::duration<double>(last - first).count() : 0;
-    std::printf("{\"received\": %ld, \"bytes\": %ld, \"per_port\": {%s}, \"span_s\": %.4f, "
+    std::printf("{\"received\": %ld, \"bytes\": %ld, \"per_port\": {%s}, \"per_tag\": {%s}, \"span_s\": %.4f, "
                 "\"delivered_pps\": %.0f, %s}\n",
-                total, bytes, per_port.c_str(), span, span > 0 ? total / span : 0.0,
+                total, bytes, per_port.c_str(), per_tag.c_str(), span, span > 0 ? total / span : 0.0,
                 cpu_json().c_str());
     return 0;
 }

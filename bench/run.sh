@@ -86,16 +86,19 @@ if [[ $SMOKE -eq 1 ]]; then
   # end a trial early: every trial ends at its count.
   REPS=1
   UDP_SECONDS=10; UDP_COUNT=96; SCALE_CLIENTS=(48 960)
+  SCALE_SLICE_SECONDS=10; SCALE_PAIRS=1
   RELAY_BYTES=$((4 << 20)); RELAY_SECONDS=10; RELAY_COUNT=200; RELAY_PATHS=(lo)
   PROG_ARGS=(--runs 1 --repeat 10000 --single-shots 200 --flows 1000 --smoke)
 elif [[ $QUICK -eq 1 ]]; then
   REPS=${REPS:-2}
   UDP_SECONDS=0.6; SCALE_CLIENTS=(48 9984 100032)
+  SCALE_SLICE_SECONDS=0.5; SCALE_PAIRS=4
   RELAY_BYTES=$((256 << 20)); RELAY_SECONDS=0.8
   PROG_ARGS=(--runs 3 --repeat 1000000 --single-shots 20000 --flows 200000 --quick)
 else
   REPS=${REPS:-5}
   UDP_SECONDS=1; SCALE_CLIENTS=(48 1008 9984 100032)
+  SCALE_SLICE_SECONDS=0.5; SCALE_PAIRS=8
   RELAY_BYTES=$((1 << 30)); RELAY_SECONDS=1.5
   PROG_ARGS=(--runs 5 --repeat 1000000 --single-shots 50000 --flows 1000000)
 fi
@@ -107,6 +110,9 @@ BACKEND_LIST=$(IFS=,; echo "${BACKENDS[*]}")
 # The benchmarking range (RFC 2544), only ever configured inside our namespaces.
 CLI_ADDR=198.18.0.1
 LB_ADDR=198.18.0.2
+# A second veth pair, never with an XDP program: direct3's path in part scale.
+CLI2_ADDR=198.18.0.5
+LB2_ADDR=198.18.0.6
 MANY_SOURCES_BASE=198.19.0.1     # the scaling run's client addresses (IP_TRANSPARENT)
 
 # ------------------------------------------------------------------ install
@@ -146,6 +152,8 @@ NS_CLI=pmxb-cli-$ID
 NS_LB=pmxb-lb-$ID
 VETH_CLI=pmxc$ID
 VETH_LB=pmxl$ID
+VETH2_CLI=pmxd$ID
+VETH2_LB=pmxm$ID
 MNT_PID=
 BG_PIDS=()     # every background process of a trial or system, killed by pid
 PORT=
@@ -235,6 +243,9 @@ ip netns add "$NS_LB"
 ip link add "$VETH_CLI" netns "$NS_CLI" type veth peer name "$VETH_LB" netns "$NS_LB"
 in_cli ip addr add "$CLI_ADDR/30" dev "$VETH_CLI"
 in_lb ip addr add "$LB_ADDR/30" dev "$VETH_LB"
+ip link add "$VETH2_CLI" netns "$NS_CLI" type veth peer name "$VETH2_LB" netns "$NS_LB"
+in_cli ip addr add "$CLI2_ADDR/30" dev "$VETH2_CLI"
+in_lb ip addr add "$LB2_ADDR/30" dev "$VETH2_LB"
 unshare --mount --propagation private sleep 3600 &
 MNT_PID=$!
 for _ in $(seq 50); do
@@ -257,11 +268,15 @@ for ns in "$NS_CLI" "$NS_LB"; do
   # The scaling run's clients come from 198.19.0.0/16: no reverse-path drop.
   ip netns exec "$ns" sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
 done
-in_cli ip link set "$VETH_CLI" up
-in_lb ip link set "$VETH_LB" up
-in_lb sysctl -qw "net.ipv4.conf.$VETH_LB.rp_filter=0"
+for link in "$VETH_CLI" "$VETH2_CLI"; do in_cli ip link set "$link" up; done
+for link in "$VETH_LB" "$VETH2_LB"; do
+  in_lb ip link set "$link" up
+  in_lb sysctl -qw "net.ipv4.conf.$link.rp_filter=0"
+done
 in_lb sysctl -qw net.ipv4.icmp_ratelimit=0 >/dev/null 2>&1 || true
-for _ in $(seq 50); do in_cli ping -c1 -W1 "$LB_ADDR" >/dev/null 2>&1 && break; sleep 0.1; done
+for dst in "$LB_ADDR" "$LB2_ADDR"; do
+  for _ in $(seq 50); do in_cli ping -c1 -W1 "$dst" >/dev/null 2>&1 && break; sleep 0.1; done
+done
 
 IPVS_NOTE="IPVS: not measured: this kernel has no IPVS (no /proc/net/ip_vs, CONFIG_IP_VS unset) and cannot load modules."
 [[ -e /proc/net/ip_vs ]] && IPVS_NOTE="IPVS: present on this kernel but not benchmarked by this script."
@@ -438,21 +453,49 @@ fi
 # ------------------------------------------------------------------ part scale
 # Offered rate through portmux over the veth against direct3, from 48 to
 # about 100,000 clients (48 source ports x 1 to 2084 source addresses),
-# portmux with its defaults (reply translation on).
+# portmux with its defaults (reply translation on). Trials run minutes apart
+# on a machine whose speed swings 2x, so the two systems share each trial:
+# portmux attached (XDP native) to the first veth pair, direct3 over the
+# second pair, which has no XDP program; one sender alternates between
+# them, 9875 on $LB_ADDR and 9876-9878 on $LB2_ADDR, in slices of
+# SCALE_SLICE_SECONDS (A B, B A, A B, ... after a warm-up slice of each).
+# The ratio is taken slice pair by slice pair, seconds apart at most.
+# Every datagram carries its system's tag, so the sinks count each one's
+# deliveries. A fresh attach per trial: every client count starts from
+# empty maps.
+scale_trial() {  # rep sources
+  local rep=$1 sources=$2 ready=$WORK/ready.$RANDOM done=$WORK/done.$RANDOM sink sender l0 trial_s
+  l0=$(loadavg)
+  trial_s=$(awk -v s="$SCALE_SLICE_SECONDS" -v p="$SCALE_PAIRS" 'BEGIN {printf "%d", s * (2 * p + 2) + 30}')
+  udp_setup portmux veth
+  ip netns exec "$NS_LB" "$LOADGEN" udp-sink --ports "$BACKEND_LIST" --idle-ms 300 --seconds "$trial_s" \
+        --tags AB --until "$done" --ready "$ready" --cpu 1 > "$WORK/sink.json" &
+  sink=$!
+  for _ in $(seq 100); do [[ -e $ready ]] && break; sleep 0.02; done
+  sender=$(in_cli "$LOADGEN" udp-send --dst "$LB_ADDR" --port "$FRONT" --alt-dst "$LB2_ADDR" --alt-ports "$BACKEND_LIST" \
+           --slice-seconds "$SCALE_SLICE_SECONDS" --pairs "$SCALE_PAIRS" --count "$UDP_COUNT" --size "$UDP_SIZE" \
+           --sockets "$CLIENT_SOCKETS" --sources "$sources" --source-base "$MANY_SOURCES_BASE" \
+           --softirq-pid "$KSOFTIRQD0" --cpu 0)
+  touch "$done"
+  wait "$sink" || true
+  udp_teardown portmux veth
+  jq -c --argjson rep "$rep" --argjson size "$UDP_SIZE" --argjson sender "$sender" --argjson l0 "$l0" \
+        --argjson l1 "$(loadavg)" \
+        '{kind: "scale", rep: $rep, size: $size, clients: $sender.clients, systems: {A: "portmux", B: "direct3"},
+          sender: $sender, sink: ., load_start: $l0, load_end: $l1}' \
+        "$WORK/sink.json" >> "$RESULTS/live.jsonl"
+  tail -1 "$RESULTS/live.jsonl" | jq -r '"    \(.clients) clients: portmux \(.sender.A.sent / .sender.A.wall_s | floor)/s offered, \(.sink.per_tag.A.received)/\(.sender.A.sent) delivered; direct3 \(.sender.B.sent / .sender.B.wall_s | floor)/s, \(.sink.per_tag.B.received)/\(.sender.B.sent)"' >&2
+  rm -f "$ready" "$done"
+}
+
 if want scale; then
   for rep in $(seq "$REPS"); do
     l0=$(loadavg)
-    order=$(rotate "$rep" direct3 portmux)
-    log "scaling rep $rep/$REPS, order: $order (load $l0)"
+    log "scaling rep $rep/$REPS: portmux and direct3 alternating in ${SCALE_SLICE_SECONDS} s slices, $SCALE_PAIRS pairs per client count (load $l0)"
     for clients in "${SCALE_CLIENTS[@]}"; do
-      sources=$(( (clients + CLIENT_SOCKETS - 1) / CLIENT_SOCKETS ))
-      for system in $order; do
-        udp_setup "$system" veth
-        udp_trial scale veth "$system" "$rep" "$sources"
-        udp_teardown "$system" veth
-      done
+      scale_trial "$rep" $(( (clients + CLIENT_SOCKETS - 1) / CLIENT_SOCKETS ))
     done
-    rep_record scale "$rep" "$order" "$l0"
+    rep_record scale "$rep" "portmux|direct3" "$l0"
   done
 fi
 
@@ -639,7 +682,7 @@ fi
 END_TS=$(date +%s)
 echo "loadavg at end: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$RESULTS/machine.txt"
 echo "$(( END_TS - START_TS ))" > "$RESULTS/seconds.txt"
-echo "quick=$QUICK reps=$REPS udp_seconds=$UDP_SECONDS relay_bytes=$RELAY_BYTES relay_seconds=$RELAY_SECONDS" > "$RESULTS/settings.txt"
+echo "quick=$QUICK reps=$REPS udp_seconds=$UDP_SECONDS scale_slice_seconds=$SCALE_SLICE_SECONDS scale_pairs=$SCALE_PAIRS relay_bytes=$RELAY_BYTES relay_seconds=$RELAY_SECONDS" > "$RESULTS/settings.txt"
 log "writing $OUT_MD (raw results in $RESULTS)"
 python3 "$ROOT/bench/report.py" --work "$RESULTS" --md "$OUT_MD" ${COMPARE:+--compare "$COMPARE"}
 if [[ $SMOKE -eq 1 ]]; then

@@ -5,7 +5,9 @@ Fails (exit 1, naming every failed check) unless, in --work's live.jsonl:
   - every UDP trial of a lossless system (direct3, seed, portmux, nftables)
     delivered exactly what its sender sent, and to each of the three backend
     ports; nginx drops by design, so its trials must only exist and deliver
-    something;
+    something; in every client-scaling trial, both alternating systems
+    (portmux and direct3) did the same over their timed slices, and every
+    slice sent something;
   - every relay stream trial moved all its bytes without a failed stream,
     every request/response and connect trial completed all its requests
     without a failure;
@@ -42,9 +44,24 @@ def main():
             rows = [json.loads(line) for line in f if line.strip()]
 
     udp = [r for r in rows if r.get("kind") == "udp"]
-    for part in ("udp", "scale"):
-        if part in parts and not any(r["part"] == part for r in udp):
-            errors.append(f"part {part}: no trial recorded")
+    scale = [r for r in rows if r.get("kind") == "scale"]
+    if "udp" in parts and not udp:
+        errors.append("part udp: no trial recorded")
+    if "scale" in parts and not scale:
+        errors.append("part scale: no trial recorded")
+    for r in scale:
+        for tag, system in r["systems"].items():
+            name = f"scale {system} ({r['clients']} clients)"
+            sent = r["sender"][tag]["sent"]
+            got = r["sink"]["per_tag"][tag]
+            if sent <= 0:
+                errors.append(f"{name}: sent nothing")
+            elif got["received"] != sent:
+                errors.append(f"{name}: {got['received']} of {sent} datagrams delivered")
+            if min(got["per_port"].values(), default=0) == 0:
+                errors.append(f"{name}: not every backend received datagrams: {got['per_port']}")
+        if any(s["sent"] <= 0 for s in r["sender"]["slices"]):
+            errors.append(f"scale ({r['clients']} clients): a slice sent nothing")
     for r in udp:
         name = f"{r['part']} {r['path']} {r['system']} ({r['clients']} clients)"
         sent, got = r["sender"]["sent"], r["sink"]["received"]
@@ -94,7 +111,7 @@ def main():
     if not os.path.exists(a.md) or os.path.getsize(a.md) == 0:
         errors.append(f"{a.md}: not written")
 
-    trials = len(udp) + len(relay)
+    trials = len(udp) + len(scale) + len(relay)
     if errors:
         for e in errors:
             print(f"bench smoke: FAILED: {e}", file=sys.stderr)
