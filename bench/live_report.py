@@ -107,14 +107,22 @@ def per_cpu_s(r):
     return r["sender"]["sent"] / cpu if cpu > 0 else None
 
 
+def load_average_table(columns, entries):
+    """A table of the load average around each repetition or trial. columns: (name, alignment)
+    of the leading columns; entries: (leading cells, load at start, load at end)."""
+    if not entries:
+        return []
+    out = ["| " + " | ".join([name for name, _ in columns] + ["load average (1 min) at start", "at end"]) + " |",
+           "| " + " | ".join([align for _, align in columns] + ["---:", "---:"]) + " |"]
+    for cells, start, end in entries:
+        out.append("| " + " | ".join(cells + [f"{start:.2f}", f"{end:.2f}"]) + " |")
+    return out
+
+
 def load_table(rows, part):
     reps = sorted((r for r in rows if r.get("kind") == "rep" and r["part"] == part), key=lambda r: r["rep"])
-    if not reps:
-        return []
-    out = ["| repetition | order | load average (1 min) at start | at end |", "| ---: | --- | ---: | ---: |"]
-    for r in reps:
-        out.append(f"| {r['rep']} | {', '.join(r['order'])} | {r['load_start']:.2f} | {r['load_end']:.2f} |")
-    return out
+    return load_average_table([("repetition", "---:"), ("order", "---")],
+                              [([str(r["rep"]), ", ".join(r["order"])], r["load_start"], r["load_end"]) for r in reps])
 
 
 class Claims:
@@ -385,12 +393,8 @@ def scale_time_table(trials, counts):
 
 def scale_load_table(rows):
     trials = sorted(scale_trials(rows), key=lambda t: (t["rep"], t["clients"]))
-    if not trials:
-        return []
-    out = ["| repetition | clients | load average (1 min) at start | at end |", "| ---: | ---: | ---: | ---: |"]
-    for t in trials:
-        out.append(f"| {t['rep']} | {t['clients']:,} | {t['load_start']:.2f} | {t['load_end']:.2f} |")
-    return out
+    return load_average_table([("repetition", "---:"), ("clients", "---:")],
+                              [([str(t["rep"]), f"{t['clients']:,}"], t["load_start"], t["load_end"]) for t in trials])
 
 
 # ------------------------------------------------------------------ relay
