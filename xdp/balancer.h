@@ -597,11 +597,15 @@ static __always_inline int balance(struct xdp_md *xdp, struct l4_packet *pkt)
 	return forward(&ctx);
 }
 
+/* balance_parsed_frame()'s answer for a frame that is not UDP or TCP (no XDP action). */
+#define PARSED_NOT_UDP_OR_TCP -1
+
 /*
  * Everything after the surely_not_ours() check: the full parse and the
  * balancer. A global BPF function (not static, not inlined), so the verifier
  * checks it once on its own, from its signature, rather than once for every
  * state the check above can leave behind (which took it past 1M steps).
+ * Returns an XDP action, or PARSED_NOT_UDP_OR_TCP.
  */
 __attribute__((noinline)) int balance_parsed_frame(struct xdp_md *xdp)
 {
@@ -609,9 +613,8 @@ __attribute__((noinline)) int balance_parsed_frame(struct xdp_md *xdp)
 	void *data_end = (void *)(long)xdp->data_end;
 	struct l4_packet pkt;
 
-	/* Not UDP or TCP: maybe an ICMP error about a reply. */
 	if (parse_l4(data, data_end, &pkt) < 0)
-		return translate_icmp_error_inbound(xdp);
+		return PARSED_NOT_UDP_OR_TCP;
 	return balance(xdp, &pkt);
 }
 
@@ -622,9 +625,18 @@ __attribute__((noinline)) int balance_parsed_frame(struct xdp_md *xdp)
  */
 static __always_inline int balance_frame(struct xdp_md *xdp)
 {
+	int verdict;
+
 	if (surely_not_ours((void *)(long)xdp->data, (void *)(long)xdp->data_end, PORTS_BY_DEST))
 		return XDP_PASS;
-	return balance_parsed_frame(xdp);
+	verdict = balance_parsed_frame(xdp);
+	/* Not UDP or TCP: maybe an ICMP error about a reply. Looked for here,
+	 * not inside balance_parsed_frame(), whose stack frame would then count
+	 * toward the ICMP path's (the verifier allows 512 bytes over the frames
+	 * of one call chain, and that path reaches the socket-table lookup). */
+	if (verdict == PARSED_NOT_UDP_OR_TCP)
+		return translate_icmp_error_inbound(xdp);
+	return verdict;
 }
 
 #endif /* PORTMUX_BALANCER_H */

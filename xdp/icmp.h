@@ -31,6 +31,7 @@
 #include "flow.h"
 #include "maps.h"
 #include "parsing.h"
+#include "tcp_affinity.h"
 #include "verifier.h"
 
 /*
@@ -196,20 +197,24 @@ static __always_inline __be16 icmp_outbound_frontend(const struct icmp_error *er
  * or 0 when the quote is not from a frontend or no backend can be told.
  * The flow table knows the backend of every TCP connection and of every
  * client of a UDP flow-affinity frontend: the reply's key (client, frontend
- * port) is the request's flow key. A UDP frontend balanced per packet keeps
- * no such record (each datagram may go elsewhere): the error goes to the
+ * port) is the request's flow key. A TCP connection whose entry was evicted
+ * is found as its segments find it (tcp_connection_backend(): its SYN's
+ * slot, else the backend whose socket table holds the connection; a
+ * listener does not count). A UDP frontend balanced per packet keeps no
+ * such record (each datagram may go elsewhere): the error goes to the
  * first backend of the client's family in round-robin order. Path MTU is
  * kept per destination host-wide, so any backend socket that takes the
  * error teaches every backend the client's path MTU.
  */
-static __always_inline __be16 icmp_inbound_backend(const struct icmp_error *err)
+static __always_inline __be16 icmp_inbound_backend(struct xdp_md *ctx, const struct icmp_error *err)
 {
-	struct portmux_flow_key key = {};
+	struct tcp_affinity_query query = {};
 	struct portmux_frontend *fe;
 	struct portmux_port *port;
 	struct portmux_flow *flow;
 	__be16 frontend = l4_ports(&err->quoted)->source;
 	__u32 family;
+	int choice;
 
 	port = port_entry(err->quoted.l4_proto, frontend);
 	if (!port)
@@ -217,12 +222,26 @@ static __always_inline __be16 icmp_inbound_backend(const struct icmp_error *err)
 	fe = frontend_config(port, err->quoted.l4_proto, frontend);
 	if (!fe)
 		return 0;
-	reply_key_for_reply(&key, &err->quoted);
-	flow = bpf_map_lookup_elem(&flows, &key);
+	reply_key_for_reply(&query.key, &err->quoted);
+	flow = bpf_map_lookup_elem(&flows, &query.key);
 	if (flow)
 		return flow->backend_port;
-	if (err->quoted.l4_proto != IPPROTO_UDP)
-		return 0; /* a connection the table lost: the kernel drops it, as before */
+	if (err->quoted.l4_proto == IPPROTO_TCP) {
+		/* The quoted reply's source is this host's address. */
+		struct iphdr *ip4 = err->quoted.ip4;
+		struct ipv6hdr *ip6 = err->quoted.ip6;
+
+		asm volatile("" : "+r"(ip4), "+r"(ip6));
+		if (ip4)
+			query.host_addr[0] = ip4->saddr;
+		else if (ip6)
+			__builtin_memcpy(query.host_addr, &ip6->saddr, sizeof(query.host_addr));
+		/* No flags: only a connection's own socket counts, never a listener. */
+		choice = tcp_connection_backend(ctx, fe, &query);
+		if (choice < 0 || choice >= fe->backend_count)
+			return 0;
+		return fe->backends[verifier_bound(choice, PORTMUX_MAX_BACKENDS - 1)];
+	}
 	family = err->quoted.ip6 ? PORTMUX_FAMILY_V6 : PORTMUX_FAMILY_V4;
 	if (fe->rr_length[family] == 0)
 		return 0;
@@ -247,7 +266,7 @@ __noinline int translate_icmp_quote_inbound(struct xdp_md *ctx, __u32 located)
 
 	if (parse_icmp_quote(data, data_end, located, &err) < 0)
 		return 0;
-	backend = icmp_inbound_backend(&err);
+	backend = icmp_inbound_backend(ctx, &err);
 	if (!backend)
 		return 0;
 	source = &l4_ports(&err.quoted)->source;

@@ -223,18 +223,21 @@ static __always_inline int tcp_socket_backend(struct xdp_md *ctx,
 }
 
 /*
- * For a segment the flow table does not know: the backend its SYN's slot
- * names (whatever its age: a slot keeps the last SYN of its flow key, and
- * another key's SYN only overwrites it), else the one whose socket table
- * holds the connection; -1 when none does (query->hash is set either way).
+ * For a segment the flow table does not know, or an ICMP error about such a
+ * connection's reply: the backend its SYN's slot names (whatever its age: a
+ * slot keeps the last SYN of its flow key, and another key's SYN only
+ * overwrites it), else the one whose socket table holds the connection; -1
+ * when none does (query->hash is set either way). A global function: the
+ * verifier checks it once, not once per caller and parse.
  */
-static __always_inline int tcp_connection_backend(struct xdp_md *ctx,
-						  const struct portmux_frontend *fe,
-						  struct tcp_affinity_query *query)
+__noinline int tcp_connection_backend(struct xdp_md *ctx, const struct portmux_frontend *fe,
+				      struct tcp_affinity_query *query)
 {
 	bool retransmission = false;
 	int choice;
 
+	if (!ctx || !fe || !query)
+		return -1;
 	choice = syn_slot_backend(fe, query, &retransmission);
 	if (choice >= 0)
 		return choice;

@@ -213,7 +213,14 @@ TEST_CASE("ICMP inbound: an error about a TCP reply reaches the backend's connec
             require_xdp_rewrites(icmp_error(router, kind, quote_of(on_wire, limit)),
                                  icmp_error(router, kind, quote_of(sent, limit)));
         }
-        // A connection the flow table does not know: nothing to tell.
+        // Its flow entry evicted: the SYN's slot still names the backend,
+        // as it does for the connection's segments.
+        data_path().clear_flow_tables();
+        const ErrorKind& too_big = v6 ? ipv6_errors()[1] : ipv4_errors()[1];
+        require_xdp_rewrites(icmp_error(router, too_big, quote_of(on_wire, 548)),
+                             icmp_error(router, too_big, quote_of(sent, 548)));
+        // A connection no flow, slot or socket knows (tcp_affinity_tests.cpp
+        // has the socket table): nothing to tell.
         const Frame unknown = PacketBuilder(server).tcp(kFlowFrontendPort, kClientPort + 2).payload(counting_payload(64)).build();
         require_passes_unchanged(icmp_error(router, v6 ? ipv6_errors()[1] : ipv4_errors()[1], quote_of(unknown)));
     }

@@ -379,3 +379,69 @@ TEST_CASE("TCP affinity: the ACK returning a syncookie goes to the backend whose
         require_found(ack, backend);
     }
 }
+
+namespace {
+
+// An ICMP error from a router about a reply this host sent (frontend port
+// -> client), with the MTU of its next hop: Ethernet from the client's side.
+Frame path_mtu_error(const Endpoint& at, const Frame& reply) {
+    const std::size_t limit = at.family == AF_INET ? 548 : 1232;  // what routers quote
+    Bytes quote(reply.bytes.begin() + static_cast<std::ptrdiff_t>(reply.l3_offset), reply.bytes.end());
+    if (quote.size() > limit) quote.resize(limit);
+    const std::string router = at.family == AF_INET ? "10.7.0.254" : "fd07::fe";
+    PacketBuilder error = between(at, router, at.host);
+    if (at.family == AF_INET) {
+        error.icmp(3, 4, 1000);  // fragmentation needed, next-hop MTU 1000
+    } else {
+        error.icmp(2, 0, 1280);  // packet too big, MTU 1280
+    }
+    return error.payload(quote).build();
+}
+
+}  // namespace
+
+TEST_CASE("TCP affinity: a path MTU error about a reply of a connection with no flow entry and no SYN slot "
+          "reaches its backend's socket",
+          "[tcp][sockets][icmp]") {
+    const Endpoint at = GENERATE(kIpv4, kIpv6);
+    INFO("family " << (at.family == AF_INET ? "IPv4" : "IPv6"));
+    PrivateNetwork network;
+    configure_backends();
+    std::vector<Fd> listeners;
+    for (std::uint16_t port : kFlowBackendPorts) listeners.push_back(listener(at, port));
+    // One connection per backend, opened to the backend port directly (as
+    // if portmux had balanced it and then lost its flow entry and slot).
+    std::vector<Connection> connections;
+    for (std::size_t i = 0; i < kFlowBackendPorts.size(); ++i) {
+        connections.push_back(connect_to(at, listeners[i], kFlowBackendPorts[i], static_cast<std::uint16_t>(42000 + i)));
+    }
+    const auto reply_from = [&](std::uint16_t source, std::uint16_t client_port) {
+        return tcp_segment(between(at, at.host, at.host).payload(Bytes(1400, 0x5a)), source, client_port,
+                           kTcpPsh | kTcpAck, 3000, 4000);
+    };
+    for (std::size_t c = 0; c < connections.size(); ++c) {
+        const std::uint16_t backend = kFlowBackendPorts[c];
+        INFO("connection from port " << connections[c].client_port << " on backend " << backend);
+        data_path().clear_flow_tables();
+        data_path().clear_syn_slots();
+        // The reply as the backend sent it, and as it left (TC egress gave it the frontend port).
+        const Frame sent = reply_from(backend, connections[c].client_port);
+        const Frame on_wire = reply_from(kFlowFrontendPort, connections[c].client_port);
+        const Frame error = path_mtu_error(at, on_wire);
+        const Frame expected = path_mtu_error(at, sent);
+        REQUIRE(transport_checksum_verifies(error.bytes));
+        REQUIRE(transport_checksum_verifies(expected.bytes));
+        const XdpRun run = data_path().run(error.bytes);
+        CHECK(run.action == kXdpPass);
+        CHECK_THAT(run.output, FrameEquals(expected.bytes));
+        CHECK(transport_checksum_verifies(run.output));
+        // Nothing recorded for it.
+        CHECK(data_path().flow_count() == 0);
+    }
+    // A client port no backend holds a connection for: the listeners do not
+    // count, and the error passes as it came.
+    const Frame stray = path_mtu_error(at, reply_from(kFlowFrontendPort, 45000));
+    const XdpRun run = data_path().run(stray.bytes);
+    CHECK(run.action == kXdpPass);
+    CHECK_THAT(run.output, FrameEquals(stray.bytes));
+}
