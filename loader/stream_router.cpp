@@ -982,6 +982,14 @@ void StreamRouter::Impl::hand_off(Connection& connection) {
     publish(frontend, connection.backend_port);
 }
 
+// Every byte the router copies itself is read with read(2), not recv(2):
+// /proc/PID/io counts only read(2) in rchar, so e2e stream_bulk can show
+// that the bytes crossing into user space are exactly those counted as
+// copied. The sockets are non-blocking.
+static ssize_t read_copied(int fd, std::uint8_t* buffer, std::size_t length) {
+    return ::read(fd, buffer, length);
+}
+
 // Reads the bytes the verdict program left in the backend socket while it
 // had no peer (SK_PASS): exactly as many as it counted, so the read never
 // reaches into the receive queue the program consumes.
@@ -996,7 +1004,7 @@ static std::vector<std::uint8_t> take_passed_bytes(int state_fd, Side& backend) 
         const std::size_t want = static_cast<std::size_t>(state.passed_bytes - backend.user_read);
         const std::size_t old_size = taken.size();
         taken.resize(old_size + want);
-        const ssize_t got = ::recv(backend.fd.get(), taken.data() + old_size, want, MSG_DONTWAIT);
+        const ssize_t got = read_copied(backend.fd.get(), taken.data() + old_size, want);
         taken.resize(old_size + (got > 0 ? static_cast<std::size_t>(got) : 0));
         if (got <= 0) {
             break;
@@ -1288,7 +1296,7 @@ void StreamRouter::Impl::relay_held(Connection& connection, Side& from, Side& to
             const std::size_t want = static_cast<std::size_t>(
                 std::min<std::uint64_t>(state.passed_bytes - from.user_read, kRelayChunk));
             from.relay.resize(want);
-            const ssize_t got = ::recv(from.fd.get(), from.relay.data(), want, MSG_DONTWAIT);
+            const ssize_t got = read_copied(from.fd.get(), from.relay.data(), want);
             from.relay.resize(got > 0 ? static_cast<std::size_t>(got) : 0);
             if (got <= 0) {
                 break;  // still on its way to the socket's message queue
