@@ -36,7 +36,8 @@
 # them, the XDP programs, nginx and every other process it started.
 #
 # Environment: BUILD (build directory, default /tmp/portmux-bench-build),
-# OUT_MD (default docs/benchmarks.md), PROG_JSON (reuse an earlier prog.json).
+# OUT_MD (default docs/benchmarks.md), PROG_JSON (reuse an earlier prog.json),
+# SCALE_PAIRS (slice pairs per client-scaling trial, default 8).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -98,7 +99,7 @@ elif [[ $QUICK -eq 1 ]]; then
 else
   REPS=${REPS:-5}
   UDP_SECONDS=1; SCALE_CLIENTS=(48 1008 9984 100032)
-  SCALE_SLICE_SECONDS=0.5; SCALE_PAIRS=8
+  SCALE_SLICE_SECONDS=0.5; SCALE_PAIRS=${SCALE_PAIRS:-8}
   RELAY_BYTES=$((1 << 30)); RELAY_SECONDS=1.5
   PROG_ARGS=(--runs 5 --repeat 1000000 --single-shots 50000 --flows 1000000)
 fi
