@@ -43,12 +43,13 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "portmux_shared.h"  // before the skeletons: their global data has its types
+
 #include "ablation.skel.h"
 #include "baseline.skel.h"
 #include "config.hpp"
 #include "maps.hpp"
 #include "portmux.skel.h"
-#include "portmux_shared.h"
 #include "skeleton.hpp"
 
 namespace {
@@ -495,9 +496,13 @@ json bench_headline(const Options& o, Baselines& base) {
                      frontend(kFrontB, portmux::Protocol::udp, {kFrontA})};
     const portmux::DataPathMaps pm_maps = data_path_maps(*pm);
     portmux::write_config(pm_maps, udp);
-    portmux::write_config({bpf_map__fd(abl->maps.frontend_configs), bpf_map__fd(abl->maps.frontend_state),
-                           bpf_map__fd(abl->maps.routes), bpf_map__fd(abl->maps.ports)},
-                          udp);
+    portmux::DataPathMaps abl_maps;
+    abl_maps.frontend_configs = bpf_map__fd(abl->maps.frontend_configs);
+    abl_maps.frontend_state = bpf_map__fd(abl->maps.frontend_state);
+    abl_maps.routes = bpf_map__fd(abl->maps.routes);
+    abl_maps.ports = bpf_map__fd(abl->maps.ports);
+    abl_maps.port_bits = bpf_map__fd(abl->maps.data_port_bits);
+    portmux::write_config(abl_maps, udp);
 
     const Bytes frame = make_frame({});
     const int pass = bpf_program__fd(skel->progs.bench_pass);

@@ -34,7 +34,7 @@
  * `meta` map; a portmux with another version refuses the attachment instead
  * of misreading it. Bump it with every change to a map key or value.
  */
-#define PORTMUX_LAYOUT_VERSION 8
+#define PORTMUX_LAYOUT_VERSION 9
 
 /* Address families, as indexes of the per-family fields of a frontend. */
 #define PORTMUX_FAMILY_V4 0
@@ -46,8 +46,8 @@
 
 /*
  * `ports` array: one entry per (protocol, port), UDP ports first, then TCP.
- * A packet to a port whose entry is zero is not portmux's: it costs the
- * parse and this one array lookup.
+ * A packet to a port whose entry is zero is not portmux's: its bit in
+ * `port_bits` is clear, and it passes after a few loads.
  */
 #define PORTMUX_PORT_ENTRIES (2 * 65536)
 #define PORTMUX_TCP_PORT_BASE 65536
@@ -294,6 +294,20 @@ struct portmux_port {
 	 * `frontend_configs` (slot * PORTMUX_CONFIG_BUFFERS + buffer); the
 	 * config records its own port and protocol, which the data path checks. */
 	__u32 config;
+};
+
+/*
+ * The single value of `port_bits`: one bit per `ports` entry (entry i is
+ * bit i % 8 of bits[i / 8]), set for every entry whose flags are not zero.
+ * XDP and TC egress test it before any parse, without a map lookup (it is
+ * global data, which the programs address directly), and pass a frame whose
+ * port's bit is clear: most traffic stops there. A set bit sends the frame
+ * on to the full parse and the `ports` entry, so a bit may be set for a zero
+ * entry but never clear for a flagged one: the loader sets bits before it
+ * writes entries and clears them only after.
+ */
+struct portmux_port_bits {
+	__u8 bits[PORTMUX_PORT_ENTRIES / 8];
 };
 
 /* The single entry of the `meta` array: what made these pins. */

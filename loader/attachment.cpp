@@ -255,10 +255,11 @@ AttachOutcome attach(const StateLock& lock, const std::string& iface, const Conf
     pin(bpf_program__fd(skeleton.progs.portmux_tc_egress), dir / kTcProgramPin);
     pin_links(links, dir);
     for (const PinnedMapEntry& entry : kPinnedMaps) {
-        const bpf_map* map = bpf_object__find_map_by_name(skeleton.obj, entry.name);
+        const char* object_name = entry.object_name ? entry.object_name : entry.name;
+        const bpf_map* map = bpf_object__find_map_by_name(skeleton.obj, object_name);
         if (!map) {
             throw std::runtime_error(
-                fmt::format("the BPF object has no map named {} to pin", entry.name));
+                fmt::format("the BPF object has no map named {} to pin", object_name));
         }
         pin(bpf_map__fd(map), dir / entry.name);
     }

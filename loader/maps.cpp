@@ -369,6 +369,16 @@ std::map<std::uint32_t, portmux_port> port_entries(const Config& config,
     return entries;
 }
 
+portmux_port_bits port_bits_of(const std::map<std::uint32_t, portmux_port>& entries) {
+    portmux_port_bits bits{};
+    for (const auto& [index, entry] : entries) {
+        if (entry.flags != 0 && index < PORTMUX_PORT_ENTRIES) {
+            bits.bits[index / 8] |= static_cast<std::uint8_t>(1u << (index % 8));
+        }
+    }
+    return bits;
+}
+
 bool translates_replies(const Config& config) {
     return std::any_of(config.frontends.begin(), config.frontends.end(), frontend_translates_replies);
 }
@@ -402,6 +412,10 @@ public:
         // the one the caller reports.
         for (auto it = ports_before_.rbegin(); it != ports_before_.rend(); ++it) {
             bpf_map_update_elem(maps_.ports, &it->first, &it->second, BPF_ANY);
+        }
+        if (bits_before_) {  // the entries are back: so may their bits be
+            const std::uint32_t zero = 0;
+            bpf_map_update_elem(maps_.port_bits, &zero, &*bits_before_, BPF_ANY);
         }
         if (!ports_before_.empty()) {
             try {
@@ -445,6 +459,34 @@ public:
 
     bool flipped() const { return !ports_before_.empty(); }
 
+    // Before any `ports` entry is written: the bits set now (CURRENT) and
+    // those of the entries to come (WANTED), so no entry is ever flagged
+    // while its bit is clear. Undone with the entries.
+    void widen_port_bits(const portmux_port_bits& current, const portmux_port_bits& wanted) {
+        widened_ = current;
+        for (std::size_t i = 0; i < sizeof widened_.bits; ++i) {
+            widened_.bits[i] |= wanted.bits[i];
+        }
+        if (std::memcmp(&widened_, &current, sizeof current) != 0) {
+            update(maps_.port_bits, std::uint32_t{0}, widened_, "writing the port_bits map");
+            bits_before_ = current;
+        }
+    }
+
+    // Once the new config is in force: the bits of the entries it cleared
+    // (INSTALLED's, not WANTED's) go. Every other bit stays, also one left
+    // by a reload killed midway: a bit set for a zero entry costs its
+    // traffic the full parse, nothing more.
+    void narrow_port_bits(const portmux_port_bits& installed, const portmux_port_bits& wanted) {
+        portmux_port_bits narrowed = widened_;
+        for (std::size_t i = 0; i < sizeof narrowed.bits; ++i) {
+            narrowed.bits[i] &= static_cast<std::uint8_t>(~(installed.bits[i] & ~wanted.bits[i]));
+        }
+        if (std::memcmp(&narrowed, &widened_, sizeof narrowed) != 0) {
+            update(maps_.port_bits, std::uint32_t{0}, narrowed, "clearing bits of the port_bits map");
+        }
+    }
+
 private:
     bool fault() {
         if (++writes_ != fail_at_) {
@@ -459,6 +501,8 @@ private:
     std::uint64_t writes_ = 0;
     std::uint64_t fail_at_ = 0;  // 0: never
     std::vector<std::pair<std::uint32_t, portmux_port>> ports_before_;
+    portmux_port_bits widened_{};                   // what widen_port_bits() left
+    std::optional<portmux_port_bits> bits_before_;  // set once widen_port_bits() wrote
     std::vector<portmux_route_key> routes_added_;
 };
 
@@ -519,6 +563,9 @@ std::vector<portmux_route_key> route_keys(int routes_fd) {
 }  // namespace
 
 void write_config(const DataPathMaps& maps, const Config& config) {
+    if (maps.port_bits < 0) {
+        throw std::invalid_argument("write_config: no port_bits map (the data path would pass every packet)");
+    }
     ReloadWrites writes(maps);
     if (maps.meta >= 0) {
         const std::uint32_t zero = 0;
@@ -682,16 +729,28 @@ void write_config(const DataPathMaps& maps, const Config& config) {
         installed_config.frontends.push_back(entry.ports_only);
         installed_index.push_back(entry.config_index);
     }
-    write_ports(writes, port_entries(config, config_index),
-                port_entries(installed_config, installed_index));
+    const std::map<std::uint32_t, portmux_port> wanted_ports = port_entries(config, config_index);
+    const std::map<std::uint32_t, portmux_port> installed_ports =
+        port_entries(installed_config, installed_index);
+    const portmux_port_bits wanted_bits = port_bits_of(wanted_ports);
+    const portmux_port_bits installed_bits = port_bits_of(installed_ports);
+    portmux_port_bits current_bits{};
+    const std::uint32_t zero = 0;
+    if (bpf_map_lookup_elem(maps.port_bits, &zero, &current_bits) != 0) {
+        throw_map_error(errno, "reading the port_bits map");
+    }
+    writes.widen_port_bits(current_bits, wanted_bits);
+    write_ports(writes, wanted_ports, installed_ports);
     writes.disarm();
 
-    // The new config is in force. Once no program reads the old buffers,
-    // their routes go (a failure here leaves them to the next reload).
+    // The new config is in force. The bits of cleared entries go; once no
+    // program reads the old buffers, their routes go (a failure here leaves
+    // them to the next reload).
     if (installed.empty()) {
         return;
     }
     try {
+        writes.narrow_port_bits(installed_bits, wanted_bits);
         wait_for_bpf_readers();
         for (const portmux_route_key& key : stale_routes(route_keys(maps.routes), config_index)) {
             writes.delete_route(key);

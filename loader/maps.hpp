@@ -24,6 +24,10 @@ struct DataPathMaps {
     // ARRAY slot -> portmux_counter_bases (loader only); when -1 counts are
     // read from zero and a reused counter slot is not rebased.
     int counter_bases = -1;
+    // ARRAY 0 -> portmux_port_bits (the object's ".data.port_bits"): a bit
+    // per `ports` entry that is not zero. Required: the data path passes a
+    // packet whose port's bit is clear without looking at its entry.
+    int port_bits = -1;
 };
 
 // Pins made by a portmux with another map layout (PORTMUX_LAYOUT_VERSION).
@@ -67,6 +71,10 @@ portmux_frontend encode_frontend(const Frontend& frontend, std::uint32_t slot,
 std::map<std::uint32_t, portmux_port> port_entries(const Config& config,
                                                    std::span<const std::uint32_t> config_indices = {});
 
+// The `port_bits` value for these `ports` entries: a bit for each entry whose
+// flags are not zero.
+portmux_port_bits port_bits_of(const std::map<std::uint32_t, portmux_port>& entries);
+
 // Whether some frontend of CONFIG (its XDP frontends) has replies translated:
 // every TCP frontend, and UDP ones unless "reply_translation" is false. Only
 // then is the TC egress program attached; it would otherwise cost every
@@ -81,7 +89,9 @@ bool translates_replies(const Config& config);
 // written into the buffer of its slot no reader uses (after
 // wait_for_bpf_readers(), grace_period.hpp, when something was installed),
 // then its `ports` entry is flipped to it in one write; after another grace
-// period the old buffers' routes go. A failure before the flip is complete
+// period the old buffers' routes go. `port_bits` gains the bits of the new
+// entries before any entry is written and loses those of cleared entries
+// only once the new config is in force. A failure before the flip is complete
 // rolls back: flipped entries are flipped back and the new routes removed,
 // so the maps serve the old config exactly. Throws std::system_error naming
 // the map on failure.

@@ -53,15 +53,16 @@ struct PinnedMaps {
     UniqueFd syn_slots;
     UniqueFd meta;
     UniqueFd counter_bases;
+    UniqueFd port_bits;
 
     DataPathMaps data_path() const {
         return {frontend_configs.get(), frontend_state.get(), routes.get(), ports.get(),
-                meta.get(), counter_bases.get()};
+                meta.get(), counter_bases.get(), port_bits.get()};
     }
 };
 
 // Every map portmux pins. The pin name is the map's name in the BPF object
-// (xdp/maps.h), so attach finds each map by it and pins it under it, and
+// (xdp/maps.h; object_name where it differs), so attach finds each map by it and pins it under it, and
 // open_pinned_maps() opens each pin into its member. Adding a map means one
 // member above and one line here.
 struct PinnedMapEntry {
@@ -71,6 +72,9 @@ struct PinnedMapEntry {
     // that the pinned map is one of the pinned programs' own maps. A map only
     // the loader reads (meta) is in no program's map list.
     bool used_by_programs = true;
+    // The map's name in the BPF object when it is not the pin name: global
+    // data in a section of its own is a map named after the section.
+    const char* object_name = nullptr;
 };
 inline constexpr PinnedMapEntry kPinnedMaps[] = {
     {"frontend_configs", &PinnedMaps::frontend_configs},
@@ -83,6 +87,7 @@ inline constexpr PinnedMapEntry kPinnedMaps[] = {
     {"syn_slots", &PinnedMaps::syn_slots},
     {kMetaPin, &PinnedMaps::meta, false},
     {"counter_bases", &PinnedMaps::counter_bases, false},
+    {"port_bits", &PinnedMaps::port_bits, true, ".data.port_bits"},
 };
 
 // Refuses interface names that could leave the pin root ("..", "a/b") or

@@ -48,7 +48,7 @@ static_assert(sizeof(portmux_frontend) % 8 == 0);
 // Drop reasons index drops[] and name stats keys (loader/stats.cpp): the
 // data path counts the newest at 5.
 static_assert(PORTMUX_DROP_BEYOND_FIRST_FRAGMENT == 5 && PORTMUX_DROP_REASONS == 6);
-static_assert(PORTMUX_LAYOUT_VERSION == 8, "bump with every map key or value change");
+static_assert(PORTMUX_LAYOUT_VERSION == 9, "bump with every map key or value change");
 
 static_assert(sizeof(portmux_backend_counters) == 16);
 static_assert(offsetof(portmux_frontend_state, received) == 8);
@@ -87,6 +87,7 @@ static_assert(offsetof(portmux_route_target, backend_port) == 0);
 static_assert(offsetof(portmux_route_target, backend_index) == 2);
 
 static_assert(sizeof(portmux_meta) == 8);
+static_assert(sizeof(portmux_port_bits) * 8 == PORTMUX_PORT_ENTRIES);
 // The config index is one aligned 4-byte word (a reload flips it in place).
 static_assert(sizeof(portmux_port) == 8);
 static_assert(offsetof(portmux_port, reply_port) == 2);

@@ -87,7 +87,8 @@ SkeletonPtr open_skeleton(DataPathObject object) {
 DataPathMaps data_path_maps(const portmux_bpf& skeleton) {
     return {bpf_map__fd(skeleton.maps.frontend_configs), bpf_map__fd(skeleton.maps.frontend_state),
             bpf_map__fd(skeleton.maps.routes), bpf_map__fd(skeleton.maps.ports),
-            bpf_map__fd(skeleton.maps.meta), bpf_map__fd(skeleton.maps.counter_bases)};
+            bpf_map__fd(skeleton.maps.meta), bpf_map__fd(skeleton.maps.counter_bases),
+            bpf_map__fd(skeleton.maps.data_port_bits)};
 }
 
 SkeletonPtr open_and_load_skeleton(DataPathObject object) {

@@ -33,8 +33,7 @@ portmux_port port_entry(std::uint16_t port, Protocol protocol = Protocol::udp) {
 }
 
 void set_port_entry(std::uint16_t port, const portmux_port& entry, Protocol protocol = Protocol::udp) {
-    const std::uint32_t index = port_index_of(port, protocol);
-    REQUIRE(bpf_map_update_elem(data_path().maps().ports, &index, &entry, BPF_ANY) == 0);
+    data_path().write_port_entry(port_index_of(port, protocol), entry);
 }
 
 portmux_frontend config_at(std::uint32_t index) {

@@ -1,6 +1,6 @@
 // The ports array: what each (protocol, port) is to portmux. Traffic to a
-// port whose entry is zero costs the parse plus this one array lookup and
-// passes untouched; reloads set and clear entries with the frontends.
+// port whose entry is zero passes untouched by its clear bit in port_bits;
+// reloads set and clear entries, and their bits, with the frontends.
 #include <catch2/catch.hpp>
 
 #include <arpa/inet.h>
@@ -59,6 +59,8 @@ TEST_CASE("ports: a reload sets the new config's entries and zeroes the old ones
     CHECK(port_flags(9877, Protocol::udp) == PORTMUX_PORT_BACKEND);
     CHECK(port_flags(9875, Protocol::tcp) == 0);  // per protocol
     CHECK(port_flags(8080, Protocol::tcp) == PORTMUX_PORT_FRONTEND);
+    CHECK(data_path().port_bits_set() ==
+          std::vector<std::uint32_t>{9875, 9876, 9877, PORTMUX_TCP_PORT_BASE + 8080, PORTMUX_TCP_PORT_BASE + 8081});
 
     // 8080 leaves, 9877 stops being a backend, 5300 arrives.
     data_path().reload(config_of({make_frontend(9875, Protocol::udp, {9876}),
@@ -69,6 +71,9 @@ TEST_CASE("ports: a reload sets the new config's entries and zeroes the old ones
     CHECK(port_flags(9876, Protocol::udp) == PORTMUX_PORT_BACKEND);
     CHECK(port_flags(5300, Protocol::udp) == PORTMUX_PORT_FRONTEND);
     CHECK(port_flags(5301, Protocol::udp) == PORTMUX_PORT_BACKEND);
+    // port_bits has a bit for exactly the flagged entries: those of 8080/tcp,
+    // 8081/tcp and 9877 went with their entries once the reload was in force.
+    CHECK(data_path().port_bits_set() == std::vector<std::uint32_t>{5300, 5301, 9875, 9876});
     // The removed TCP frontend's traffic is no longer touched; the new one is balanced.
     require_passes_unchanged(ipv4_client().tcp(40000, 8080).tcp_flags(kTcpSyn).build());
     require_rewritten_to(ipv4_client().udp(kClientPort, 5300).payload(counting_payload(4)).build(), 5301);
@@ -79,10 +84,9 @@ TEST_CASE("ports: a frontend entry flagged before its frontend exists passes the
     // As for a moment inside a reload: the flag with an index whose config is another frontend's.
     const std::uint32_t index = 7777;
     const portmux_port flagged{PORTMUX_PORT_FRONTEND, 0, 0, 0};
-    REQUIRE(bpf_map_update_elem(data_path().maps().ports, &index, &flagged, BPF_ANY) == 0);
+    data_path().write_port_entry(index, flagged);
     require_passes_unchanged(ipv4_client().udp(kClientPort, 7777).payload(counting_payload(4)).build());
-    const portmux_port cleared{};
-    REQUIRE(bpf_map_update_elem(data_path().maps().ports, &index, &cleared, BPF_ANY) == 0);
+    data_path().write_port_entry(index, portmux_port{});
 }
 
 TEST_CASE("ports: TC egress is needed only by a frontend that translates replies", "[ports]") {

@@ -88,7 +88,11 @@ void require_routes_of(const Config& config) {
 // What status and stats show of the maps: every installed frontend as
 // read back, with its slot, counter slots and counters.
 std::string described_maps() {
-    std::string out;
+    std::string out = "port_bits";
+    for (const std::uint32_t index : data_path().port_bits_set()) {
+        out += " " + std::to_string(index);
+    }
+    out += "\n";
     for (const InstalledFrontend& installed : read_frontends(data_path().maps())) {
         const Frontend& f = installed.frontend;
         out += std::to_string(f.port) + " slot " + std::to_string(installed.slot) + " backends";

@@ -109,6 +109,52 @@ void LoadedDataPath::reload(const Config& config) const {
     write_config(maps(), config);
 }
 
+namespace {
+
+portmux_port_bits read_port_bits(int fd) {
+    const std::uint32_t zero = 0;
+    portmux_port_bits bits{};
+    if (bpf_map_lookup_elem(fd, &zero, &bits) != 0) {
+        throw std::system_error(errno, std::generic_category(), "reading port_bits");
+    }
+    return bits;
+}
+
+void write_port_bit(int fd, std::uint32_t index, bool set) {
+    portmux_port_bits bits = read_port_bits(fd);
+    const auto bit = static_cast<std::uint8_t>(1u << (index % 8));
+    bits.bits[index / 8] = set ? bits.bits[index / 8] | bit : bits.bits[index / 8] & ~bit;
+    const std::uint32_t zero = 0;
+    if (bpf_map_update_elem(fd, &zero, &bits, BPF_ANY) != 0) {
+        throw std::system_error(errno, std::generic_category(), "writing port_bits");
+    }
+}
+
+}  // namespace
+
+void LoadedDataPath::write_port_entry(std::uint32_t index, const portmux_port& entry) const {
+    if (entry.flags != 0) {
+        write_port_bit(maps().port_bits, index, true);
+    }
+    if (bpf_map_update_elem(maps().ports, &index, &entry, BPF_ANY) != 0) {
+        throw std::system_error(errno, std::generic_category(), "writing the ports map");
+    }
+    if (entry.flags == 0) {
+        write_port_bit(maps().port_bits, index, false);
+    }
+}
+
+std::vector<std::uint32_t> LoadedDataPath::port_bits_set() const {
+    const portmux_port_bits bits = read_port_bits(maps().port_bits);
+    std::vector<std::uint32_t> set;
+    for (std::uint32_t i = 0; i < PORTMUX_PORT_ENTRIES; ++i) {
+        if (bits.bits[i / 8] & (1u << (i % 8))) {
+            set.push_back(i);
+        }
+    }
+    return set;
+}
+
 void LoadedDataPath::clear_flow_tables() const {
     clear_flow_map(flows_fd(), "flows");
     clear_flow_map(direct_clients_fd(), "direct_clients");

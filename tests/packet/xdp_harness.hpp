@@ -73,6 +73,14 @@ public:
     void set_round_robin_cursor(std::uint16_t frontend_port, std::uint32_t cursor,
                                 Protocol protocol = Protocol::udp) const;
 
+    // Writes `entry` at `index` of the ports array as the loader orders it:
+    // the entry's bit in port_bits set before a flagged entry, cleared after
+    // a zero one (a test that flags an entry by hand reaches the code behind
+    // the bit).
+    void write_port_entry(std::uint32_t index, const portmux_port& entry) const;
+    // The indices of the ports array whose bit in port_bits is set.
+    std::vector<std::uint32_t> port_bits_set() const;
+
     // Runs the program once on `frame` on the calling CPU. Throws
     // std::system_error when the kernel refuses the run.
     XdpRun run(std::span<const std::uint8_t> frame) const;
