@@ -32,7 +32,7 @@ portmux::MetricsSnapshot two_backend_snapshot() {
     down.up_v4 = false;
     down.drained = true;
     frontend.backends = {up, down};
-    snapshot.frontends.push_back({frontend, 0});
+    snapshot.frontends.push_back({frontend, 0, {}});
     portmux::FrontendStats stats;
     stats.port = 9000;
     stats.protocol = Protocol::udp;
@@ -122,7 +122,7 @@ TEST_CASE("metrics: 1,000 frontends x 3 backends render in well under the scrape
         portmux::Frontend frontend;
         frontend.port = port;
         frontend.backends = {Backend(20001), Backend(20002), Backend(20003)};
-        snapshot.frontends.push_back({frontend, 0});
+        snapshot.frontends.push_back({frontend, 0, {}});
         portmux::FrontendStats stats;
         stats.port = port;
         stats.backends = {{20001, 1, 1}, {20002, 2, 2}, {20003, 3, 3}};
