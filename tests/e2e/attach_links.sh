@@ -16,11 +16,7 @@
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-require_root
-trap e2e_cleanup EXIT
-e2e_setup
-require_tools ip tc bpftool clang
-require_portmux
+e2e_start ip tc bpftool clang
 
 make_ns_var NS pmlnk
 W=$E2E_WORKDIR

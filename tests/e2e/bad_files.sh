@@ -10,11 +10,7 @@
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-require_root
-trap e2e_cleanup EXIT
-e2e_setup
-require_tools ip timeout python3
-require_portmux
+e2e_start ip timeout python3
 
 make_ns_var NS pmbad
 W=$E2E_WORKDIR

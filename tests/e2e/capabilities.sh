@@ -19,11 +19,7 @@ CAPS=+bpf,+net_admin,+perfmon
 # CAP_NET_ADMIN (12), CAP_PERFMON (38), CAP_BPF (39)
 EXPECTED_CAPEFF=000000c000001000
 
-require_root
-trap e2e_cleanup EXIT
-e2e_setup
-require_tools ip tc setpriv python3 ss
-require_portmux
+e2e_start ip tc setpriv python3 ss
 
 make_ns_var NS pmcap
 W=$E2E_WORKDIR

@@ -11,11 +11,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 CONFIG=$REPO_ROOT/examples/udp-roundrobin.json
 
-require_root
-trap e2e_cleanup EXIT
-e2e_setup
-require_tools ip tc
-require_portmux
+e2e_start ip tc
 [[ -r $CONFIG ]] || die "missing config $CONFIG"
 
 make_ns_var NS pmdet

@@ -36,11 +36,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 CONFIG=$REPO_ROOT/examples/udp-roundrobin.json
 
-require_root
-trap e2e_cleanup EXIT
-e2e_setup
-require_tools ip tc ss taskset python3 setpriv clang timeout
-require_portmux
+e2e_start ip tc ss taskset python3 setpriv clang timeout
 [[ -r $CONFIG ]] || die "missing config $CONFIG"
 
 make_ns_var NS pmflt

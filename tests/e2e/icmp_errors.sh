@@ -58,11 +58,7 @@ TCP_FRONTEND=7200
 TCP_BACKENDS=(7201 7202)
 FAR_MTU=1280
 
-require_root
-trap e2e_cleanup EXIT
-e2e_setup
-require_tools ip nstat python3 timeout bpftool
-require_portmux
+e2e_start ip nstat python3 timeout bpftool
 
 make_ns_var CLIENT picli
 make_ns_var ROUTER pirtr

@@ -14,11 +14,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 FRONTEND=5200
 BACKENDS=(5201 5202 5203)
 
-require_root
-trap e2e_cleanup EXIT
-e2e_setup
-require_tools ip ss iperf3 timeout taskset python3
-require_portmux
+e2e_start ip ss iperf3 timeout taskset python3
 
 make_ns_var NS pmip
 for port in "${BACKENDS[@]}"; do

@@ -12,11 +12,7 @@
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-require_root
-trap e2e_cleanup EXIT
-e2e_setup
-require_tools ip python3
-require_portmux
+e2e_start ip python3
 
 make_ns_var NS pmjson
 W=$E2E_WORKDIR

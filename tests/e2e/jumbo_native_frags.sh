@@ -21,11 +21,7 @@ CLIENT_ADDR=10.201.0.1
 BALANCER_ADDR=10.201.0.2
 SIZE=8100
 
-require_root
-trap e2e_cleanup EXIT
-e2e_setup
-require_tools ip ping
-require_portmux
+e2e_start ip ping
 
 make_ns_var CLIENT pjcli
 make_ns_var BALANCER pjbal

@@ -26,11 +26,7 @@
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-require_root
-trap e2e_cleanup EXIT
-e2e_setup
-require_tools ip ss taskset timeout python3
-require_portmux
+e2e_start ip ss taskset timeout python3
 
 make_ns_var NS pmprom
 VETH='p"\'$E2E_ID

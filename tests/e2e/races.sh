@@ -21,11 +21,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 ROUNDS=${RACE_ROUNDS:-50}
 DRAIN_ROUNDS=${RACE_DRAIN_ROUNDS:-20}
 
-require_root
-trap e2e_cleanup EXIT
-e2e_setup
-require_tools ip python3
-require_portmux
+e2e_start ip python3
 
 make_ns_var NS pmrace
 W=$E2E_WORKDIR

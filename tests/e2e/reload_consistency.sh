@@ -45,11 +45,7 @@ E2E_TIME_LIMIT=140
 TOTAL=${RELOAD_CONSISTENCY_DATAGRAMS:-800000}
 MAX_RELOADS=400
 
-require_root
-trap e2e_cleanup EXIT
-e2e_setup
-require_tools ip ss nstat curl taskset python3
-require_portmux
+e2e_start ip ss nstat curl taskset python3
 
 make_ns_var NS pmrc
 W=$E2E_WORKDIR

@@ -39,11 +39,7 @@ STREAM=4000
 RATE=1000
 MAX_RELOADS=60
 
-require_root
-trap e2e_cleanup EXIT
-e2e_setup
-require_tools ip ss taskset python3
-require_portmux
+e2e_start ip ss taskset python3
 
 make_ns_var NS pmrl
 log "namespace $NS, portmux $PORTMUX"

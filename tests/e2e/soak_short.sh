@@ -28,11 +28,7 @@ RATE=2500
 TCP_CONNECTIONS=50
 RELOADS=5
 
-require_root
-trap e2e_cleanup EXIT
-e2e_setup
-require_tools ip ss taskset timeout python3
-require_portmux
+e2e_start ip ss taskset timeout python3
 
 make_ns_var NS pmsoak
 log "namespace $NS, portmux $PORTMUX"

@@ -22,11 +22,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 CAPS=+bpf,+net_admin,+perfmon
 
-require_root
-trap e2e_cleanup EXIT
-e2e_setup
-require_tools ip setpriv python3 bpftool
-require_portmux
+e2e_start ip setpriv python3 bpftool
 
 make_ns_var NS pmtru
 W=$E2E_WORKDIR

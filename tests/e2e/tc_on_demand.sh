@@ -16,11 +16,7 @@
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-require_root
-trap e2e_cleanup EXIT
-e2e_setup
-require_tools ip tc bpftool python3 nc
-require_portmux
+e2e_start ip tc bpftool python3 nc
 
 make_ns_var NS pmtcd
 W=$E2E_WORKDIR

@@ -24,11 +24,7 @@ FRONTEND=8080
 BACKENDS=(8081 8082 8083)
 CONFIG=$REPO_ROOT/examples/tcp-roundrobin.json
 
-require_root
-trap e2e_cleanup EXIT
-e2e_setup
-require_tools ip nc ss nstat taskset timeout python3
-require_portmux
+e2e_start ip nc ss nstat taskset timeout python3
 [[ -r $CONFIG ]] || die "missing config $CONFIG"
 
 make_ns_var NS pmtcp

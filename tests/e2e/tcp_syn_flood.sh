@@ -29,11 +29,7 @@ BACKENDS=(8081 8082 8083)
 CONNECTIONS=50
 PEER=$E2E_LIB_DIR/tcp_affinity_peer.py
 
-require_root
-trap e2e_cleanup EXIT
-e2e_setup
-require_tools ip ss hping3 bpftool timeout python3
-require_portmux
+e2e_start ip ss hping3 bpftool timeout python3
 
 make_ns_var HOST pmfh
 make_ns_var CLIENT pmfc

@@ -28,11 +28,7 @@ C4=10.202.0.1 H4=10.202.0.2
 C6=fd00:202::1 H6=fd00:202::2
 SIZE=3000
 
-require_root
-trap e2e_cleanup EXIT
-e2e_setup
-require_tools ip nstat python3 timeout
-require_portmux
+e2e_start ip nstat python3 timeout
 
 make_ns_var CLIENT pfcli
 make_ns_var HOST pfhost

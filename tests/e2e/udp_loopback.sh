@@ -13,11 +13,7 @@ FRONTEND=9875
 BACKENDS=(9876 9877 9878)
 CONFIG=$REPO_ROOT/examples/udp-roundrobin.json
 
-require_root
-trap e2e_cleanup EXIT
-e2e_setup
-require_tools ip nc ss nstat taskset
-require_portmux
+e2e_start ip nc ss nstat taskset
 [[ -r $CONFIG ]] || die "missing config $CONFIG"
 
 make_ns_var NS pmlo

@@ -31,11 +31,7 @@ TOTAL=$((NC_CLIENTS + PY_CLIENTS))
 PER_BACKEND=$((TOTAL / 3))
 CONFIG=$REPO_ROOT/examples/udp-roundrobin.json
 
-require_root
-trap e2e_cleanup EXIT
-e2e_setup
-require_tools ip nc ss nstat taskset timeout python3
-require_portmux
+e2e_start ip nc ss nstat taskset timeout python3
 [[ -r $CONFIG ]] || die "missing config $CONFIG"
 
 make_ns_var NS pmrr

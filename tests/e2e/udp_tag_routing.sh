@@ -38,11 +38,7 @@ TAG_BACKENDS=(5001 5002 5003)
 MAGIC_FRONTEND=9875
 MAGIC_BACKENDS=(9876 9877 9878)
 
-require_root
-trap e2e_cleanup EXIT
-e2e_setup
-require_tools ip nc ss nstat taskset python3
-require_portmux
+e2e_start ip nc ss nstat taskset python3
 [[ -r $TAG_CONFIG ]] || die "missing config $TAG_CONFIG"
 [[ -r $MAGIC_CONFIG ]] || die "missing config $MAGIC_CONFIG"
 

@@ -27,11 +27,7 @@ CONFIG=$REPO_ROOT/examples/udp-roundrobin.json
 CLIENT_ADDR=10.200.0.1
 BALANCER_ADDR=10.200.0.2
 
-require_root
-trap e2e_cleanup EXIT
-e2e_setup
-require_tools ip nc ss nstat taskset ethtool
-require_portmux
+e2e_start ip nc ss nstat taskset ethtool
 [[ -r $CONFIG ]] || die "missing config $CONFIG"
 
 make_ns_var CLIENT pmcli

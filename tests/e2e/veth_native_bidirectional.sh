@@ -50,11 +50,7 @@ PY_CLIENTS=3    # unconnected python3 requests, after the nc ones
 CLIENT_ADDR=10.201.0.1
 BALANCER_ADDR=10.201.0.2
 
-require_root
-trap e2e_cleanup EXIT
-e2e_setup
-require_tools ip nc ss nstat taskset timeout ethtool python3
-require_portmux
+e2e_start ip nc ss nstat taskset timeout ethtool python3
 
 CONFIG=$E2E_WORKDIR/config.json
 cat >"$CONFIG" <<EOF

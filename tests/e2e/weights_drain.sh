@@ -23,11 +23,7 @@ TCP_FRONTEND=8080
 TCP_BACKENDS=(8081 8082)
 N=40
 
-require_root
-trap e2e_cleanup EXIT
-e2e_setup
-require_tools ip ss taskset timeout python3
-require_portmux
+e2e_start ip ss taskset timeout python3
 
 make_ns_var NS pmwd
 log "namespace $NS, portmux $PORTMUX"
