@@ -290,6 +290,23 @@ struct SingleShotCase {
     Stats stats;
 };
 
+// bench/bpf/baseline.bpf.c loaded: the floors (XDP_PASS, XDP_DROP, a bare
+// TC program) and the seed algorithm.
+using BaselineObject = std::unique_ptr<bench_baseline, void (*)(bench_baseline*)>;
+
+BaselineObject load_baseline() {
+    bench_baseline* object = bench_baseline__open_and_load();
+    if (!object) fail("loading the baseline BPF object");
+    return BaselineObject(object, bench_baseline__destroy);
+}
+
+// The single-shot XDP_PASS floor, the reference every single-shot path is
+// timed against.
+SingleShotCase floor_single_shot_case(const bench_baseline& base) {
+    return {"xdp_pass_single_shot", bpf_program__fd(base.progs.bench_pass),
+            [frame = make_frame({})](std::uint32_t) { return frame; }, kXdpPass, 0, {}};
+}
+
 void time_single_shots_interleaved(std::vector<SingleShotCase>& cases, const Options& o) {
     Options one = o;
     one.runs = 0;  // the warm-up only: time_single_shots' run -1
@@ -472,9 +489,8 @@ void time_interleaved(std::vector<TimedCase>& cases, const Options& o) {
 // algorithm, portmux's UDP path, and portmux's UDP path stage by stage
 // (bench/bpf/ablation.bpf.c, the data path's own code in its own maps).
 json bench_headline(const Options& o, Baselines& base) {
-    bench_baseline* skel = bench_baseline__open_and_load();
-    if (!skel) fail("loading the baseline BPF object");
-    std::unique_ptr<bench_baseline, void (*)(bench_baseline*)> guard(skel, bench_baseline__destroy);
+    const BaselineObject baseline = load_baseline();
+    bench_baseline* skel = baseline.get();
     struct bench_ablation* abl = bench_ablation__open_and_load();
     if (!abl) fail("loading the ablation BPF object");
     std::unique_ptr<struct bench_ablation, void (*)(struct bench_ablation*)> abl_guard(abl, bench_ablation__destroy);
@@ -742,13 +758,9 @@ json bench_portmux(const Options& o) {
         // A new TCP flow (SYN, a new client each time), single shot,
         // interleaved with the single-shot XDP_PASS floor.
         std::cerr << "portmux: tcp_new_flow (single shot, interleaved with the single-shot floor)\n";
-        bench_baseline* base = bench_baseline__open_and_load();
-        if (!base) fail("loading the baseline BPF object");
-        std::unique_ptr<bench_baseline, void (*)(bench_baseline*)> guard(base, bench_baseline__destroy);
-        const Bytes pass_frame = make_frame({});
+        const BaselineObject base = load_baseline();
         std::vector<SingleShotCase> shots = {
-            {"xdp_pass_single_shot", bpf_program__fd(base->progs.bench_pass),
-             [&](std::uint32_t) { return pass_frame; }, kXdpPass, 0, {}},
+            floor_single_shot_case(*base),
             {"tcp_new_flow_single_shot", prog, [](std::uint32_t i) { return new_syn(i, kFrontA); },
              kXdpPass, 0, {}},
         };
@@ -915,14 +927,8 @@ json bench_flow_table(const Options& o) {
     // New flows (SYN, a new client each time), single shot, the two tables
     // and the single-shot XDP_PASS floor interleaved.
     std::cerr << "flow table: tcp_new_flow (single shot, both tables and the floor interleaved)\n";
-    bench_baseline* base = bench_baseline__open_and_load();
-    if (!base) fail("loading the baseline BPF object");
-    std::unique_ptr<bench_baseline, void (*)(bench_baseline*)> guard(base, bench_baseline__destroy);
-    const Bytes pass_frame = make_frame({});
-    std::vector<SingleShotCase> shots = {
-        {"xdp_pass_single_shot", bpf_program__fd(base->progs.bench_pass),
-         [&](std::uint32_t) { return pass_frame; }, kXdpPass, 0, {}},
-    };
+    const BaselineObject base = load_baseline();
+    std::vector<SingleShotCase> shots = {floor_single_shot_case(*base)};
     for (const Table& t : tables) {
         shots.push_back({"tcp_new_flow_single_shot", t.prog,
                          [](std::uint32_t i) { return new_syn(i, kFrontA); }, kXdpPass, 0, {}});
