@@ -271,8 +271,13 @@ private:
     Fd fd_;
 };
 
-void configure_backends() {
+// The frontend's three backends configured and listening, in the current
+// (private) network namespace.
+std::vector<Fd> listening_backends(const Endpoint& at) {
     data_path().configure(config_of({make_frontend(kFlowFrontendPort, Protocol::tcp, kFlowBackendPorts)}));
+    std::vector<Fd> listeners;
+    for (std::uint16_t port : kFlowBackendPorts) listeners.push_back(listener(at, port));
+    return listeners;
 }
 
 // The segment must go to `backend` and be recorded in the flow table there.
@@ -295,9 +300,7 @@ TEST_CASE("TCP affinity: a connection with no flow entry and no SYN slot is foun
     const Endpoint at = GENERATE(kIpv4, kIpv6);
     INFO("family " << (at.family == AF_INET ? "IPv4" : "IPv6"));
     PrivateNetwork network;
-    configure_backends();
-    std::vector<Fd> listeners;
-    for (std::uint16_t port : kFlowBackendPorts) listeners.push_back(listener(at, port));
+    std::vector<Fd> listeners = listening_backends(at);
     // Two connections per backend, opened to each backend port directly
     // (as if portmux had balanced them and then lost every trace). Each
     // from a client port the flow hash would send to another backend, so
@@ -337,9 +340,7 @@ TEST_CASE("TCP affinity: the ACK of a handshake under way goes to the backend ho
     INFO("family " << (at.family == AF_INET ? "IPv4" : "IPv6"));
     PrivateNetwork network;
     network.syncookies(1);  // cookies only when a queue overflows: request sockets here
-    configure_backends();
-    std::vector<Fd> listeners;
-    for (std::uint16_t port : kFlowBackendPorts) listeners.push_back(listener(at, port));
+    std::vector<Fd> listeners = listening_backends(at);
     ClientLink link;
     // The client's SYN reached 8083 (directly: portmux's record of it is lost).
     const std::uint16_t client_port = 50001;
@@ -356,9 +357,7 @@ TEST_CASE("TCP affinity: the ACK returning a syncookie goes to the backend whose
     INFO("family " << (at.family == AF_INET ? "IPv4" : "IPv6"));
     PrivateNetwork network;
     network.syncookies(2);  // every SYN answered with a cookie, no request socket
-    configure_backends();
-    std::vector<Fd> listeners;
-    for (std::uint16_t port : kFlowBackendPorts) listeners.push_back(listener(at, port));
+    std::vector<Fd> listeners = listening_backends(at);
     ClientLink link;
     for (std::uint16_t backend : kFlowBackendPorts) {
         INFO("cookie from backend " << backend);
@@ -406,9 +405,7 @@ TEST_CASE("TCP affinity: a path MTU error about a reply of a connection with no 
     const Endpoint at = GENERATE(kIpv4, kIpv6);
     INFO("family " << (at.family == AF_INET ? "IPv4" : "IPv6"));
     PrivateNetwork network;
-    configure_backends();
-    std::vector<Fd> listeners;
-    for (std::uint16_t port : kFlowBackendPorts) listeners.push_back(listener(at, port));
+    std::vector<Fd> listeners = listening_backends(at);
     // One connection per backend, opened to the backend port directly (as
     // if portmux had balanced it and then lost its flow entry and slot).
     std::vector<Connection> connections;
