@@ -580,6 +580,11 @@ int main(int argc, char** argv) {
         }
         fmt::print(stderr, "portmux: error: {}\n", e.what());
         return kExitFailure;
+    } catch (const portmux::CleanupDeferred& e) {
+        // The change is in force: a caller that retried on failure would
+        // apply it again for nothing.
+        fmt::print(stderr, "portmux: warning: {}\n", e.what());
+        return 0;
     } catch (const std::exception& e) {
         if (options.json) {
             print_json_error(options, e);

@@ -756,9 +756,9 @@ void write_config(const DataPathMaps& maps, const Config& config) {
             writes.delete_route(key);
         }
     } catch (const std::system_error& e) {
-        throw std::system_error(e.code(), fmt::format("the new config is in force, but its cleanup "
-                                                      "failed (the next reload retries it): {}",
-                                                      e.what()));
+        throw CleanupDeferred(e.code(), fmt::format("the new config is in force, but its cleanup "
+                                                    "failed (the next reload retries it): {}",
+                                                    e.what()));
     }
 }
 

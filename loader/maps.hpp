@@ -94,11 +94,21 @@ bool translates_replies(const Config& config);
 // only once the new config is in force. A failure before the flip is complete
 // rolls back: flipped entries are flipped back and the new routes removed,
 // so the maps serve the old config exactly. Throws std::system_error naming
-// the map on failure.
+// the map on failure; CleanupDeferred when only the cleanup after the flip
+// failed.
 //
 // Fault hook for tests: with PORTMUX_TEST_FAIL_MAP_WRITE=N in the
 // environment, the Nth map write or delete of the reload fails with EIO.
 void write_config(const DataPathMaps& maps, const Config& config);
+
+// Thrown by write_config() when the new config is in force and only freeing
+// what the old one left (its routes, the bits of cleared ports) failed. The
+// change succeeded: callers report it as done, with this as a warning, and
+// the next write retries the cleanup (stale routes are found by config index).
+class CleanupDeferred : public std::system_error {
+public:
+    using std::system_error::system_error;
+};
 
 // A frontend as the maps hold it, with its slot.
 struct InstalledFrontend {

@@ -83,6 +83,12 @@ void reload(const StateLock& lock, const std::string& iface, Config config) {
     }
     try {
         write_config(maps.data_path(), config);
+    } catch (const CleanupDeferred&) {
+        // The new config is in force: TC egress follows it as on success.
+        if (!tc_needed) {
+            set_tc_egress(lock, iface, false);
+        }
+        throw;
     } catch (...) {
         if (tc_needed && !tc_was_needed) {
             try {

@@ -191,10 +191,15 @@ void Service::install(const Config& wanted, std::string_view trigger) {
     }
     std::string event;
     LogFields fields{{"iface", options_.iface}};
+    std::string cleanup_deferred;
     {
         const StateLock lock("portmux run");
         if (pins_exist(options_.iface)) {
-            portmux::reload(lock, options_.iface, config);
+            try {
+                portmux::reload(lock, options_.iface, config);
+            } catch (const CleanupDeferred& deferred) {
+                cleanup_deferred = deferred.what();  // installed all the same
+            }
             event = trigger == "start" ? "adopted" : "reloaded";
         } else {
             const AttachOutcome outcome = attach(lock, options_.iface, config, options_.mode);
@@ -225,7 +230,10 @@ void Service::install(const Config& wanted, std::string_view trigger) {
     fields.emplace_back("config", options_.config_file.string());
     fields.emplace_back("frontends", std::to_string(config.frontends.size()));
     fields.emplace_back("backends", std::to_string(backends));
-    log_event(LogLevel::info, event, fields);
+    if (!cleanup_deferred.empty()) {
+        fields.emplace_back("warning", cleanup_deferred);
+    }
+    log_event(cleanup_deferred.empty() ? LogLevel::info : LogLevel::warning, event, fields);
     // Say where each backend stands right away, then only its changes.
     liveness_tick();
     apply_components(config);
@@ -333,6 +341,9 @@ void Service::liveness_tick() {
     try {
         const StateLock lock("portmux run");
         set_liveness(lock, options_.iface, *table);
+    } catch (const CleanupDeferred& deferred) {
+        log_event(LogLevel::warning, "liveness_cleanup_deferred",
+                  {{"iface", options_.iface}, {"warning", deferred.what()}});
     } catch (const std::exception& error) {
         log_event(LogLevel::error, "liveness_failed",
                   {{"iface", options_.iface}, {"error", failure_text(error)}});
