@@ -72,6 +72,13 @@ constexpr std::uint64_t kHoldAbove = 8 << 20;
 constexpr std::uint64_t kReleaseBelow = 1 << 20;
 constexpr std::size_t kRelayChunk = 256 * 1024;
 constexpr Milliseconds kHeldCheck{1};
+// Each spliced socket's send buffer, as asked for (the kernel doubles it).
+// The psock backlog worker that moves redirected skbs into a socket's send
+// queue retries one jiffy (4 ms at HZ=250) after the queue was full, and
+// nothing wakes it sooner; an autotuned buffer (tcp_wmem's maximum, 4 MiB
+// here) drains in about 2 ms at loopback speed, so the peer idled half the
+// time and the backlog grew into holds. 32 MiB covers several jiffies.
+constexpr int kSendBuffer = 16 << 20;
 
 std::system_error os_error(int error, const std::string& what) {
     return std::system_error(error, std::generic_category(), what);
@@ -86,6 +93,39 @@ using StreamSkeletonPtr = std::unique_ptr<portmux_stream_bpf, StreamSkeletonDest
 
 void set_int_option(int fd, int level, int name, int value) {
     (void)::setsockopt(fd, level, name, &value, sizeof value);
+}
+
+// The window a side is clamped to while the router forwards its held
+// bytes. Never below a few segments: TCP_WINDOW_CLAMP also lowers the
+// socket's rcv_ssthresh, which raising the clamp again does not restore,
+// and the window is capped by rcv_ssthresh until data arriving grows it (by
+// two segments per segment). A window below one segment stops a Linux
+// sender until its persist timer fires (200 ms, backing off).
+int catch_up_window(int fd) {
+    constexpr int kLeast = 64 * 1024;
+    tcp_info info{};
+    socklen_t length = sizeof info;
+    if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &length) != 0) {
+        return kLeast;
+    }
+    return std::max<int>(kLeast, static_cast<int>(4 * info.tcpi_advmss));
+}
+
+// Returns once no verdict program runs on FD's socket that started before
+// the call: the program runs under the socket lock (tcp_read_skb), and a
+// receive takes that lock. A peek of one byte changes nothing.
+void wait_for_verdicts(int fd) {
+    std::uint8_t byte = 0;
+    (void)::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+}
+
+// SO_SNDBUFFORCE passes net.core.wmem_max by (CAP_NET_ADMIN, which the
+// service has); without it SO_SNDBUF gives what wmem_max allows.
+void set_send_buffer(int fd) {
+    int size = kSendBuffer;
+    if (::setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof size) != 0 && errno == EPERM) {
+        (void)::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+    }
 }
 
 // Closing with SO_LINGER 0 sends a RST instead of a FIN.
@@ -313,6 +353,8 @@ private:
     bool write_peer_entry(Side& side, const Side& peer);
     void hold(Connection& connection, Side& from);
     void relay_held(Connection& connection, Side& from, Side& to);
+    bool forward_last(Connection& connection, Side& from, Side& to, std::uint64_t passed,
+                      std::uint64_t& relayed);
     static bool has_relaying_side(const Connection& connection);
     bool all_forwarded(Side& from, Side& to);
     void start_fallback(Connection& connection);
@@ -1053,6 +1095,8 @@ bool StreamRouter::Impl::splice_with_sockmap(Connection& connection) {
         forget_sockets(connection);
         return false;
     }
+    set_send_buffer(client.fd.get());
+    set_send_buffer(backend.fd.get());
     // Backend first: from the moment the client is in the map its bytes are
     // redirected, and the backend must be there to take them.
     std::uint32_t fd = static_cast<std::uint32_t>(backend.fd.get());
@@ -1252,16 +1296,20 @@ void StreamRouter::Impl::relay_held(Connection& connection, Side& from, Side& to
     std::uint64_t relayed = 0;
     portmux_stream_socket state{};
     bool known = false;
-    if (queued == 0 && !from.held && from.window_clamp == 0) {
+    if (queued == 0 && !from.held && from.window_clamp == 0 &&
+        bpf_map_lookup_elem(state_fd_, &from.cookie, &state) == 0 &&
+        state.passed_bytes > from.released) {
         // Every byte read reopens the sender's window by as much, and what
         // comes in meanwhile is held too: against a steady sender the
-        // forwarding would never end. A clamped window lets only a trickle
-        // in until the held bytes are out and the program redirects again.
+        // forwarding would never end. A clamped window lets only a few
+        // segments in until the held bytes are out and the program
+        // redirects again.
         int clamp = 0;
         socklen_t size = sizeof clamp;
+        const int catch_up = catch_up_window(from.fd.get());
         if (::getsockopt(from.fd.get(), IPPROTO_TCP, TCP_WINDOW_CLAMP, &clamp, &size) == 0 &&
-            clamp > 0) {
-            set_int_option(from.fd.get(), IPPROTO_TCP, TCP_WINDOW_CLAMP, 1);
+            clamp > catch_up) {
+            set_int_option(from.fd.get(), IPPROTO_TCP, TCP_WINDOW_CLAMP, catch_up);
             from.window_clamp = clamp;
         }
     }
@@ -1293,15 +1341,32 @@ void StreamRouter::Impl::relay_held(Connection& connection, Side& from, Side& to
             }
             // Exactly the bytes the program passed: the read never reaches
             // into the receive queue the program consumes.
-            const std::size_t want = static_cast<std::size_t>(
-                std::min<std::uint64_t>(state.passed_bytes - from.user_read, kRelayChunk));
-            from.relay.resize(want);
-            const ssize_t got = read_copied(from.fd.get(), from.relay.data(), want);
-            from.relay.resize(got > 0 ? static_cast<std::size_t>(got) : 0);
-            if (got <= 0) {
-                break;  // still on its way to the socket's message queue
+            const std::uint64_t waiting = state.passed_bytes - from.user_read;
+            if (waiting > kRelayChunk) {
+                const std::size_t want =
+                    static_cast<std::size_t>(std::min<std::uint64_t>(waiting, kRelayChunk));
+                from.relay.resize(want);
+                const ssize_t got = read_copied(from.fd.get(), from.relay.data(), want);
+                from.relay.resize(got > 0 ? static_cast<std::size_t>(got) : 0);
+                if (got <= 0) {
+                    break;  // still on its way to the socket's message queue
+                }
+                from.user_read += static_cast<std::uint64_t>(got);
+                continue;
             }
-            from.user_read += static_cast<std::uint64_t>(got);
+            // The last of the passed bytes: peeked, written to TO, and only
+            // then consumed. Consuming opens the sender's window (and sends
+            // the window update); by then the program has been told to
+            // redirect, so what the update lets in follows the forwarded
+            // bytes through TO's send queue instead of being held again.
+            const bool all = forward_last(connection, from, to, state.passed_bytes, relayed);
+            if (connection.phase != Phase::spliced) {
+                return;
+            }
+            changed = changed || relayed > 0;
+            if (!all) {
+                break;
+            }
         }
     }
     if (relayed > 0) {
@@ -1313,20 +1378,73 @@ void StreamRouter::Impl::relay_held(Connection& connection, Side& from, Side& to
     }
     if (changed) {
         (void)write_peer_entry(from, to);
-        // Anything the program passed before it saw the new entry shows in
-        // this read; what it passes later, it passes because of a hold.
+    }
+    if (!from.held && from.relay.empty() && from.user_read == from.released) {
+        // A verdict that read the entry before the write above may still
+        // be passing an skb; it runs under FROM's socket lock, which this
+        // takes, so afterwards its count is in the map.
+        wait_for_verdicts(from.fd.get());
         known = bpf_map_lookup_elem(state_fd_, &from.cookie, &state) == 0;
-    }
-    if (!from.held && from.relay.empty() && known && state.passed_bytes == from.released) {
-        from.relaying = false;
-        if (from.window_clamp != 0) {
-            set_int_option(from.fd.get(), IPPROTO_TCP, TCP_WINDOW_CLAMP, from.window_clamp);
-            from.window_clamp = 0;
+        if (known && state.passed_bytes == from.released) {
+            from.relaying = false;
+            if (from.window_clamp != 0) {
+                set_int_option(from.fd.get(), IPPROTO_TCP, TCP_WINDOW_CLAMP, from.window_clamp);
+                from.window_clamp = 0;
+            }
+            if (from.read_closed) {
+                check_drained(connection, Clock::now());
+            }
         }
-        if (from.read_closed) {
-            check_drained(connection, Clock::now());
-        }
     }
+}
+
+// Forwards the last WAITING (= PASSED - user_read) passed bytes of FROM:
+// peeks at them, writes what TO takes, tells the program that many are
+// released, and consumes them. True when every passed byte is released.
+bool StreamRouter::Impl::forward_last(Connection& connection, Side& from, Side& to,
+                                      std::uint64_t passed, std::uint64_t& relayed) {
+    const std::size_t want = static_cast<std::size_t>(passed - from.user_read);
+    from.relay.resize(want);
+    const ssize_t got = ::recv(from.fd.get(), from.relay.data(), want, MSG_PEEK | MSG_DONTWAIT);
+    if (got <= 0) {
+        from.relay.clear();
+        return false;  // still on its way to the socket's message queue
+    }
+    const ssize_t sent = ::send(to.fd.get(), from.relay.data(), static_cast<std::size_t>(got),
+                                MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (sent < 0) {
+        from.relay.clear();
+        if (errno == EAGAIN || errno == EINTR) {
+            return false;
+        }
+        abort(connection, to);
+        return false;
+    }
+    from.released += static_cast<std::uint64_t>(sent);
+    to.user_written += static_cast<std::uint64_t>(sent);
+    relayed += static_cast<std::uint64_t>(sent);
+    const bool all = from.released == passed;
+    if (all) {
+        (void)write_peer_entry(from, to);
+    }
+    // Exactly the bytes written: they are the head of the socket's queue.
+    std::size_t consumed = 0;
+    for (int attempt = 0; attempt < 4 && consumed < static_cast<std::size_t>(sent); ++attempt) {
+        const ssize_t got_now = read_copied(from.fd.get(), from.relay.data() + consumed,
+                                            static_cast<std::size_t>(sent) - consumed);
+        if (got_now <= 0) {
+            break;
+        }
+        consumed += static_cast<std::size_t>(got_now);
+    }
+    from.user_read += consumed;
+    from.relay.clear();
+    if (consumed != static_cast<std::size_t>(sent)) {
+        // The peeked bytes vanished from the queue: the stream is broken.
+        abort(connection, from);
+        return false;
+    }
+    return all;
 }
 
 // --------------------------------------------------------------- fallback
