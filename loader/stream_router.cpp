@@ -79,6 +79,9 @@ constexpr Milliseconds kHeldCheck{1};
 // here) drains in about 2 ms at loopback speed, so the peer idled half the
 // time and the backlog grew into holds. 32 MiB covers several jiffies.
 constexpr int kSendBuffer = 16 << 20;
+// Unread client bytes at insertion above which the router forwards them
+// itself (see splice_with_sockmap): a request below it stays in the kernel.
+constexpr int kForwardFirstAbove = 64 * 1024;
 
 std::system_error os_error(int error, const std::string& what) {
     return std::system_error(error, std::generic_category(), what);
@@ -1088,6 +1091,17 @@ bool StreamRouter::Impl::splice_with_sockmap(Connection& connection) {
     no_peer.notify_at = kCheckEvery;
     portmux_stream_peer to_backend = no_peer;
     to_backend.peer_cookie = backend.cookie;
+    // A client that sent more than this before insertion has likely filled
+    // its window. Redirected, those bytes stay charged to its socket until
+    // the backend's backlog worker has sent them, so the window update
+    // computed when they leave still sees a full buffer, freeing them
+    // later sends none, and the client waits for its persist timer (up to
+    // 200 ms). Held instead, they are forwarded by the router, whose read
+    // frees them and sends the window update.
+    int unread = 0;
+    const bool forward_first =
+        ::ioctl(client.fd.get(), SIOCINQ, &unread) == 0 && unread > kForwardFirstAbove;
+    to_backend.hold = forward_first ? 1 : 0;
     if (bpf_map_update_elem(state_fd_, &backend.cookie, &backend_state, BPF_ANY) != 0 ||
         bpf_map_update_elem(state_fd_, &client.cookie, &client_state, BPF_ANY) != 0 ||
         bpf_map_update_elem(peers_fd_, &backend.cookie, &no_peer, BPF_ANY) != 0 ||
@@ -1121,6 +1135,8 @@ bool StreamRouter::Impl::splice_with_sockmap(Connection& connection) {
     // client was inserted microseconds later); relay_held() does that.
     (void)write_peer_entry(backend, client);
     backend.relaying = true;
+    client.held = forward_first;
+    client.relaying = forward_first;
     connection.next_flow_check = Clock::now();
     // Bytes that arrived before insertion (the client's first bytes among
     // them) sit in the receive queue until the next segment wakes the
