@@ -17,15 +17,22 @@
 // XDP_PASS floor is measured the same way for that comparison, since
 // single-shot durations carry the timer's own overhead.
 //
+// Every case, repeat or single shot, is timed the same way: a run is
+// --batches short calls, interleaved with the other cases' batches, and
+// its value is its fastest batch (see Stats for why). The thread is pinned
+// to one CPU and asks for nice -20.
+//
 // Output: a JSON document on stdout (or --json FILE); progress on stderr.
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <sched.h>
 #include <time.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <limits>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -65,9 +72,10 @@ constexpr std::uint16_t kFrontB = 9876;
 constexpr int kCpu = 0;
 
 struct Options {
-    std::uint32_t repeat = 1000000;   // iterations per timed run
+    std::uint32_t repeat = 250000;    // iterations per call (one batch)
+    int batches = 8;                  // calls per timed run: the run's value is its fastest
     int runs = 5;                     // timed runs per case (median reported)
-    std::uint32_t single_shots = 100000;  // calls per single-shot run
+    std::uint32_t single_shots = 100000;  // calls per single-shot run, over its batches
     std::uint32_t big_flow_table = 1000000;
     bool quick = false;
     bool smoke = false;  // bench/run.sh --smoke: every path once, a small scaling matrix, no flow table
@@ -178,6 +186,7 @@ struct RunResult {
     double ns = 0;           // per packet, wall clock over the syscall / repeat
     std::uint32_t kernel_ns = 0;  // the kernel's own (integer) average
     double cpu_ns = 0;            // this thread's CPU time over the syscall / repeat
+    long preempted = 0;           // involuntary context switches during the syscall
     std::uint32_t retval = 0;
 };
 
@@ -195,11 +204,14 @@ RunResult test_run(int prog_fd, const Bytes& frame, std::uint32_t repeat, Bytes*
     }
     opts.repeat = static_cast<int>(repeat);
     timespec cpu0{}, cpu1{};
+    rusage usage0{}, usage1{};
+    getrusage(RUSAGE_THREAD, &usage0);
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu0);
     const auto start = std::chrono::steady_clock::now();
     if (bpf_prog_test_run_opts(prog_fd, &opts) != 0) fail("BPF_PROG_TEST_RUN");
     const auto stop = std::chrono::steady_clock::now();
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu1);
+    getrusage(RUSAGE_THREAD, &usage1);
     if (out) {
         buffer.resize(opts.data_size_out);
         *out = std::move(buffer);
@@ -208,14 +220,29 @@ RunResult test_run(int prog_fd, const Bytes& frame, std::uint32_t repeat, Bytes*
     result.ns = std::chrono::duration<double, std::nano>(stop - start).count() / repeat;
     result.kernel_ns = opts.duration;
     result.cpu_ns = ((cpu1.tv_sec - cpu0.tv_sec) * 1e9 + (cpu1.tv_nsec - cpu0.tv_nsec)) / repeat;
+    result.preempted = usage1.ru_nivcsw - usage0.ru_nivcsw;
     result.retval = opts.retval;
     return result;
 }
 
+// One timed run (repetition) of a case is `o.batches` calls of `o.repeat`
+// iterations each (single shot: of single_shots / batches calls), the
+// batches of all cases interleaved; the run's value is its fastest batch.
+// Interference on this shared VM only ever adds time: another task's time
+// slice between the test run's cond_resched points, its cache footprint
+// afterwards, interrupts and softirqs charged to this thread, the host's
+// own contention. Each XDP call also sleeps twice (the kernel re-points its
+// XDP dispatcher at the program and back, synchronize_rcu each time), which
+// hands the CPU to others. A whole 1,000,000-iteration run caught such a
+// burst now and then (+4 to +7 ns on an 8 ns floor); the fastest of several
+// short batches is the one least disturbed, for the reference and for the
+// path compared with it alike.
 struct Stats {
-    std::vector<double> samples;       // what is reported (see time_repeat)
-    std::vector<double> wall_samples;  // wall clock / repeat, for reference
-    std::vector<double> kernel_samples;  // the kernel's integer average, for reference
+    std::vector<double> samples;       // per run: the fastest batch's CPU time / iterations
+    std::vector<double> wall_samples;  // per run: the fastest batch by the wall clock, for reference
+    std::vector<double> kernel_samples;  // per run: the kernel's integer average, its fastest batch
+    std::vector<std::vector<double>> batch_samples;  // per run, every batch (CPU time / iterations)
+    std::vector<int> preempted_batches;  // per run: batches with an involuntary context switch
     double median() const {
         std::vector<double> s = samples;
         std::sort(s.begin(), s.end());
@@ -224,63 +251,94 @@ struct Stats {
     }
     double min() const { return *std::min_element(samples.begin(), samples.end()); }
     double max() const { return *std::max_element(samples.begin(), samples.end()); }
+    // Starts run `run`'s batches (the first batch of a run).
+    void begin_run() {
+        batch_samples.emplace_back();
+        preempted_batches.push_back(0);
+        samples.push_back(std::numeric_limits<double>::infinity());
+        wall_samples.push_back(std::numeric_limits<double>::infinity());
+        kernel_samples.push_back(std::numeric_limits<double>::infinity());
+    }
+    void add_batch(double cpu_ns, double wall_ns, double kernel_ns, long preempted) {
+        batch_samples.back().push_back(cpu_ns);
+        if (preempted > 0) ++preempted_batches.back();
+        samples.back() = std::min(samples.back(), cpu_ns);
+        wall_samples.back() = std::min(wall_samples.back(), wall_ns);
+        kernel_samples.back() = std::min(kernel_samples.back(), kernel_ns);
+    }
     json to_json() const {
         json j = {{"median_ns", median()}, {"min_ns", min()}, {"max_ns", max()}, {"samples_ns", samples}};
         if (!wall_samples.empty()) j["wall_samples_ns"] = wall_samples;
         if (!kernel_samples.empty()) j["kernel_samples_ns"] = kernel_samples;
+        if (!batch_samples.empty()) j["batch_samples_ns"] = batch_samples;
+        if (!preempted_batches.empty()) j["preempted_batches"] = preempted_batches;
         return j;
     }
 };
 
-// Median of `runs` timed runs, after one untimed warm-up run (which also
-// brings the maps into the state the loop keeps them in).
+struct TimedCase {
+    std::string name;
+    int prog_fd;
+    Bytes frame;
+    std::uint32_t verdict;
+    Stats stats;
+};
+
+std::uint32_t warm_up_iterations(const Options& o) { return std::max<std::uint32_t>(o.repeat / 10, 1000); }
+
+// Iterations one case runs in time_interleaved: the warm-up and every batch.
+std::uint64_t timed_iterations(const Options& o) {
+    return warm_up_iterations(o) + std::uint64_t{o.repeat} * o.batches * o.runs;
+}
+
+// Times the cases interleaved: batch b of every case, then batch b + 1 (the
+// order rotated from one batch to the next), run k's batches before run
+// k + 1's. So a burst of load from other work on this machine lands on all
+// of them alike and their per-run ratios stay comparable. One warm-up
+// call per case first (which also brings the maps into the state the loop
+// keeps them in) checks its verdict.
+void time_interleaved(std::vector<TimedCase>& cases, const Options& o) {
+    for (auto& c : cases) {
+        const RunResult warm = test_run(c.prog_fd, c.frame, warm_up_iterations(o));
+        if (warm.retval != c.verdict) {
+            throw std::runtime_error(fmt::format("{}: warm-up returned {} instead of {}", c.name,
+                                                 warm.retval, c.verdict));
+        }
+    }
+    for (int run = 0; run < o.runs; ++run) {
+        for (auto& c : cases) c.stats.begin_run();
+        for (int batch = 0; batch < o.batches; ++batch) {
+            for (std::size_t i = 0; i < cases.size(); ++i) {
+                TimedCase& c = cases[(i + static_cast<std::size_t>(batch)) % cases.size()];
+                const RunResult r = test_run(c.prog_fd, c.frame, o.repeat);
+                if (r.retval != c.verdict) throw std::runtime_error(c.name + ": unexpected verdict");
+                // This thread's CPU time: on this busy machine the test-run
+                // loop yields to other tasks (cond_resched) and the wall clock
+                // counts their time slices too. The kernel's own average
+                // excludes them as well but is truncated to whole ns; both
+                // are kept for reference.
+                c.stats.add_batch(r.cpu_ns, r.ns, r.kernel_ns, r.preempted);
+            }
+        }
+    }
+}
+
+// One case alone, timed as time_interleaved times several.
 Stats time_repeat(int prog_fd, const Bytes& frame, const Options& o, std::uint32_t expect_retval,
                   std::uint64_t* iterations = nullptr) {
-    Stats stats;
-    const RunResult warm = test_run(prog_fd, frame, std::max<std::uint32_t>(o.repeat / 10, 1000));
-    if (warm.retval != expect_retval) {
-        throw std::runtime_error(fmt::format("warm-up returned {} instead of {}", warm.retval,
-                                             expect_retval));
-    }
-    for (int i = 0; i < o.runs; ++i) {
-        const RunResult r = test_run(prog_fd, frame, o.repeat);
-        if (r.retval != expect_retval) throw std::runtime_error("unexpected verdict in a timed run");
-        // This thread's CPU time: on this busy machine the test-run loop
-        // yields to other tasks (cond_resched) and the wall clock counts
-        // their time slices too. The kernel's own average excludes them as
-        // well but is truncated to whole ns; both are kept for reference.
-        stats.samples.push_back(r.cpu_ns);
-        stats.wall_samples.push_back(r.ns);
-        stats.kernel_samples.push_back(r.kernel_ns);
-    }
-    if (iterations) *iterations = std::max<std::uint32_t>(o.repeat / 10, 1000) + std::uint64_t{o.repeat} * o.runs;
-    return stats;
+    std::vector<TimedCase> one = {{"", prog_fd, frame, expect_retval, {}}};
+    time_interleaved(one, o);
+    if (iterations) *iterations = timed_iterations(o);
+    return one.front().stats;
 }
 
-// Single-shot mode: `o.single_shots` runs of repeat = 1, each on a frame
-// from make(i); the kernel's per-run durations averaged. Median of runs.
-Stats time_single_shots(int prog_fd, const std::function<Bytes(std::uint32_t)>& make, const Options& o,
-                        std::uint32_t expect_retval, std::uint32_t& counter) {
-    Stats stats;
-    std::vector<Bytes> frames(o.single_shots);
-    for (int run = -1; run < o.runs; ++run) {  // run -1: warm-up
-        const std::uint32_t n = run < 0 ? std::max<std::uint32_t>(o.single_shots / 10, 100) : o.single_shots;
-        for (std::uint32_t i = 0; i < n; ++i) frames[i] = make(counter++);
-        std::uint64_t total = 0;
-        for (std::uint32_t i = 0; i < n; ++i) {
-            const RunResult r = test_run(prog_fd, frames[i], 1);
-            if (r.retval != expect_retval) throw std::runtime_error("unexpected verdict (single shot)");
-            total += r.kernel_ns;
-        }
-        if (run >= 0) stats.samples.push_back(static_cast<double>(total) / n);
-    }
-    return stats;
-}
-
-// Single-shot mode for several cases, interleaved like time_interleaved:
-// run k of every case, then run k + 1 of every case, so the SYN path and
-// the single-shot floor it is compared with see the same minute of this
-// shared machine. Each case draws its frames from its own counter.
+// Single-shot mode: one run per syscall (repeat = 1), each on a frame from
+// the case's make(i), the kernel's per-run durations averaged over a batch
+// of single_shots / batches calls. Cases interleaved batch by batch like
+// time_interleaved, so the SYN path and the single-shot floor it is
+// compared with see the same minute of this shared machine; a run's value
+// is its fastest batch's average. Each case draws its frames from its own
+// counter.
 struct SingleShotCase {
     std::string name;
     int prog_fd;
@@ -289,6 +347,36 @@ struct SingleShotCase {
     std::uint32_t made = 0;  // frames made so far (the next client's index)
     Stats stats;
 };
+
+// Average kernel duration of `n` single shots of case c (frames made first).
+double single_shot_batch(SingleShotCase& c, std::uint32_t n, long* preempted) {
+    std::vector<Bytes> frames(n);
+    for (std::uint32_t i = 0; i < n; ++i) frames[i] = c.make(c.made++);
+    std::uint64_t total = 0;
+    for (std::uint32_t i = 0; i < n; ++i) {
+        const RunResult r = test_run(c.prog_fd, frames[i], 1);
+        if (r.retval != c.verdict) throw std::runtime_error(c.name + ": unexpected verdict (single shot)");
+        total += r.kernel_ns;
+        if (preempted) *preempted += r.preempted;
+    }
+    return static_cast<double>(total) / n;
+}
+
+void time_single_shots_interleaved(std::vector<SingleShotCase>& cases, const Options& o) {
+    const std::uint32_t per_batch = std::max<std::uint32_t>(o.single_shots / o.batches, 1);
+    for (auto& c : cases) single_shot_batch(c, std::max<std::uint32_t>(o.single_shots / 10, 100), nullptr);
+    for (int run = 0; run < o.runs; ++run) {
+        for (auto& c : cases) c.stats.begin_run();
+        for (int batch = 0; batch < o.batches; ++batch) {
+            for (std::size_t i = 0; i < cases.size(); ++i) {
+                SingleShotCase& c = cases[(i + static_cast<std::size_t>(batch)) % cases.size()];
+                long preempted = 0;
+                const double mean = single_shot_batch(c, per_batch, &preempted);
+                c.stats.add_batch(mean, mean, mean, preempted);
+            }
+        }
+    }
+}
 
 // bench/bpf/baseline.bpf.c loaded: the floors (XDP_PASS, XDP_DROP, a bare
 // TC program) and the seed algorithm.
@@ -305,21 +393,6 @@ BaselineObject load_baseline() {
 SingleShotCase floor_single_shot_case(const bench_baseline& base) {
     return {"xdp_pass_single_shot", bpf_program__fd(base.progs.bench_pass),
             [frame = make_frame({})](std::uint32_t) { return frame; }, kXdpPass, 0, {}};
-}
-
-void time_single_shots_interleaved(std::vector<SingleShotCase>& cases, const Options& o) {
-    Options one = o;
-    one.runs = 0;  // the warm-up only: time_single_shots' run -1
-    for (auto& c : cases) time_single_shots(c.prog_fd, c.make, one, c.verdict, c.made);
-    one.runs = 1;
-    for (int run = 0; run < o.runs; ++run) {
-        for (auto& c : cases) {
-            // time_single_shots with runs = 1 does a short warm-up and one
-            // timed run; the warm-up keeps the cases' caches alike.
-            const Stats s = time_single_shots(c.prog_fd, c.make, one, c.verdict, c.made);
-            c.stats.samples.push_back(s.samples.front());
-        }
-    }
 }
 
 void pin_to_cpu(int cpu) {
@@ -455,36 +528,6 @@ struct Baselines {
     double pass_single_ns = 0;
 };
 
-struct TimedCase {
-    std::string name;
-    int prog_fd;
-    Bytes frame;
-    std::uint32_t verdict;
-    Stats stats;
-};
-
-// Times the cases interleaved: run k of every case, then run k + 1 of
-// every case, so a burst of load from other work on this machine lands on
-// all of them alike and their ratios stay comparable.
-void time_interleaved(std::vector<TimedCase>& cases, const Options& o) {
-    for (auto& c : cases) {  // warm-up, and the verdict check
-        const RunResult warm = test_run(c.prog_fd, c.frame, std::max<std::uint32_t>(o.repeat / 10, 1000));
-        if (warm.retval != c.verdict) {
-            throw std::runtime_error(fmt::format("{}: warm-up returned {} instead of {}", c.name,
-                                                 warm.retval, c.verdict));
-        }
-    }
-    for (int run = 0; run < o.runs; ++run) {
-        for (auto& c : cases) {
-            const RunResult r = test_run(c.prog_fd, c.frame, o.repeat);
-            if (r.retval != c.verdict) throw std::runtime_error(c.name + ": unexpected verdict");
-            c.stats.samples.push_back(r.cpu_ns);
-            c.stats.wall_samples.push_back(r.ns);
-            c.stats.kernel_samples.push_back(r.kernel_ns);
-        }
-    }
-}
-
 // The headline comparison, interleaved: the floor, XDP_DROP, the aya demo
 // algorithm, portmux's UDP path, and portmux's UDP path stage by stage
 // (bench/bpf/ablation.bpf.c, the data path's own code in its own maps).
@@ -582,8 +625,7 @@ json bench_headline(const Options& o, Baselines& base) {
     std::cerr << "headline: floor, drop, aya demo, portmux UDP and its stages, TC egress, interleaved\n";
     const FrontendCounters before = counters_sum(pm_maps, {kFrontA, kFrontB}, portmux::Protocol::udp);
     time_interleaved(cases, o);
-    const std::uint64_t iterations =
-        std::max<std::uint32_t>(o.repeat / 10, 1000) + std::uint64_t{o.repeat} * o.runs + 1;
+    const std::uint64_t iterations = timed_iterations(o) + 1;  // + the rewrite check
     require_hits("headline udp", before, counters_sum(pm_maps, {kFrontA, kFrontB}, portmux::Protocol::udp),
                  iterations, false);
 
@@ -968,6 +1010,7 @@ int main(int argc, char** argv) {
         };
         if (a == "--repeat") o.repeat = static_cast<std::uint32_t>(std::stoul(next()));
         else if (a == "--runs") o.runs = std::stoi(next());
+        else if (a == "--batches") o.batches = std::stoi(next());
         else if (a == "--single-shots") o.single_shots = static_cast<std::uint32_t>(std::stoul(next()));
         else if (a == "--flows") o.big_flow_table = static_cast<std::uint32_t>(std::stoul(next()));
         else if (a == "--quick") o.quick = true;
@@ -976,7 +1019,7 @@ int main(int argc, char** argv) {
         else if (a == "--flow-table-only") o.flow_table_only = true;
         else if (a == "--json") o.json_path = next();
         else {
-            std::cerr << "usage: portmux_prog_bench [--repeat N] [--runs K] [--single-shots N] "
+            std::cerr << "usage: portmux_prog_bench [--repeat N] [--batches B] [--runs K] [--single-shots N] "
                          "[--flows N] [--quick] [--smoke] [--headline-only] [--flow-table-only] [--json FILE]\n";
             return 2;
         }
@@ -985,10 +1028,19 @@ int main(int argc, char** argv) {
         libbpf_set_print([](libbpf_print_level level, const char* fmt, va_list args) {
             return level == LIBBPF_WARN ? vfprintf(stderr, fmt, args) : 0;
         });
+        if (o.repeat < 1 || o.batches < 1 || o.runs < 1 || o.single_shots < 1) {
+            throw std::invalid_argument("--repeat, --batches, --runs and --single-shots must be at least 1");
+        }
         pin_to_cpu(kCpu);
+        // Ahead of other work on the CPU it is pinned to (a build's nice-0
+        // compilers), so fewer batches are cut into by their time slices.
+        // Best effort: without CAP_SYS_NICE it stays at its nice value.
+        setpriority(PRIO_PROCESS, 0, -20);
         json doc;
         doc["repeat"] = o.repeat;
+        doc["batches"] = o.batches;
         doc["runs"] = o.runs;
+        doc["nice"] = getpriority(PRIO_PROCESS, 0);
         doc["single_shots"] = o.single_shots;
         doc["cpu"] = kCpu;
         doc["frame_bytes"] = 64;

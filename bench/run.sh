@@ -89,19 +89,19 @@ if [[ $SMOKE -eq 1 ]]; then
   UDP_SECONDS=10; UDP_COUNT=96; SCALE_CLIENTS=(48 960)
   SCALE_SLICE_SECONDS=10; SCALE_PAIRS=1
   RELAY_BYTES=$((4 << 20)); RELAY_SECONDS=10; RELAY_COUNT=200; RELAY_PATHS=(lo)
-  PROG_ARGS=(--runs 1 --repeat 10000 --single-shots 200 --flows 1000 --smoke)
+  PROG_ARGS=(--runs 1 --repeat 10000 --batches 2 --single-shots 200 --flows 1000 --smoke)
 elif [[ $QUICK -eq 1 ]]; then
   REPS=${REPS:-2}
   UDP_SECONDS=0.6; SCALE_CLIENTS=(48 9984 100032)
   SCALE_SLICE_SECONDS=0.5; SCALE_PAIRS=4
   RELAY_BYTES=$((256 << 20)); RELAY_SECONDS=0.8
-  PROG_ARGS=(--runs 3 --repeat 1000000 --single-shots 20000 --flows 200000 --quick)
+  PROG_ARGS=(--runs 3 --repeat 250000 --batches 4 --single-shots 20000 --flows 200000 --quick)
 else
   REPS=${REPS:-5}
   UDP_SECONDS=1; SCALE_CLIENTS=(48 1008 9984 100032)
   SCALE_SLICE_SECONDS=0.5; SCALE_PAIRS=${SCALE_PAIRS:-8}
   RELAY_BYTES=$((1 << 30)); RELAY_SECONDS=1.5
-  PROG_ARGS=(--runs 5 --repeat 1000000 --single-shots 50000 --flows 1000000)
+  PROG_ARGS=(--runs 5 --repeat 250000 --batches 8 --single-shots 50000 --flows 1000000)
 fi
 UDP_SIZE=64                      # payload bytes: the packet-rate bound case
 CLIENT_SOCKETS=48                # source ports; x source addresses = clients
