@@ -37,7 +37,8 @@
 #
 # Environment: BUILD (build directory, default /tmp/portmux-bench-build),
 # OUT_MD (default docs/benchmarks.md), PROG_JSON (reuse an earlier prog.json),
-# SCALE_PAIRS (slice pairs per client-scaling trial, default 8).
+# SCALE_PAIRS (slice pairs per client-scaling trial, default 8), SCALE_SLICE_SECONDS
+# (the length of one slice, default 0.5).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -99,7 +100,7 @@ elif [[ $QUICK -eq 1 ]]; then
 else
   REPS=${REPS:-5}
   UDP_SECONDS=1; SCALE_CLIENTS=(48 1008 9984 100032)
-  SCALE_SLICE_SECONDS=0.5; SCALE_PAIRS=${SCALE_PAIRS:-8}
+  SCALE_SLICE_SECONDS=${SCALE_SLICE_SECONDS:-0.5}; SCALE_PAIRS=${SCALE_PAIRS:-8}
   RELAY_BYTES=$((1 << 30)); RELAY_SECONDS=1.5
   PROG_ARGS=(--runs 5 --repeat 250000 --batches 8 --single-shots 50000 --flows 1000000)
 fi
