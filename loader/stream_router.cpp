@@ -22,6 +22,7 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <stdexcept>
 #include <system_error>
@@ -160,6 +161,52 @@ int socket_error(int fd) {
     socklen_t length = sizeof error;
     (void)::getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length);
     return error;
+}
+
+enum class ConnectState { pending, connected, failed };
+
+// Where a non-blocking connect() stands, from the socket's TCP state. A
+// backend that accepted and already closed its side (CLOSE_WAIT) counts as
+// connected, as it did by SO_ERROR: the sockhash will not take it, and the
+// connection is relayed by the splice(2) fallback.
+ConnectState connect_state(int fd) {
+    tcp_info info{};
+    if (!read_tcp_info(fd, info)) {
+        return ConnectState::failed;
+    }
+    switch (info.tcpi_state) {
+    case BPF_TCP_SYN_SENT:
+        return ConnectState::pending;
+    case BPF_TCP_ESTABLISHED:
+    case BPF_TCP_CLOSE_WAIT:
+        return ConnectState::connected;
+    default:
+        return ConnectState::failed;
+    }
+}
+
+// Writes the entries KEYS[i] -> VALUES[i] with one syscall (one each if
+// the batch fails).
+template <typename Value>
+bool update_pair(int map_fd, const std::uint64_t (&keys)[2], const Value (&values)[2]) {
+    std::uint32_t count = 2;
+    if (bpf_map_update_batch(map_fd, keys, values, &count, nullptr) == 0) {
+        return true;
+    }
+    return bpf_map_update_elem(map_fd, &keys[0], &values[0], BPF_ANY) == 0 &&
+           bpf_map_update_elem(map_fd, &keys[1], &values[1], BPF_ANY) == 0;
+}
+
+// Deletes the entries of the COUNT KEYS with one syscall. A key that is not
+// there ends a batch early; the keys after it are then deleted one by one.
+void delete_keys(int map_fd, const std::uint64_t* keys, std::uint32_t count) {
+    std::uint32_t deleted = count;
+    if (count == 0 || bpf_map_delete_batch(map_fd, keys, &deleted, nullptr) == 0) {
+        return;
+    }
+    for (std::uint32_t i = deleted < count ? deleted : 0; i < count; ++i) {
+        (void)bpf_map_delete_elem(map_fd, &keys[i]);
+    }
 }
 
 // Frontend rules with what the router derives from them once per apply.
@@ -342,13 +389,19 @@ private:
     void take_pending_apply();
     void handle(const epoll_event& event);
     void accept_clients(Listener& listener);
+    void await_first_bytes(Connection& connection);
+    std::optional<std::size_t> peek_first_bytes(Connection& connection);
     void read_first_bytes(Connection& connection);
     void decide(Connection& connection, bool stream_ended);
     void connect_backend(Connection& connection, std::uint16_t port);
+    void backend_writable(Connection& connection);
     void backend_connected(Connection& connection);
     void write_first_bytes(Connection& connection);
     void hand_off(Connection& connection);
     bool splice_with_sockmap(Connection& connection);
+    bool insert_sockets(Connection& connection);
+    bool write_socket_entries(Connection& connection);
+    void start_splicing(Connection& connection);
     void spliced_event(Connection& connection, Side& side, std::uint32_t events);
     void check_drained(Connection& connection, Clock::time_point now);
     void on_stream_event(std::uint64_t cookie);
@@ -365,14 +418,17 @@ private:
     bool pump(Connection& connection, PipeRelay& relay, Side& from, Side& to);
     void refuse(Connection& connection, Refusal refusal);
     void finish(Connection& connection);
-    void abort(Connection& connection, Side& reset_by);
+    void abort(Connection& connection);
+    void close_connection(Connection& connection, bool reset_client, bool reset_backend);
     void forget_sockets(Connection& connection);
+    void forget_entries(Connection& connection);
     void watch(Side& side, EpollTag& tag, std::uint32_t events);
     void expire(Clock::time_point now);
     int next_timeout(Clock::time_point now) const;
 
     portmux_stream_connections& counters(std::uint16_t frontend, std::uint16_t backend);
-    void publish(std::uint16_t frontend, std::uint16_t backend);
+    void counters_changed(std::uint16_t frontend, std::uint16_t backend);
+    void flush_counters();
 
     StreamSkeletonPtr skeleton_;
     int sockets_fd_ = -1;
@@ -410,6 +466,8 @@ private:
     std::unordered_map<std::uint64_t, std::pair<Connection*, bool>> by_cookie_;
     std::uint64_t next_id_ = 1;
     std::map<RouteKey, portmux_stream_connections> counters_;
+    std::set<RouteKey> unflushed_;  // routes whose counters_ changed since flush_counters()
+    std::set<RouteKey> byte_routes_;  // routes with a `stream_bytes` entry
 };
 
 StreamRouter::Impl::Impl(std::filesystem::path pin_dir) : pin_dir_(std::move(pin_dir)) {
@@ -666,6 +724,7 @@ void StreamRouter::Impl::loop() {
             connections_.erase(id);
         }
         dead_.clear();
+        flush_counters();
         const std::lock_guard lock(mutex_);
         open_connections_ = connections_.size();
     }
@@ -706,7 +765,7 @@ void StreamRouter::Impl::take_pending_apply() {
         event.data.ptr = &listener->tag;
         (void)::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, listener->fd.get(), &event);
         (void)counters(listener->port, 0);
-        publish(listener->port, 0);
+        counters_changed(listener->port, 0);
         const std::uint16_t port = listener->port;
         listeners_[port] = std::move(listener);
     }
@@ -715,6 +774,7 @@ void StreamRouter::Impl::take_pending_apply() {
         served.push_back(rules->frontend);
     }
     registry_->publish(served);
+    flush_counters();  // a new frontend shows in stats once apply() returns
     const std::lock_guard lock(mutex_);
     pending->done = true;
     applied_.notify_all();
@@ -749,7 +809,7 @@ void StreamRouter::Impl::handle(const epoll_event& event) {
         return;
     case Phase::connecting:
         if (!from_client) {
-            backend_connected(connection);
+            backend_writable(connection);
         }
         return;
     case Phase::writing:
@@ -764,7 +824,7 @@ void StreamRouter::Impl::handle(const epoll_event& event) {
     case Phase::fallback:
         if ((event.events & EPOLLERR) != 0 &&
             socket_error((from_client ? connection.client : connection.backend).fd.get()) != 0) {
-            abort(connection, from_client ? connection.client : connection.backend);
+            abort(connection);
             return;
         }
         pump_fallback(connection);
@@ -848,11 +908,36 @@ portmux_stream_connections& StreamRouter::Impl::counters(std::uint16_t frontend,
     return counters_[{frontend, backend}];
 }
 
-// The router is the only writer of `stream_connections`: a whole-value
-// update loses nothing.
-void StreamRouter::Impl::publish(std::uint16_t frontend, std::uint16_t backend) {
-    const portmux_stream_route_key key{frontend, backend};
-    (void)bpf_map_update_elem(connections_fd_, &key, &counters_[{frontend, backend}], BPF_ANY);
+void StreamRouter::Impl::counters_changed(std::uint16_t frontend, std::uint16_t backend) {
+    unflushed_.insert({frontend, backend});
+}
+
+// Writes the changed counters to `stream_connections`, all in one syscall:
+// once per loop iteration rather than at every change (a connection changes
+// two routes' counters two or three times as it is accepted and spliced),
+// and before a connection is closed, so that a client that sees its
+// connection end and then asks `portmux stats` finds it counted. The router
+// is the only writer of the map: whole-value updates lose nothing.
+void StreamRouter::Impl::flush_counters() {
+    if (unflushed_.empty()) {
+        return;
+    }
+    std::vector<portmux_stream_route_key> keys;
+    std::vector<portmux_stream_connections> values;
+    keys.reserve(unflushed_.size());
+    values.reserve(unflushed_.size());
+    for (const RouteKey& route : unflushed_) {
+        keys.push_back({route.first, route.second});
+        values.push_back(counters_[route]);
+    }
+    unflushed_.clear();
+    std::uint32_t count = static_cast<std::uint32_t>(keys.size());
+    if (bpf_map_update_batch(connections_fd_, keys.data(), values.data(), &count, nullptr) == 0) {
+        return;
+    }
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+        (void)bpf_map_update_elem(connections_fd_, &keys[i], &values[i], BPF_ANY);
+    }
 }
 
 // --------------------------------------------------------- first bytes
@@ -877,18 +962,31 @@ void StreamRouter::Impl::accept_clients(Listener& listener) {
             Clock::now() + std::chrono::seconds(listener.rules->frontend.first_data_timeout_seconds);
         connection->first.reserve(listener.rules->needed);
         ++counters(listener.port, 0).accepted;
-        publish(listener.port, 0);
+        counters_changed(listener.port, 0);
         Connection& added = *connection;
         connections_[added.id] = std::move(connection);
         if (listener.rules->needed == 0) {
             decide(added, false);
         } else {
-            // Woken only once the rules can decide (or on FIN, RST).
-            set_int_option(added.client.fd.get(), SOL_SOCKET, SO_RCVLOWAT,
-                           static_cast<int>(listener.rules->needed));
-            watch(added.client, added.client_tag, EPOLLIN | EPOLLRDHUP);
+            await_first_bytes(added);
         }
     }
+}
+
+// Most clients send their first bytes right behind the handshake, so they
+// are usually in the socket by the time the router accepts it: one peek
+// then decides at once, without SO_RCVLOWAT and a round through epoll.
+// Fewer bytes than the rules need mean "not yet" here, not "ended": the
+// connection then waits, woken only once the rules can decide (SO_RCVLOWAT)
+// or on FIN or RST.
+void StreamRouter::Impl::await_first_bytes(Connection& connection) {
+    const std::size_t needed = connection.rules->needed;
+    if (peek_first_bytes(connection) == needed) {
+        decide(connection, false);
+        return;
+    }
+    set_int_option(connection.client.fd.get(), SOL_SOCKET, SO_RCVLOWAT, static_cast<int>(needed));
+    watch(connection.client, connection.client_tag, EPOLLIN | EPOLLRDHUP);
 }
 
 // The first bytes are peeked, never consumed: they stay in the client's
@@ -896,19 +994,29 @@ void StreamRouter::Impl::accept_clients(Listener& listener) {
 // verdict program (or the splice(2) fallback). Reading them would leave a
 // partly consumed skb at the head of the receive queue, which the verdict
 // path hands on whole: the backend would get those bytes twice.
-void StreamRouter::Impl::read_first_bytes(Connection& connection) {
+// Returns how many of the bytes the rules need are there (0 at the end of
+// the stream or on an error), nothing when none has arrived yet.
+std::optional<std::size_t> StreamRouter::Impl::peek_first_bytes(Connection& connection) {
     const std::size_t needed = connection.rules->needed;
     connection.first.resize(needed);
     const ssize_t got = ::recv(connection.client.fd.get(), connection.first.data(), needed,
                                MSG_PEEK | MSG_DONTWAIT);
     if (got < 0 && (errno == EAGAIN || errno == EINTR)) {
         connection.first.clear();
-        return;
+        return std::nullopt;
     }
     connection.first.resize(got > 0 ? static_cast<std::size_t>(got) : 0);
+    return connection.first.size();
+}
+
+void StreamRouter::Impl::read_first_bytes(Connection& connection) {
+    const std::optional<std::size_t> got = peek_first_bytes(connection);
+    if (!got) {
+        return;
+    }
     // Fewer bytes than the rules need only wake us with a FIN or an error
     // (SO_RCVLOWAT): either way no more will come.
-    decide(connection, connection.first.size() < needed);
+    decide(connection, *got < connection.rules->needed);
 }
 
 void StreamRouter::Impl::decide(Connection& connection, bool stream_ended) {
@@ -963,20 +1071,35 @@ void StreamRouter::Impl::connect_backend(Connection& connection, std::uint16_t p
     }
     connection.phase = Phase::connecting;
     if (::connect(connection.backend.fd.get(), reinterpret_cast<const sockaddr*>(&address),
-                  address_length(address)) == 0) {
-        backend_connected(connection);
-    } else if (errno == EINPROGRESS) {
-        watch(connection.backend, connection.backend_tag, EPOLLOUT);
-    } else {
+                  address_length(address)) != 0 &&
+        errno != EINPROGRESS) {
         refuse(connection, Refusal::backend_refused);
+        return;
+    }
+    // A backend on this host has usually answered by the time connect()
+    // returns, EINPROGRESS notwithstanding: its SYN-ACK is processed as the
+    // call releases the socket. Asking the socket saves the round through
+    // epoll (an EPOLLOUT registration, a wake-up, the deregistration).
+    backend_writable(connection);
+}
+
+// The backend's connect() has gone on (or was just started): carry on once
+// it is connected, wait for EPOLLOUT while it is not.
+void StreamRouter::Impl::backend_writable(Connection& connection) {
+    switch (connect_state(connection.backend.fd.get())) {
+    case ConnectState::pending:
+        watch(connection.backend, connection.backend_tag, EPOLLOUT);
+        return;
+    case ConnectState::connected:
+        backend_connected(connection);
+        return;
+    case ConnectState::failed:
+        refuse(connection, Refusal::backend_refused);
+        return;
     }
 }
 
 void StreamRouter::Impl::backend_connected(Connection& connection) {
-    if (socket_error(connection.backend.fd.get()) != 0) {
-        refuse(connection, Refusal::backend_refused);
-        return;
-    }
     if (connection.rules->frontend.proxy_protocol_v2) {
         sockaddr_storage local{};
         socklen_t local_length = sizeof local;
@@ -1014,17 +1137,17 @@ void StreamRouter::Impl::write_first_bytes(Connection& connection) {
 
 void StreamRouter::Impl::hand_off(Connection& connection) {
     const std::uint16_t frontend = connection.rules->frontend.port;
-    ++counters(frontend, connection.backend_port).routed;
-    if (use_sockmap_ && splice_with_sockmap(connection)) {
-        ++counters(frontend, 0).spliced;
-        ++counters(frontend, connection.backend_port).spliced;
-    } else {
-        ++counters(frontend, 0).fallback;
-        ++counters(frontend, connection.backend_port).fallback;
-        start_fallback(connection);
+    const std::uint16_t backend = connection.backend_port;
+    ++counters(frontend, backend).routed;
+    const bool spliced = use_sockmap_ && splice_with_sockmap(connection);
+    for (portmux_stream_connections* count : {&counters(frontend, 0), &counters(frontend, backend)}) {
+        ++(spliced ? count->spliced : count->fallback);
     }
-    publish(frontend, 0);
-    publish(frontend, connection.backend_port);
+    counters_changed(frontend, 0);
+    counters_changed(frontend, backend);
+    if (!spliced) {
+        start_fallback(connection);  // counted first: it may end the connection at once
+    }
 }
 
 // Every byte the router copies itself is read with read(2), not recv(2):
@@ -1059,16 +1182,28 @@ static std::vector<std::uint8_t> take_passed_bytes(int state_fd, Side& backend) 
     return taken;
 }
 
-// Puts both sockets in the sockhash. False (and nothing left in the maps)
-// when the kernel will not take them: a client that already sent its FIN
-// is in CLOSE_WAIT, and only ESTABLISHED sockets can be inserted.
+// Puts both sockets in the sockhash and starts splicing. False (and
+// nothing left in the maps) when the kernel will not take them.
 bool StreamRouter::Impl::splice_with_sockmap(Connection& connection) {
+    if (!insert_sockets(connection)) {
+        return false;
+    }
+    start_splicing(connection);
+    return true;
+}
+
+// The kernel inserts only ESTABLISHED sockets. A backend that already
+// closed its side (CLOSE_WAIT) fails the first insertion, which leaves
+// nothing to undo. A client that already sent its FIN (`nc -N` with a short
+// request) is asked for beforehand (TCP_INFO): its insertion comes second,
+// and taking the backend out again destroys the backend's psock, with any
+// byte the backend sent that the program is handling at that moment.
+bool StreamRouter::Impl::insert_sockets(Connection& connection) {
     Side& client = connection.client;
     Side& backend = connection.backend;
     tcp_info info{};
     // BPF_TCP_ESTABLISHED is the kernel's TCP_ESTABLISHED (1).
-    if (!read_tcp_info(client.fd.get(), info) || info.tcpi_state != BPF_TCP_ESTABLISHED ||
-        !read_tcp_info(backend.fd.get(), info) || info.tcpi_state != BPF_TCP_ESTABLISHED) {
+    if (!read_tcp_info(client.fd.get(), info) || info.tcpi_state != BPF_TCP_ESTABLISHED) {
         return false;
     }
     client.cookie = socket_cookie(client.fd.get());
@@ -1076,21 +1211,15 @@ bool StreamRouter::Impl::splice_with_sockmap(Connection& connection) {
     if (client.cookie == 0 || backend.cookie == 0) {
         return false;
     }
-    const portmux_stream_route_key route{connection.rules->frontend.port, connection.backend_port};
-    const portmux_stream_bytes zero{};
-    (void)bpf_map_update_elem(bytes_fd_, &route, &zero, BPF_NOEXIST);
-
-    portmux_stream_socket backend_state{};
-    backend_state.route = route;
-    portmux_stream_socket client_state{};
-    client_state.route = route;
-    client_state.to_backend = 1;
-    // The backend has no peer yet: whatever it sends before the client is
-    // in the map stays in its socket (SK_PASS) and is forwarded later.
-    portmux_stream_peer no_peer{};
-    no_peer.notify_at = kCheckEvery;
-    portmux_stream_peer to_backend = no_peer;
-    to_backend.peer_cookie = backend.cookie;
+    // The route's byte counters, created once (the program only adds to them).
+    const RouteKey route{connection.rules->frontend.port, connection.backend_port};
+    if (!byte_routes_.contains(route)) {
+        const portmux_stream_route_key key{route.first, route.second};
+        const portmux_stream_bytes zero{};
+        if (bpf_map_update_elem(bytes_fd_, &key, &zero, BPF_NOEXIST) == 0 || errno == EEXIST) {
+            byte_routes_.insert(route);
+        }
+    }
     // A client that sent more than this before insertion has likely filled
     // its window. Redirected, those bytes stay charged to its socket until
     // the backend's backlog worker has sent them, so the window update
@@ -1099,13 +1228,8 @@ bool StreamRouter::Impl::splice_with_sockmap(Connection& connection) {
     // 200 ms). Held instead, they are forwarded by the router, whose read
     // frees them and sends the window update.
     int unread = 0;
-    const bool forward_first =
-        ::ioctl(client.fd.get(), SIOCINQ, &unread) == 0 && unread > kForwardFirstAbove;
-    to_backend.hold = forward_first ? 1 : 0;
-    if (bpf_map_update_elem(state_fd_, &backend.cookie, &backend_state, BPF_ANY) != 0 ||
-        bpf_map_update_elem(state_fd_, &client.cookie, &client_state, BPF_ANY) != 0 ||
-        bpf_map_update_elem(peers_fd_, &backend.cookie, &no_peer, BPF_ANY) != 0 ||
-        bpf_map_update_elem(peers_fd_, &client.cookie, &to_backend, BPF_ANY) != 0) {
+    client.held = ::ioctl(client.fd.get(), SIOCINQ, &unread) == 0 && unread > kForwardFirstAbove;
+    if (!write_socket_entries(connection)) {
         forget_sockets(connection);
         return false;
     }
@@ -1120,43 +1244,76 @@ bool StreamRouter::Impl::splice_with_sockmap(Connection& connection) {
     }
     fd = static_cast<std::uint32_t>(client.fd.get());
     if (bpf_map_update_elem(sockets_fd_, &client.cookie, &fd, BPF_NOEXIST) != 0) {
-        // The client sent its FIN just now. What the backend sent meanwhile
-        // would be lost with its psock: keep it for the fallback.
+        // The client has sent its FIN just now. What the backend sent
+        // meanwhile would be lost with its psock: keep it for the fallback.
         connection.to_client = take_passed_bytes(state_fd_, backend);
         forget_sockets(connection);
         return false;
     }
     by_cookie_[client.cookie] = {&connection, true};
     by_cookie_[backend.cookie] = {&connection, false};
+    return true;
+}
+
+// Each side's entries, one update per map for both: its route and direction
+// (`stream_sockets_state`, which the program counts into) and its peer
+// (`stream_peers`, which user space writes). The backend names the client
+// as its peer from the start: until the client is inserted, a redirect to
+// it fails and the program passes the backend's bytes (counted as
+// passed_bytes), as it would with no peer at all.
+bool StreamRouter::Impl::write_socket_entries(Connection& connection) {
+    Side& client = connection.client;
+    Side& backend = connection.backend;
+    const std::uint64_t cookies[2] = {backend.cookie, client.cookie};
+    portmux_stream_socket states[2]{};
+    states[0].route = {connection.rules->frontend.port, connection.backend_port};
+    states[1].route = states[0].route;
+    states[1].to_backend = 1;
     client.notify_at = kCheckEvery;
     backend.notify_at = kCheckEvery;
-    // From here the program redirects the backend's bytes, once user space
-    // has forwarded what it passed while there was no peer (rare: the
-    // client was inserted microseconds later); relay_held() does that.
-    (void)write_peer_entry(backend, client);
-    backend.relaying = true;
-    client.held = forward_first;
-    client.relaying = forward_first;
-    connection.next_flow_check = Clock::now();
+    portmux_stream_peer peers[2]{};
+    peers[0].peer_cookie = client.cookie;
+    peers[0].notify_at = backend.notify_at;
+    peers[1].peer_cookie = backend.cookie;
+    peers[1].notify_at = client.notify_at;
+    peers[1].hold = client.held ? 1 : 0;
+    return update_pair(state_fd_, cookies, states) && update_pair(peers_fd_, cookies, peers);
+}
+
+void StreamRouter::Impl::start_splicing(Connection& connection) {
+    Side& client = connection.client;
+    Side& backend = connection.backend;
     // Bytes that arrived before insertion (the client's first bytes among
     // them) sit in the receive queue until the next segment wakes the
     // verdict program; setting SO_RCVLOWAT calls the socket's data-ready
     // hook now, which hands them to the program.
     set_int_option(client.fd.get(), SOL_SOCKET, SO_RCVLOWAT, 1);
     set_int_option(backend.fd.get(), SOL_SOCKET, SO_RCVLOWAT, 1);
-
+    // What the backend sent before the client was inserted was passed
+    // (SK_PASS) and waits in its socket: relay_held() forwards it, and the
+    // program redirects again once it is all written. The setsockopt above
+    // took the backend's socket lock, so the program has finished with every
+    // skb that arrived before the client was inserted, and passed_bytes is
+    // final. Usually it is 0 (the backend waits for the request): no relay.
+    portmux_stream_socket state{};
+    backend.relaying =
+        bpf_map_lookup_elem(state_fd_, &backend.cookie, &state) != 0 || state.passed_bytes != 0;
+    // A client inserted held has its first bytes forwarded by relay_held().
+    client.relaying = client.held;
+    if (backend.relaying || client.relaying) {
+        connection.next_flow_check = Clock::now();
+    }
     // Only FIN, RST and errors concern user space from now on; edge
     // triggered, so a half-closed side does not wake the loop again.
     connection.phase = Phase::spliced;
     watch(client, connection.client_tag, EPOLLRDHUP | EPOLLET);
     watch(backend, connection.backend_tag, EPOLLRDHUP | EPOLLET);
-    return true;
 }
 
 void StreamRouter::Impl::spliced_event(Connection& connection, Side& side, std::uint32_t events) {
     // A reset (or any error) ends both sides at once.
     if ((events & EPOLLERR) != 0 || ((events & EPOLLHUP) != 0 && socket_error(side.fd.get()) != 0)) {
-        abort(connection, side);
+        abort(connection);
         return;
     }
     if ((events & (EPOLLRDHUP | EPOLLHUP)) != 0 && !side.read_closed) {
@@ -1339,7 +1496,7 @@ void StreamRouter::Impl::relay_held(Connection& connection, Side& from, Side& to
                     if (errno == EAGAIN || errno == EINTR) {
                         break;
                     }
-                    abort(connection, to);
+                    abort(connection);
                     return;
                 }
                 from.relay_sent += static_cast<std::size_t>(sent);
@@ -1390,7 +1547,7 @@ void StreamRouter::Impl::relay_held(Connection& connection, Side& from, Side& to
             counters(connection.rules->frontend.port, connection.backend_port);
         (&to == &connection.backend ? count.splice_bytes_to_backend
                                     : count.splice_bytes_to_client) += relayed;
-        publish(connection.rules->frontend.port, connection.backend_port);
+        counters_changed(connection.rules->frontend.port, connection.backend_port);
     }
     if (changed) {
         (void)write_peer_entry(from, to);
@@ -1433,7 +1590,7 @@ bool StreamRouter::Impl::forward_last(Connection& connection, Side& from, Side& 
         if (errno == EAGAIN || errno == EINTR) {
             return false;
         }
-        abort(connection, to);
+        abort(connection);
         return false;
     }
     from.released += static_cast<std::uint64_t>(sent);
@@ -1457,7 +1614,7 @@ bool StreamRouter::Impl::forward_last(Connection& connection, Side& from, Side& 
     from.relay.clear();
     if (consumed != static_cast<std::size_t>(sent)) {
         // The peeked bytes vanished from the queue: the stream is broken.
-        abort(connection, from);
+        abort(connection);
         return false;
     }
     return all;
@@ -1470,7 +1627,7 @@ void StreamRouter::Impl::start_fallback(Connection& connection) {
     for (PipeRelay* relay : {&connection.client_to_backend, &connection.backend_to_client}) {
         int ends[2];
         if (::pipe2(ends, O_NONBLOCK | O_CLOEXEC) != 0) {
-            abort(connection, connection.client);
+            abort(connection);
             return;
         }
         relay->read_end.reset(ends[0]);
@@ -1482,18 +1639,6 @@ void StreamRouter::Impl::start_fallback(Connection& connection) {
 // Moves what can move without blocking; false when the relay failed (the
 // connection is then aborted).
 bool StreamRouter::Impl::pump(Connection& connection, PipeRelay& relay, Side& from, Side& to) {
-    bool moved_any = false;
-    // The byte counts reach the stats map once per call, on every way out.
-    struct Publish {
-        Impl& impl;
-        Connection& connection;
-        bool& moved;
-        ~Publish() {
-            if (moved) {
-                impl.publish(connection.rules->frontend.port, connection.backend_port);
-            }
-        }
-    } publish_on_return{*this, connection, moved_any};
     for (int round = 0; round < 16 && !relay.done; ++round) {
         if (relay.in_pipe > 0) {
             const ssize_t moved = ::splice(relay.read_end.get(), nullptr, to.fd.get(), nullptr,
@@ -1508,7 +1653,7 @@ bool StreamRouter::Impl::pump(Connection& connection, PipeRelay& relay, Side& fr
             (&to == &connection.backend ? count.splice_bytes_to_backend
                                         : count.splice_bytes_to_client) +=
                 static_cast<std::uint64_t>(moved);
-            moved_any = true;
+            counters_changed(connection.rules->frontend.port, connection.backend_port);
             continue;
         }
         if (!relay.source_ended) {
@@ -1549,18 +1694,18 @@ void StreamRouter::Impl::pump_fallback(Connection& connection) {
                 watch(client, connection.client_tag, EPOLLOUT);
                 return;
             }
-            abort(connection, client);
+            abort(connection);
             return;
         }
         connection.to_client_written += static_cast<std::size_t>(sent);
         client.user_written += static_cast<std::uint64_t>(sent);
     }
     if (!pump(connection, connection.client_to_backend, client, backend)) {
-        abort(connection, backend);
+        abort(connection);
         return;
     }
     if (!pump(connection, connection.backend_to_client, backend, client)) {
-        abort(connection, client);
+        abort(connection);
         return;
     }
     PipeRelay& up = connection.client_to_backend;
@@ -1594,52 +1739,72 @@ void StreamRouter::Impl::refuse(Connection& connection, Refusal refusal) {
     const std::uint16_t frontend = connection.rules->frontend.port;
     const auto reason = static_cast<std::size_t>(refusal);
     ++counters(frontend, 0).refused[reason];
-    publish(frontend, 0);
+    counters_changed(frontend, 0);
     if (refusal == Refusal::backend_refused && connection.backend_port != 0) {
         ++counters(frontend, connection.backend_port).refused[reason];
-        publish(frontend, connection.backend_port);
+        counters_changed(frontend, connection.backend_port);
     }
-    watch(connection.client, connection.client_tag, 0);
-    watch(connection.backend, connection.backend_tag, 0);
-    close_with_reset(connection.client.fd);
-    connection.backend.fd.reset();
+    close_connection(connection, /*reset_client=*/true, /*reset_backend=*/false);
+}
+
+void StreamRouter::Impl::finish(Connection& connection) {
+    close_connection(connection, false, false);
+}
+
+// One side was reset (or failed): the other side gets a RST too, so an
+// abort travels both ways like FIN does.
+void StreamRouter::Impl::abort(Connection& connection) {
+    close_connection(connection, true, true);
+}
+
+// Closing a socket takes it out of the sockhash (the kernel unlinks a
+// socket from every sockmap as it closes) and out of the epoll set (the
+// router never duplicates a descriptor, so its close is the last
+// reference): no map deletion or EPOLL_CTL_DEL is needed for either. Only
+// the router's own entries for the sockets are deleted, after the close, when
+// the program can no longer run for them.
+void StreamRouter::Impl::close_connection(Connection& connection, bool reset_client,
+                                          bool reset_backend) {
+    flush_counters();  // before the client can see the end
+    for (auto [side, reset] : {std::pair{&connection.client, reset_client},
+                               std::pair{&connection.backend, reset_backend}}) {
+        if (reset) {
+            close_with_reset(side->fd);
+        } else {
+            side->fd.reset();
+        }
+        side->events = 0;
+    }
+    forget_entries(connection);
     connection.phase = Phase::closed;
     dead_.push_back(connection.id);
 }
 
+// Takes the sockets out of the sockhash while they stay open (an insertion
+// that failed halfway, before the splice(2) fallback; or the router stopping).
 void StreamRouter::Impl::forget_sockets(Connection& connection) {
     for (Side* side : {&connection.backend, &connection.client}) {
         if (side->cookie != 0) {
             (void)bpf_map_delete_elem(sockets_fd_, &side->cookie);
+        }
+    }
+    forget_entries(connection);
+}
+
+// Deletes the sockets' entries in `stream_peers` and `stream_sockets_state`,
+// both sides in one syscall per map.
+void StreamRouter::Impl::forget_entries(Connection& connection) {
+    std::uint64_t cookies[2];
+    std::uint32_t count = 0;
+    for (Side* side : {&connection.backend, &connection.client}) {
+        if (side->cookie != 0) {
             by_cookie_.erase(side->cookie);
-            (void)bpf_map_delete_elem(peers_fd_, &side->cookie);
-            (void)bpf_map_delete_elem(state_fd_, &side->cookie);
+            cookies[count++] = side->cookie;
             side->cookie = 0;
         }
     }
-}
-
-void StreamRouter::Impl::finish(Connection& connection) {
-    forget_sockets(connection);
-    watch(connection.client, connection.client_tag, 0);
-    watch(connection.backend, connection.backend_tag, 0);
-    connection.client.fd.reset();
-    connection.backend.fd.reset();
-    connection.phase = Phase::closed;
-    dead_.push_back(connection.id);
-}
-
-// RESET_BY was reset (or failed): the other side gets a RST too, so an
-// abort travels both ways like FIN does.
-void StreamRouter::Impl::abort(Connection& connection, Side& reset_by) {
-    forget_sockets(connection);
-    watch(connection.client, connection.client_tag, 0);
-    watch(connection.backend, connection.backend_tag, 0);
-    Side& other = &reset_by == &connection.client ? connection.backend : connection.client;
-    close_with_reset(other.fd);
-    close_with_reset(reset_by.fd);
-    connection.phase = Phase::closed;
-    dead_.push_back(connection.id);
+    delete_keys(peers_fd_, cookies, count);
+    delete_keys(state_fd_, cookies, count);
 }
 
 // ----------------------------------------------------------------- facade

@@ -18,15 +18,20 @@ test compares exact bytes (or their sha256) on both ends.
   bulk-server PORT BYTES [--reset-after BYTES] [--ready FILE] [--host ADDRESS]
       Accepts one connection, reads everything while sending BYTES of the
       pattern, then half-closes and reads until EOF.
-  echo-server PORT [--label] [--ready FILE] [--host ADDRESS]
+  echo-server PORT [--label] [--greet TEXT [--greet-fin]] [--ready FILE] [--host ADDRESS]
       Accepts connections forever; each gets back what it sends (after
-      "PORT:" with --label), and a FIN after the client's FIN.
+      "PORT:" with --label), and a FIN after the client's FIN. With --greet
+      it speaks first: TEXT as soon as it accepts; with --greet-fin it then
+      half-closes at once and only reads to the client's FIN.
   many HOST PORT COUNT TEXT
       Opens COUNT connections at once, sends TEXT on each, reads the echo,
       half-closes all, reads to EOF; reports how many got exactly their echo.
-  sequential HOST PORT COUNT TEXT
+  sequential HOST PORT COUNT TEXT [--greeting TEXT [--greet-fin]]
       COUNT connections one after another, each sending TEXT, half-closing
       and reading the echo to EOF; reports how many got exactly their echo.
+      With --greeting the server speaks first: exactly the greeting then the
+      echo come back; with --greet-fin, exactly the greeting and the
+      server's FIN, before the client half-closes.
 
 Servers listen on --host: 127.0.0.1 unless told (::1 for IPv6 clients only).
 """
@@ -261,6 +266,14 @@ def mode_echo_server(args):
     async def serve(reader, writer):
         first = True
         try:
+            if args.greet is not None:
+                writer.write(args.greet.encode())
+                if args.greet_fin:
+                    writer.write_eof()
+                    await writer.drain()
+                    while await reader.read(65536):
+                        pass
+                    return
             while True:
                 data = await reader.read(65536)
                 if not data:
@@ -285,6 +298,29 @@ def mode_echo_server(args):
             await server.serve_forever()
 
     asyncio.run(run())
+
+
+async def greeted_exchange(host, port, text, greeting, greet_fin):
+    """Connects to a server that speaks first and sends TEXT: True when
+    exactly GREETING then the echo of TEXT came back and a FIN after the
+    client's; with GREET_FIN, exactly GREETING and the server's FIN before
+    the client half-closes."""
+    try:
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(text)
+        await writer.drain()
+        if greet_fin:
+            got = await reader.read()
+            writer.write_eof()
+            writer.close()
+            return got == greeting
+        got = await reader.readexactly(len(greeting) + len(text))
+        writer.write_eof()
+        rest = await reader.read()
+        writer.close()
+        return got == greeting + text and rest == b""
+    except (OSError, asyncio.IncompleteReadError):
+        return False
 
 
 async def one_exchange(host, port, text, echoed=None, hold=None):
@@ -341,7 +377,11 @@ def mode_sequential(args):
     async def run():
         ok = 0
         for _ in range(args.count):
-            ok += await one_exchange(args.host, args.port, text)
+            if args.greeting is None:
+                ok += await one_exchange(args.host, args.port, text)
+            else:
+                ok += await greeted_exchange(args.host, args.port, text, args.greeting.encode(),
+                                             args.greet_fin)
         return ok
 
     started = time.monotonic()
@@ -395,6 +435,8 @@ def main():
     echo.add_argument("--ready")
     echo.add_argument("--label", action="store_true")
     echo.add_argument("--host", default="127.0.0.1")
+    echo.add_argument("--greet", help="speak first: send this as soon as accepted")
+    echo.add_argument("--greet-fin", action="store_true", help="half-close right after the greeting")
 
     many = modes.add_parser("many")
     many.add_argument("host")
@@ -407,6 +449,9 @@ def main():
     sequential.add_argument("port", type=int)
     sequential.add_argument("count", type=int)
     sequential.add_argument("text")
+    sequential.add_argument("--greeting", help="what the server sends first")
+    sequential.add_argument("--greet-fin", action="store_true",
+                            help="the server half-closes right after its greeting")
 
     args = parser.parse_args()
     {"send": mode_send, "bulk-client": mode_bulk_client, "bulk-server": mode_bulk_server,
