@@ -7,7 +7,7 @@
 //       (K source ports, rotated per batch: K "clients"), socket i to the
 //       i-th port of the list (round robin). With A > 1: K x A clients, A
 //       source addresses per socket (see UdpSender).
-//              [--alt-dst ADDR --alt-ports P1,... --slice-seconds S --pairs N
+//              [--alt-dst ADDR --alt-ports P1,... --slice-seconds S --pairs N [--base-sources S]
 //               --softirq-pid PID]
 //       Alternating mode: two systems share the sender, in short slices A B,
 //       B A, ... (see udp_send_alternating); --count caps each slice.
@@ -237,6 +237,7 @@ public:
     struct Walk {
         long round = 0;
         long message = 0;
+        long sources = 0;  // source addresses this walk uses (the first ones); 0: all of --sources
     };
 
     UdpSender(const Args& a, const std::vector<sockaddr_in>& connect_to)
@@ -298,6 +299,8 @@ public:
 
     bool spreads_sources() const { return spread_sources_; }
     long clients() const { return static_cast<long>(sockets_) * sources_; }
+    long sources() const { return sources_; }
+    long sockets() const { return sockets_; }
 
     // Sends until `count` datagrams or `seconds` have passed (checked every
     // 8 calls), to `dsts` in turn (many-clients mode; connected sockets go
@@ -319,10 +322,11 @@ public:
                 // Socket round % K, addresses (round / K) * batch + i: each socket
                 // walks through all A addresses, so every pair gets its turn.
                 const long block = (walk.round / sockets_) * batch_;
+                const long sources = walk.sources > 0 ? std::min(walk.sources, sources_) : sources_;
                 for (int i = 0; i < n; ++i) {
                     in_pktinfo info{};
                     info.ipi_spec_dst.s_addr =
-                        htonl(ntohl(source_base_.s_addr) + static_cast<std::uint32_t>((block + i) % sources_));
+                        htonl(ntohl(source_base_.s_addr) + static_cast<std::uint32_t>((block + i) % sources));
                     std::memcpy(CMSG_DATA(CMSG_FIRSTHDR(&msgs_[i].msg_hdr)), &info, sizeof info);
                     msg_dst_[i] = dsts[static_cast<std::size_t>(walk.message++ % static_cast<long>(dsts.size()))];
                 }
@@ -381,6 +385,10 @@ std::string slice_json(const Slice& s) {
 // order A B, B A, A B, ... (so a steady drift of the machine's speed hits
 // both alike), each slice sending at most --count datagrams tagged 'A' or
 // 'B'. Every slice is reported, so that ratios can be taken pair by pair.
+// With --base-sources S, a third system C goes to A's destinations from
+// only the first S source addresses (S x --sockets clients), so that A at
+// many clients and A at few are measured in the same seconds: cycles
+// A C B, B C A, ... (C always between, so A and C are always adjacent).
 int udp_send_alternating(const Args& a, UdpSender& sender, const std::vector<sockaddr_in>& dsts_a) {
     if (!sender.spreads_sources()) throw std::invalid_argument("--alt-dst needs --sources (unconnected sockets)");
     if (static_cast<std::size_t>(a.num("size")) <= kTagOffset) {
@@ -391,15 +399,21 @@ int udp_send_alternating(const Args& a, UdpSender& sender, const std::vector<soc
     const double slice_s = a.real("slice-seconds");
     const long pairs = a.num("pairs");
     if (pairs < 1 || slice_s <= 0) throw std::invalid_argument("--pairs and --slice-seconds must be positive");
-    UdpSender::Walk walk_a, walk_b;
+    const bool with_base = a.values.count("base-sources") > 0;
+    UdpSender::Walk walk_a, walk_b, walk_c;
+    if (with_base) {
+        walk_c.sources = a.num("base-sources");
+        if (walk_c.sources < 1) throw std::invalid_argument("--base-sources must be at least 1");
+    }
     sender.send(walk_a, dsts_a, 'W', count, slice_s);
+    if (with_base) sender.send(walk_c, dsts_a, 'W', count, slice_s);
     sender.send(walk_b, dsts_b, 'W', count, slice_s);
     std::string slices;
-    Slice total_a, total_b;
+    Slice total_a, total_b, total_c;
     auto run = [&](char system) {
-        const bool is_a = system == 'A';
-        const Slice s = sender.send(is_a ? walk_a : walk_b, is_a ? dsts_a : dsts_b, system, count, slice_s);
-        Slice& total = is_a ? total_a : total_b;
+        UdpSender::Walk& walk = system == 'A' ? walk_a : system == 'B' ? walk_b : walk_c;
+        const Slice s = sender.send(walk, system == 'B' ? dsts_b : dsts_a, system, count, slice_s);
+        Slice& total = system == 'A' ? total_a : system == 'B' ? total_b : total_c;
         total.sent += s.sent;
         total.errors += s.errors;
         total.wall_s += s.wall_s;
@@ -413,12 +427,17 @@ int udp_send_alternating(const Args& a, UdpSender& sender, const std::vector<soc
     };
     for (long p = 0; p < pairs; ++p) {
         run(p % 2 == 0 ? 'A' : 'B');
+        if (with_base) run('C');
         run(p % 2 == 0 ? 'B' : 'A');
     }
-    std::printf("{\"clients\": %ld, \"pairs\": %ld, \"slice_s\": %.3f, \"A\": {%s}, \"B\": {%s}, "
+    const std::string base =
+        with_base ? ", \"base_clients\": " + std::to_string(std::min(walk_c.sources, sender.sources()) * sender.sockets()) +
+                        ", \"C\": {" + slice_json(total_c) + "}"
+                  : std::string();
+    std::printf("{\"clients\": %ld, \"pairs\": %ld, \"slice_s\": %.3f, \"A\": {%s}, \"B\": {%s}%s, "
                 "\"slices\": [%s], %s}\n",
                 sender.clients(), pairs, slice_s, slice_json(total_a).c_str(), slice_json(total_b).c_str(),
-                slices.c_str(), cpu_json().c_str());
+                base.c_str(), slices.c_str(), cpu_json().c_str());
     return 0;
 }
 

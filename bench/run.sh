@@ -37,7 +37,7 @@
 #
 # Environment: BUILD (build directory, default /tmp/portmux-bench-build),
 # OUT_MD (default docs/benchmarks.md), PROG_JSON (reuse an earlier prog.json),
-# SCALE_PAIRS (slice pairs per client-scaling trial, default 16), SCALE_SLICE_SECONDS
+# SCALE_PAIRS (slice cycles per client-scaling trial, default 12), SCALE_SLICE_SECONDS
 # (the length of one slice, default 0.25).
 set -euo pipefail
 
@@ -100,11 +100,11 @@ elif [[ $QUICK -eq 1 ]]; then
 else
   REPS=${REPS:-5}
   UDP_SECONDS=1; SCALE_CLIENTS=(48 1008 9984 100032)
-  # 16 pairs of 0.25 s rather than 8 of 0.5 s (the same time): the trial's
-  # median has twice the pairs. Over two runs each (17:37-17:55 UTC, load
-  # 1.3-4.3), a repetition's ratio over its 48-client one spread 0.953-1.075
-  # with 0.25 s and 0.890-1.360 with 0.5 s.
-  SCALE_SLICE_SECONDS=${SCALE_SLICE_SECONDS:-0.25}; SCALE_PAIRS=${SCALE_PAIRS:-16}
+  # Slices of 0.25 s rather than 0.5 s: over two runs each (17:37-17:55 UTC,
+  # load 1.3-4.3, A B pairs only), a repetition's ratio over its 48-client
+  # one spread 0.953-1.075 with 16 pairs of 0.25 s and 0.890-1.360 with 8 of
+  # 0.5 s. 12 cycles of three slices: 9 s a trial.
+  SCALE_SLICE_SECONDS=${SCALE_SLICE_SECONDS:-0.25}; SCALE_PAIRS=${SCALE_PAIRS:-12}
   RELAY_BYTES=$((1 << 30)); RELAY_SECONDS=1.5
   PROG_ARGS=(--runs 5 --repeat 250000 --batches 8 --single-shots 50000 --flows 1000000)
 fi
@@ -464,40 +464,43 @@ fi
 # portmux attached (XDP native) to the first veth pair, direct3 over the
 # second pair, which has no XDP program; one sender alternates between
 # them, 9875 on $LB_ADDR and 9876-9878 on $LB2_ADDR, in slices of
-# SCALE_SLICE_SECONDS (A B, B A, A B, ... after a warm-up slice of each).
-# The ratio is taken slice pair by slice pair, seconds apart at most.
+# SCALE_SLICE_SECONDS. A third system C is portmux again, from the first
+# source address only (48 clients), in the same seconds: cycles A C B,
+# B C A, ... after a warm-up slice of each. So the target's comparison,
+# portmux at N clients against portmux at 48, is taken cycle by cycle (A
+# over C, adjacent slices), and A over B gives the ratio to direct3.
 # Every datagram carries its system's tag, so the sinks count each one's
 # deliveries. A fresh attach per trial: every client count starts from
 # empty maps.
 scale_trial() {  # rep sources
   local rep=$1 sources=$2 ready=$WORK/ready.$RANDOM done=$WORK/done.$RANDOM sink sender l0 trial_s
   l0=$(loadavg)
-  trial_s=$(awk -v s="$SCALE_SLICE_SECONDS" -v p="$SCALE_PAIRS" 'BEGIN {printf "%d", s * (2 * p + 2) + 30}')
+  trial_s=$(awk -v s="$SCALE_SLICE_SECONDS" -v p="$SCALE_PAIRS" 'BEGIN {printf "%d", s * (3 * p + 3) + 30}')
   udp_setup portmux veth
   ip netns exec "$NS_LB" "$LOADGEN" udp-sink --ports "$BACKEND_LIST" --idle-ms 300 --seconds "$trial_s" \
-        --tags AB --until "$done" --ready "$ready" --cpu 1 > "$WORK/sink.json" &
+        --tags ABC --until "$done" --ready "$ready" --cpu 1 > "$WORK/sink.json" &
   sink=$!
   for _ in $(seq 100); do [[ -e $ready ]] && break; sleep 0.02; done
   sender=$(in_cli "$LOADGEN" udp-send --dst "$LB_ADDR" --port "$FRONT" --alt-dst "$LB2_ADDR" --alt-ports "$BACKEND_LIST" \
            --slice-seconds "$SCALE_SLICE_SECONDS" --pairs "$SCALE_PAIRS" --count "$UDP_COUNT" --size "$UDP_SIZE" \
-           --sockets "$CLIENT_SOCKETS" --sources "$sources" --source-base "$MANY_SOURCES_BASE" \
+           --sockets "$CLIENT_SOCKETS" --sources "$sources" --source-base "$MANY_SOURCES_BASE" --base-sources 1 \
            --softirq-pid "$KSOFTIRQD0" --cpu 0)
   touch "$done"
   wait "$sink" || true
   udp_teardown portmux veth
   jq -c --argjson rep "$rep" --argjson size "$UDP_SIZE" --argjson sender "$sender" --argjson l0 "$l0" \
         --argjson l1 "$(loadavg)" \
-        '{kind: "scale", rep: $rep, size: $size, clients: $sender.clients, systems: {A: "portmux", B: "direct3"},
+        '{kind: "scale", rep: $rep, size: $size, clients: $sender.clients, systems: {A: "portmux", B: "direct3", C: "portmux, \($sender.base_clients) clients"},
           sender: $sender, sink: ., load_start: $l0, load_end: $l1}' \
         "$WORK/sink.json" >> "$RESULTS/live.jsonl"
-  tail -1 "$RESULTS/live.jsonl" | jq -r '"    \(.clients) clients: portmux \(.sender.A.sent / .sender.A.wall_s | floor)/s offered, \(.sink.per_tag.A.received)/\(.sender.A.sent) delivered; direct3 \(.sender.B.sent / .sender.B.wall_s | floor)/s, \(.sink.per_tag.B.received)/\(.sender.B.sent)"' >&2
+  tail -1 "$RESULTS/live.jsonl" | jq -r '"    \(.clients) clients: portmux \(.sender.A.sent / .sender.A.wall_s | floor)/s offered, \(.sink.per_tag.A.received)/\(.sender.A.sent) delivered; direct3 \(.sender.B.sent / .sender.B.wall_s | floor)/s, \(.sink.per_tag.B.received)/\(.sender.B.sent); portmux at \(.sender.base_clients) clients \(.sender.C.sent / .sender.C.wall_s | floor)/s"' >&2
   rm -f "$ready" "$done"
 }
 
 if want scale; then
   for rep in $(seq "$REPS"); do
     l0=$(loadavg)
-    log "scaling rep $rep/$REPS: portmux and direct3 alternating in ${SCALE_SLICE_SECONDS} s slices, $SCALE_PAIRS pairs per client count (load $l0)"
+    log "scaling rep $rep/$REPS: portmux, portmux at 48 clients and direct3 alternating in ${SCALE_SLICE_SECONDS} s slices, $SCALE_PAIRS cycles per client count (load $l0)"
     for clients in "${SCALE_CLIENTS[@]}"; do
       scale_trial "$rep" $(( (clients + CLIENT_SOCKETS - 1) / CLIENT_SOCKETS ))
     done
