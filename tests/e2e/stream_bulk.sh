@@ -167,8 +167,12 @@ tcp_mem_grew=$(($(tcp_mem_bytes) - tcp_mem_before))
 rss_grew=$(($(rss_kib) - rss_before))
 log "with the backend not reading, the verdict program moved $held of $WANT bytes, then stopped" \
     "($held_later after 2 s more); its sockets' kernel memory grew by $tcp_mem_grew bytes, the router's VmRSS by $rss_grew KiB"
-if ((held < 64 * MIB && held_later == held)); then
-    pass "a backend that reads nothing holds the client back ($held bytes moved, bound 64 MiB, still 2 s later)"
+# About 56 MiB here: the backend's send queue (32 MiB buffer), the psock
+# backlog up to the router's hold (above 24 MiB, seen every 1 MiB) and what
+# the backend's receive buffer took; the bound leaves 24 MiB for a router
+# slow to react under load.
+if ((held < 80 * MIB && held_later == held)); then
+    pass "a backend that reads nothing holds the client back ($held bytes moved, bound 80 MiB, still 2 s later)"
 else
     fail "the router moved $held then $held_later bytes toward a backend that reads nothing: no backpressure"
 fi
