@@ -790,10 +790,16 @@ for f in json.load(sys.stdin).get("streams", []):
 '
 }
 
-# stream_stat STATS FRONTEND FIELD: one value of stream_stats output ("missing" if none).
+# stream_stat STATS FRONTEND FIELD...: values of stream_stats output, space
+# separated in the order asked ("missing" for a field it lacks).
 stream_stat() {
-    awk -v p="$2" -v f="$3" '$1 == p && $2 == f { print $3; found = 1; exit }
-        END { if (!found) print "missing" }' <<<"$1"
+    local stats=$1 port=$2 field values=()
+    shift 2
+    for field; do
+        values+=("$(awk -v p="$port" -v f="$field" '$1 == p && $2 == f { print $3; found = 1; exit }
+            END { if (!found) print "missing" }' <<<"$stats")")
+    done
+    echo "${values[*]}"
 }
 
 # json_field JSON KEY: one top-level value of a JSON object line.

@@ -72,7 +72,7 @@ both_ways ::1 bbb 5002 "IPv6 through the splice(2) fallback"
 # --------------------------------------------------------------- counters
 stats=$(stream_stats "$NS")
 assert_eq "2 0 2" \
-    "$(stream_stat "$stats" 9000 accepted) $(stream_stat "$stats" 9000 spliced) $(stream_stat "$stats" 9000 fallback)" \
+    "$(stream_stat "$stats" 9000 accepted spliced fallback)" \
     "stats: 2 accepted, none spliced, both through the fallback"
 for port in 5001 5002; do
     counted=

@@ -82,13 +82,13 @@ for reason in too_short timeout magic_mismatch unknown_tag backend_refused; do
 done
 aaa=$(mplex_request aaa) bbb=$(mplex_request bbb)
 assert_eq "$((RUNS * ${#aaa})) $((RUNS * (${#GREETING} + ${#aaa})))" \
-    "$(stream_stat "$stats" 9000 backend.5001.bytes_to_backend) $(stream_stat "$stats" 9000 backend.5001.bytes_to_client)" \
+    "$(stream_stat "$stats" 9000 backend.5001.bytes_to_backend backend.5001.bytes_to_client)" \
     "5001: every request counted once to the backend, every greeting and echo once back"
 assert_eq "$((RUNS * ${#bbb})) $((RUNS * ${#GOODBYE}))" \
-    "$(stream_stat "$stats" 9000 backend.5002.bytes_to_backend) $(stream_stat "$stats" 9000 backend.5002.bytes_to_client)" \
+    "$(stream_stat "$stats" 9000 backend.5002.bytes_to_backend backend.5002.bytes_to_client)" \
     "5002: every request counted once to the backend, every goodbye once back"
 assert_eq "$((3 * ${#req})) $((3 * (5 + ${#req})))" \
-    "$(stream_stat "$stats" 9000 backend.5003.copied_to_backend) $(stream_stat "$stats" 9000 backend.5003.copied_to_client)" \
+    "$(stream_stat "$stats" 9000 backend.5003.copied_to_backend backend.5003.copied_to_client)" \
     "5003: the half-closed clients' bytes each way copied by the fallback"
 
 wait_until 5 router_fds_are "$fds_idle"

@@ -84,7 +84,7 @@ assert_eq "$SEQUENTIAL" "$(stream_stat "$stats" 9000 accepted)" "router accepted
 assert_eq "$SEQUENTIAL" "$(stream_stat "$stats" 9000 spliced)" "all $SEQUENTIAL spliced by sockmap"
 assert_eq 0 "$(stream_stat "$stats" 9000 fallback)" "none fell back to splice(2): the sockhash entries were freed"
 assert_eq "$(per_port $SEQUENTIAL 0) $(per_port $SEQUENTIAL 1) $(per_port $SEQUENTIAL 2)" \
-    "$(stream_stat "$stats" 9000 backend.5001.connections) $(stream_stat "$stats" 9000 backend.5002.connections) $(stream_stat "$stats" 9000 backend.5003.connections)" \
+    "$(stream_stat "$stats" 9000 backend.5001.connections backend.5002.connections backend.5003.connections)" \
     "routed by tag: 5001 5002 5003 got their thirds"
 
 # ------------------------------------------------------- 1,000 at once
