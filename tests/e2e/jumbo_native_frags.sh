@@ -62,41 +62,16 @@ cat >"$CONFIG" <<'JSON'
 }
 JSON
 
-# Each datagram is logged as "PORT LENGTH".
-start_in_ns "$BALANCER" "$E2E_WORKDIR/sink.log" "$E2E_PYTHON" -u -c '
-import selectors, signal, socket, sys
-out = open(sys.argv[1], "a", buffering=1)
-sel = selectors.DefaultSelector()
-for port in (5001, 5002, 5003):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.setsockopt(socket.SOL_SOCKET, 33, 4 << 20)
-    s.bind(("0.0.0.0", port))
-    s.setblocking(False)
-    sel.register(s, selectors.EVENT_READ, port)
-signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-while True:
-    for key, _ in sel.select():
-        while True:
-            try:
-                data = key.fileobj.recv(65535)
-            except BlockingIOError:
-                break
-            out.write("%d %d\n" % (key.data, len(data)))
-' "$E2E_WORKDIR/sink.txt"
+# Each datagram is logged as "PORT PAYLOAD".
+start_udp_sink "$BALANCER" "$E2E_WORKDIR/sink.txt" 5001 5002 5003
 for port in 5001 5002 5003; do
     wait_for_udp_port "$BALANCER" "$port" 5 || die "sink on UDP $port never started listening"
 done
 
-register_detach "$BALANCER" "$B_IF"
-assert_ok "portmux attach $B_IF (MTU 9000) --mode native" \
-    in_ns "$BALANCER" "$PORTMUX" attach "$B_IF" --mode native --config "$CONFIG" || finish
-log "$E2E_LAST_OUTPUT"
+attach_portmux "$BALANCER" "$B_IF" native "$CONFIG"
 assert_match "attach chose the frags-aware data path" 'frags-aware' "$E2E_LAST_OUTPUT"
-assert_match "attach reports native mode" 'native mode' "$E2E_LAST_OUTPUT"
-link=$(ip -n "$BALANCER" -d link show "$B_IF")
-assert_match "kernel shows native XDP on $B_IF" '(^|[[:space:]])xdp([[:space:]]|$)' "$link"
-assert_no_match "not generic" 'xdpgeneric' "$link"
-assert_match "MTU is 9000" 'mtu 9000' "$link"
+require_native_xdp "$BALANCER" "$B_IF"
+assert_match "$B_IF's MTU is 9000" 'mtu 9000' "$(ip -n "$BALANCER" link show "$B_IF")"
 
 retry 5 ip netns exec "$CLIENT" ping -c1 -W1 "$BALANCER_ADDR" >/dev/null ||
     die "client cannot reach $BALANCER_ADDR"
@@ -126,8 +101,11 @@ received_all() {
 wait_until 10 received_all || fail "stats never counted 40 datagrams received"
 wait_for_lines 30 5 "$E2E_WORKDIR/sink.txt" || true
 for port in 5001 5002 5003; do
-    assert_eq 10 "$(awk -v p="$port" -v n="$SIZE" '$1 == p && $2 == n' "$E2E_WORKDIR/sink.txt" | wc -l)" \
-        "port $port got its 10 whole $SIZE-byte datagrams"
+    # Whole, and its own tag's: "600" at offset 20 on 5001, and so on.
+    tag=$((600 + port - 5001))
+    assert_eq 10 "$(awk -v p="$port" -v n="$SIZE" -v t="$tag" \
+        '$1 == p && length($2) == n && substr($2, 21, 3) == t' "$E2E_WORKDIR/sink.txt" | wc -l)" \
+        "port $port got its 10 whole $SIZE-byte datagrams, tagged $tag"
 done
 assert_eq 30 "$(line_count "$E2E_WORKDIR/sink.txt")" "nothing else reached the sinks"
 stats=$(in_ns "$BALANCER" "$PORTMUX" stats "$B_IF" --json 2>&1)

@@ -276,6 +276,27 @@ register_detach() {
     E2E_DETACH+=("$1/$2")
 }
 
+# attach_portmux NS IFACE MODE CONFIG: `portmux attach` in NS (the trap
+# detaches it), its output logged, and it must name MODE (generic or
+# native). Ends the test when the attach fails: nothing after it can run.
+attach_portmux() {
+    local ns=$1 iface=$2 mode=$3 config=$4
+    register_detach "$ns" "$iface"
+    assert_ok "portmux attach $iface --mode $mode" \
+        in_ns "$ns" "$PORTMUX" attach "$iface" --mode "$mode" --config "$config" || finish
+    log "$E2E_LAST_OUTPUT"
+    assert_match "attach reports $mode mode" "$mode mode" "$E2E_LAST_OUTPUT"
+}
+
+# require_native_xdp NS IFACE: the kernel shows a native XDP program on
+# IFACE (prog/xdp, not xdpgeneric), as `ip -d link` reports it.
+require_native_xdp() {
+    local link
+    link=$(ip -n "$1" -d link show "$2")
+    assert_match "kernel shows a native XDP program on $2" '(^|[[:space:]])xdp([[:space:]]|$)' "$link"
+    assert_no_match "$2 is not attached in generic mode" 'xdpgeneric' "$link"
+}
+
 # make_veth NS NAME [PEER] [MTU]: a veth pair NAME <-> PEER (default NAMEp)
 # inside NS, both up, at MTU when given. Interface names stay within 15
 # characters: keep NAME short (a prefix and $E2E_ID).

@@ -38,11 +38,7 @@ wait_until 5 all_ports_listening "$NS" tcp "${BACKENDS[@]}" ||
     die "the TCP backends on ${BACKENDS[*]} never all started listening"
 pass "three TCP backends listening on ${BACKENDS[*]}"
 
-register_detach "$NS" lo
-assert_ok "portmux attach lo --mode generic" \
-    in_ns "$NS" "$PORTMUX" attach lo --mode generic --config "$CONFIG" || finish
-log "$E2E_LAST_OUTPUT"
-assert_match "attach reports generic mode" 'generic mode' "$E2E_LAST_OUTPUT"
+attach_portmux "$NS" lo generic "$CONFIG"
 status=$(in_ns "$NS" "$PORTMUX" status lo 2>&1)
 assert_match "status shows frontend 8080/tcp with its three backends" \
     '8080.*tcp.*8081, 8082, 8083' "$status"

@@ -27,11 +27,7 @@ for port in "${BACKENDS[@]}"; do
 done
 pass "three backends listening on ${BACKENDS[*]}"
 
-register_detach "$NS" lo
-assert_ok "portmux attach lo --mode generic" \
-    in_ns "$NS" "$PORTMUX" attach lo --mode generic --config "$CONFIG" || finish
-log "$E2E_LAST_OUTPUT"
-assert_match "attach reports generic mode" 'generic mode' "$E2E_LAST_OUTPUT"
+attach_portmux "$NS" lo generic "$CONFIG"
 
 status=$(in_ns "$NS" "$PORTMUX" status lo 2>&1)
 assert_match "status shows frontend 9875 with its three backends" \

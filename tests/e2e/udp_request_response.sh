@@ -44,11 +44,7 @@ wait_until 5 all_ports_listening "$NS" udp "${BACKENDS[@]}" ||
     die "the UDP backends on ${BACKENDS[*]} never all started listening"
 pass "three answering UDP backends listening on ${BACKENDS[*]}"
 
-register_detach "$NS" lo
-assert_ok "portmux attach lo --mode generic" \
-    in_ns "$NS" "$PORTMUX" attach lo --mode generic --config "$CONFIG" || finish
-log "$E2E_LAST_OUTPUT"
-assert_match "attach reports generic mode" 'generic mode' "$E2E_LAST_OUTPUT"
+attach_portmux "$NS" lo generic "$CONFIG"
 
 noports_before=$(udp_counter "$NS" UdpNoPorts)
 assert_eq 0 "$(udp_counter "$NS" UdpInCsumErrors)" "UdpInCsumErrors before the requests"

@@ -49,17 +49,10 @@ for port in "${BACKENDS[@]}"; do
 done
 pass "three backends listening on ${BACKENDS[*]}"
 
-register_detach "$BALANCER" "$B_IF"
-assert_ok "portmux attach $B_IF --mode native" \
-    in_ns "$BALANCER" "$PORTMUX" attach "$B_IF" --mode native --config "$CONFIG" || finish
-log "$E2E_LAST_OUTPUT"
-assert_match "attach reports native mode" 'native mode' "$E2E_LAST_OUTPUT"
+attach_portmux "$BALANCER" "$B_IF" native "$CONFIG"
 status=$(in_ns "$BALANCER" "$PORTMUX" status "$B_IF" 2>&1)
 assert_match "portmux status says native" 'native mode' "$status"
-link=$(ip -n "$BALANCER" -d link show "$B_IF")
-assert_match "kernel shows a native XDP program on $B_IF (prog/xdp, not xdpgeneric)" \
-    '(^|[[:space:]])xdp([[:space:]]|$)' "$link"
-assert_no_match "not attached in generic mode" 'xdpgeneric' "$link"
+require_native_xdp "$BALANCER" "$B_IF"
 
 # Resolve ARP first (ICMP, so no UDP counter moves) and take the baseline.
 retry 5 ip netns exec "$CLIENT" ping -c1 -W1 "$BALANCER_ADDR" >/dev/null ||

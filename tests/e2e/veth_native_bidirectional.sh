@@ -73,14 +73,8 @@ tx_checksum_off "$CLIENT" "$C_IF"
 assert_match "client veth TX checksum offload is off" '^tx-checksumming: off' \
     "$(ip netns exec "$CLIENT" ethtool -k "$C_IF")"
 
-register_detach "$BALANCER" "$B_IF"
-assert_ok "portmux attach $B_IF --mode native" \
-    in_ns "$BALANCER" "$PORTMUX" attach "$B_IF" --mode native --config "$CONFIG" || finish
-log "$E2E_LAST_OUTPUT"
-assert_match "attach reports native mode" 'native mode' "$E2E_LAST_OUTPUT"
-link=$(ip -n "$BALANCER" -d link show "$B_IF")
-assert_match "kernel shows a native XDP program on $B_IF" '(^|[[:space:]])xdp([[:space:]]|$)' "$link"
-assert_no_match "not attached in generic mode" 'xdpgeneric' "$link"
+attach_portmux "$BALANCER" "$B_IF" native "$CONFIG"
+require_native_xdp "$BALANCER" "$B_IF"
 status=$(in_ns "$BALANCER" "$PORTMUX" status "$B_IF" 2>&1)
 assert_match "status shows 8080/tcp -> 8081-8083" '8080.*tcp.*8081, 8082, 8083' "$status"
 assert_match "status shows 9875/udp -> 9876-9878" '9875.*udp.*9876, 9877, 9878' "$status"
