@@ -324,10 +324,14 @@ make_veth_link() {
 
 # tx_checksum_off NS IF: TX checksum offload off on IF, so that what it sends
 # carries full checksums the receiver verifies (veth otherwise sends partial
-# ones); dies when ethtool cannot.
+# ones); dies when ethtool cannot, and checks that it is off.
 tx_checksum_off() {
     ip netns exec "$1" ethtool -K "$2" tx off >/dev/null 2>&1 ||
         die "cannot turn TX checksum offload off on $2"
+    # Checked, not trusted: with offload still on, the checksum checks of
+    # the test would prove nothing.
+    assert_match "$2 TX checksum offload is off" '^tx-checksumming: off' \
+        "$(ip netns exec "$1" ethtool -k "$2")"
 }
 
 # ------------------------------------------------------------------- waiting

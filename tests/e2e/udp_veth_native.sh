@@ -38,8 +38,6 @@ make_veth_link "$CLIENT" "$C_IF" "$CLIENT_ADDR" "$BALANCER" "$B_IF" "$BALANCER_A
 log "client $CLIENT ($C_IF $CLIENT_ADDR) <-> balancer $BALANCER ($B_IF $BALANCER_ADDR)"
 
 tx_checksum_off "$CLIENT" "$C_IF"
-assert_match "client TX checksum offload is off" '^tx-checksumming: off' \
-    "$(ip netns exec "$CLIENT" ethtool -k "$C_IF")"
 
 for port in "${BACKENDS[@]}"; do
     start_udp_backend "$BALANCER" "$port" "$E2E_WORKDIR/backend-$port.txt"

@@ -70,8 +70,6 @@ make_veth_link "$CLIENT" "$C_IF" "$CLIENT_ADDR" "$BALANCER" "$B_IF" "$BALANCER_A
 log "client $CLIENT ($C_IF $CLIENT_ADDR) <-> balancer $BALANCER ($B_IF $BALANCER_ADDR)"
 
 tx_checksum_off "$CLIENT" "$C_IF"
-assert_match "client veth TX checksum offload is off" '^tx-checksumming: off' \
-    "$(ip netns exec "$CLIENT" ethtool -k "$C_IF")"
 
 attach_portmux "$BALANCER" "$B_IF" native "$CONFIG"
 require_native_xdp "$BALANCER" "$B_IF"
@@ -194,8 +192,6 @@ assert_eq "$zero_counters" "$(counters "$BALANCER")" "balancer counters at the s
 run_round 1
 
 tx_checksum_off "$BALANCER" "$B_IF"
-assert_match "balancer veth TX checksum offload is off" '^tx-checksumming: off' \
-    "$(ip netns exec "$BALANCER" ethtool -k "$B_IF")"
 run_round 2
 
 assert_eq "$zero_counters" "$(counters "$CLIENT")" "client counters at the end"
