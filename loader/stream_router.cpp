@@ -50,7 +50,6 @@ using Milliseconds = std::chrono::milliseconds;
 
 constexpr int kListenBacklog = 4096;
 constexpr int kMaxEvents = 256;
-constexpr int kAcceptsPerWakeup = 256;
 // How soon a connection whose side has half-closed is checked again for
 // "every redirected byte is in the peer's send queue": starts small (the
 // verdict program's backlog usually empties within microseconds), grows
@@ -93,6 +92,14 @@ constexpr int kReceiveBuffer = 512 * 1024;
 // Unread client bytes at insertion above which the router forwards them
 // itself (see splice_with_sockmap): a request below it stays in the kernel.
 constexpr int kForwardFirstAbove = 64 * 1024;
+constexpr int kNoDeferAccept = 0;
+// A closed connection's map entries are deleted in batches, for this many
+// sockets at once (two syscalls, one per map), or once the oldest has
+// waited this long. The program never looks at them again (a socket's
+// cookie is never reused), and at most kStaleEntriesBatch - 1 wait, so a
+// map never fills with them.
+constexpr std::size_t kStaleEntriesBatch = 64;
+constexpr Milliseconds kStaleEntriesDelay{1000};
 
 std::system_error os_error(int error, const std::string& what) {
     return std::system_error(error, std::generic_category(), what);
@@ -214,16 +221,21 @@ ConnectState connect_state(int fd) {
     }
 }
 
-// Writes the entries KEYS[i] -> VALUES[i] with one syscall (one each if
-// the batch fails).
-template <typename Value>
-bool update_pair(int map_fd, const std::uint64_t (&keys)[2], const Value (&values)[2]) {
-    std::uint32_t count = 2;
-    if (bpf_map_update_batch(map_fd, keys, values, &count, nullptr) == 0) {
+// Writes the COUNT entries KEYS[i] -> VALUES[i] with one syscall. If the
+// batch fails (a map type or kernel without batch updates, or an entry that
+// does not fit), the entries it did not write are written one by one, every
+// one of them even after one fails. True when all are in the map.
+template <typename Key, typename Value>
+bool update_entries(int map_fd, const Key* keys, const Value* values, std::uint32_t count) {
+    std::uint32_t written = count;
+    if (count == 0 || bpf_map_update_batch(map_fd, keys, values, &written, nullptr) == 0) {
         return true;
     }
-    return bpf_map_update_elem(map_fd, &keys[0], &values[0], BPF_ANY) == 0 &&
-           bpf_map_update_elem(map_fd, &keys[1], &values[1], BPF_ANY) == 0;
+    bool all = true;
+    for (std::uint32_t i = written < count ? written : 0; i < count; ++i) {
+        all = bpf_map_update_elem(map_fd, &keys[i], &values[i], BPF_ANY) == 0 && all;
+    }
+    return all;
 }
 
 // Deletes the entries of the COUNT KEYS with one syscall. A key that is not
@@ -256,11 +268,30 @@ struct EpollTag {
     Listener* listener = nullptr;
 };
 
+// What a connection waits for with a time limit: its first bytes, its
+// backend's connect and the first bytes' write (refused when it passes);
+// the next check of a side held or forwarding passed bytes (kHeldCheck);
+// the next check that a half-closed side's bytes have all been forwarded.
+enum class TimerKind : std::uint8_t { deadline, flow_check, drain_check };
+constexpr std::size_t kTimerKinds = 3;
+
+// Every armed timer of every connection, soonest first: the loop looks at
+// the ones due and sleeps until the next, instead of going over every
+// connection at every wake-up. A connection disarms its timers as it
+// closes, so no entry outlives its connection.
+using TimerQueue = std::multimap<Clock::time_point, std::pair<Connection*, TimerKind>>;
+
+struct Timer {
+    TimerQueue::iterator entry;
+    bool armed = false;
+};
+
 struct Listener {
     UniqueFd fd;
     std::uint16_t port = 0;
     std::shared_ptr<const FrontendRules> rules;
     std::uint32_t rr_cursor = 0;
+    bool defers_accept = false;  // TCP_DEFER_ACCEPT set: see set_defer_accept()
     EpollTag tag;
 };
 
@@ -306,9 +337,7 @@ struct Connection {
     std::size_t to_backend_written = 0;
     std::vector<std::uint8_t> to_client;       // backend bytes read before splicing
     std::size_t to_client_written = 0;
-    Clock::time_point deadline;
-    Clock::time_point next_drain_check;
-    Clock::time_point next_flow_check;
+    Timer timers[kTimerKinds];
     Milliseconds drain_interval = kFirstDrainCheck;
     bool draining = false;
     PipeRelay client_to_backend;
@@ -447,13 +476,16 @@ private:
     bool pump(Connection& connection, PipeRelay& relay, Side& from, Side& to);
     void refuse(Connection& connection, Refusal refusal);
     void finish(Connection& connection);
-    void abort(Connection& connection);
+    void abort(Connection& connection, const Side* failed = nullptr);
     void close_connection(Connection& connection, bool reset_client, bool reset_backend);
     void forget_sockets(Connection& connection);
     void forget_entries(Connection& connection);
     void watch(Side& side, EpollTag& tag, std::uint32_t events);
-    void expire(Clock::time_point now);
+    void arm(Connection& connection, TimerKind kind, Clock::time_point at);
+    void disarm(Connection& connection, TimerKind kind);
+    void run_timers(Clock::time_point now);
     int next_timeout(Clock::time_point now) const;
+    void delete_stale_entries();
 
     portmux_stream_connections& counters(std::uint16_t frontend, std::uint16_t backend);
     void counters_changed(std::uint16_t frontend, std::uint16_t backend);
@@ -497,6 +529,12 @@ private:
     std::map<RouteKey, portmux_stream_connections> counters_;
     std::set<RouteKey> unflushed_;  // routes whose counters_ changed since flush_counters()
     std::set<RouteKey> byte_routes_;  // routes with a `stream_bytes` entry
+    TimerQueue timers_;
+    // Cookies of closed sockets whose `stream_peers` and
+    // `stream_sockets_state` entries are still to be deleted, and since when
+    // the oldest waits: see forget_entries().
+    std::vector<std::uint64_t> stale_cookies_;
+    Clock::time_point stale_since_;
 };
 
 StreamRouter::Impl::Impl(std::filesystem::path pin_dir) : pin_dir_(std::move(pin_dir)) {
@@ -628,7 +666,37 @@ std::unique_ptr<Listener> open_listener(std::uint16_t port) {
     if (::listen(listener->fd.get(), kListenBacklog) != 0) {
         throw os_error(errno, fmt::format("listening on TCP frontend {}", port));
     }
+    // Accepted sockets inherit the listener's send buffer (and its lock
+    // against autotuning): set here once, not on every client. The receive
+    // buffer is not: a listener's locked receive buffer caps the window
+    // clamp, and with it the window scale, of every handshake it answers
+    // (a scale of 3 for 1 MiB, a window of at most 512 KiB), so it is set
+    // on each spliced socket once established (set_receive_buffer).
+    set_send_buffer(listener->fd.get());
     return listener;
+}
+
+// How long, in seconds, the kernel holds a handshake whose client has not
+// sent a byte before handing it to accept() all the same: one SYN-ACK
+// retransmission (1 s). See set_defer_accept().
+constexpr int kDeferAcceptSeconds = 1;
+
+// With TCP_DEFER_ACCEPT the listener becomes readable only once a client's
+// first bytes (or its FIN) have arrived, so the router accepts, peeks and
+// decides in one wake-up, instead of accepting a connection whose bytes are
+// still on their way (a peek that finds nothing, SO_RCVLOWAT, an epoll
+// registration and a second wake-up). Only for rules that wait for bytes:
+// with none needed the router decides at accept, and a protocol whose
+// server speaks first must not wait for the client. A client that sends
+// nothing is accepted when the deferral runs out, after one SYN-ACK
+// retransmission; await_first_bytes() takes that second off its
+// first_data_timeout.
+void set_defer_accept(Listener& listener, bool defer) {
+    if (listener.defers_accept != defer &&
+        ::setsockopt(listener.fd.get(), IPPROTO_TCP, TCP_DEFER_ACCEPT,
+                     defer ? &kDeferAcceptSeconds : &kNoDeferAccept, sizeof(int)) == 0) {
+        listener.defers_accept = defer;
+    }
 }
 
 }  // namespace
@@ -732,22 +800,9 @@ void StreamRouter::Impl::loop() {
             handle(events[i]);
         }
         const Clock::time_point now = Clock::now();
-        expire(now);
-        for (auto& [id, connection] : connections_) {
-            if (connection->phase != Phase::spliced) {
-                continue;
-            }
-            if (has_relaying_side(*connection) && now >= connection->next_flow_check) {
-                connection->next_flow_check = now + kHeldCheck;
-                relay_held(*connection, connection->client, connection->backend);
-                if (connection->phase == Phase::spliced) {
-                    relay_held(*connection, connection->backend, connection->client);
-                }
-            }
-            if (connection->phase == Phase::spliced && connection->draining &&
-                now >= connection->next_drain_check) {
-                check_drained(*connection, now);
-            }
+        run_timers(now);
+        if (!stale_cookies_.empty() && now >= stale_since_ + kStaleEntriesDelay) {
+            delete_stale_entries();
         }
         for (const std::uint64_t id : dead_) {
             connections_.erase(id);
@@ -761,6 +816,7 @@ void StreamRouter::Impl::loop() {
     for (auto& [id, connection] : connections_) {
         forget_sockets(*connection);
     }
+    timers_.clear();
     connections_.clear();
     listeners_.clear();
     const std::lock_guard lock(mutex_);
@@ -783,11 +839,13 @@ void StreamRouter::Impl::take_pending_apply() {
             it = listeners_.erase(it);  // closing the fd leaves the epoll set
         } else {
             it->second->rules = pending->rules.at(it->first);
+            set_defer_accept(*it->second, it->second->rules->needed > 0);
             ++it;
         }
     }
     for (std::unique_ptr<Listener>& listener : pending->new_listeners) {
         listener->rules = pending->rules.at(listener->port);
+        set_defer_accept(*listener, listener->rules->needed > 0);
         listener->tag = {TagKind::listener, nullptr, listener.get()};
         epoll_event event{};
         event.events = EPOLLIN;
@@ -851,9 +909,9 @@ void StreamRouter::Impl::handle(const epoll_event& event) {
                       event.events);
         return;
     case Phase::fallback:
-        if ((event.events & EPOLLERR) != 0 &&
-            socket_error((from_client ? connection.client : connection.backend).fd.get()) != 0) {
-            abort(connection);
+        if (Side& side = from_client ? connection.client : connection.backend;
+            (event.events & EPOLLERR) != 0 && socket_error(side.fd.get()) != 0) {
+            abort(connection, &side);
             return;
         }
         pump_fallback(connection);
@@ -880,26 +938,62 @@ void StreamRouter::Impl::watch(Side& side, EpollTag& tag, std::uint32_t events) 
     side.events = events;
 }
 
-int StreamRouter::Impl::next_timeout(Clock::time_point now) const {
-    Clock::time_point next = Clock::time_point::max();
-    for (const auto& [id, connection] : connections_) {
-        switch (connection->phase) {
-        case Phase::reading:
-        case Phase::connecting:
-        case Phase::writing:
-            next = std::min(next, connection->deadline);
-            break;
-        case Phase::spliced:
-            if (connection->draining) {
-                next = std::min(next, connection->next_drain_check);
+void StreamRouter::Impl::arm(Connection& connection, TimerKind kind, Clock::time_point at) {
+    disarm(connection, kind);
+    Timer& timer = connection.timers[static_cast<std::size_t>(kind)];
+    timer.entry = timers_.emplace(at, std::pair{&connection, kind});
+    timer.armed = true;
+}
+
+void StreamRouter::Impl::disarm(Connection& connection, TimerKind kind) {
+    Timer& timer = connection.timers[static_cast<std::size_t>(kind)];
+    if (timer.armed) {
+        timers_.erase(timer.entry);
+        timer.armed = false;
+    }
+}
+
+// Runs every timer due by NOW. A timer that a handler arms again for NOW or
+// earlier runs in this same call.
+void StreamRouter::Impl::run_timers(Clock::time_point now) {
+    while (!timers_.empty() && timers_.begin()->first <= now) {
+        const auto [connection, kind] = timers_.begin()->second;
+        disarm(*connection, kind);
+        switch (kind) {
+        case TimerKind::deadline:
+            if (connection->phase == Phase::reading) {
+                refuse(*connection, Refusal::timeout);
+            } else if (connection->phase == Phase::connecting ||
+                       connection->phase == Phase::writing) {
+                refuse(*connection, Refusal::backend_refused);
             }
-            if (has_relaying_side(*connection)) {
-                next = std::min(next, connection->next_flow_check);
+            break;
+        case TimerKind::flow_check:
+            if (connection->phase != Phase::spliced || !has_relaying_side(*connection)) {
+                break;
+            }
+            arm(*connection, TimerKind::flow_check, now + kHeldCheck);
+            relay_held(*connection, connection->client, connection->backend);
+            if (connection->phase == Phase::spliced) {
+                relay_held(*connection, connection->backend, connection->client);
+            }
+            if (connection->phase == Phase::spliced && !has_relaying_side(*connection)) {
+                disarm(*connection, TimerKind::flow_check);
             }
             break;
-        default:
+        case TimerKind::drain_check:
+            if (connection->phase == Phase::spliced && connection->draining) {
+                check_drained(*connection, now);
+            }
             break;
         }
+    }
+}
+
+int StreamRouter::Impl::next_timeout(Clock::time_point now) const {
+    Clock::time_point next = timers_.empty() ? Clock::time_point::max() : timers_.begin()->first;
+    if (!stale_cookies_.empty()) {
+        next = std::min(next, stale_since_ + kStaleEntriesDelay);
     }
     if (next == Clock::time_point::max()) {
         return -1;
@@ -909,25 +1003,6 @@ int StreamRouter::Impl::next_timeout(Clock::time_point now) const {
     }
     return static_cast<int>(
         std::chrono::ceil<Milliseconds>(next - now).count());
-}
-
-void StreamRouter::Impl::expire(Clock::time_point now) {
-    for (auto& [id, connection] : connections_) {
-        if (now < connection->deadline) {
-            continue;
-        }
-        switch (connection->phase) {
-        case Phase::reading:
-            refuse(*connection, Refusal::timeout);
-            break;
-        case Phase::connecting:
-        case Phase::writing:
-            refuse(*connection, Refusal::backend_refused);
-            break;
-        default:
-            break;
-        }
-    }
 }
 
 // --------------------------------------------------------------- counters
@@ -960,45 +1035,42 @@ void StreamRouter::Impl::flush_counters() {
         values.push_back(counters_[route]);
     }
     unflushed_.clear();
-    std::uint32_t count = static_cast<std::uint32_t>(keys.size());
-    if (bpf_map_update_batch(connections_fd_, keys.data(), values.data(), &count, nullptr) == 0) {
-        return;
-    }
-    for (std::size_t i = 0; i < keys.size(); ++i) {
-        (void)bpf_map_update_elem(connections_fd_, &keys[i], &values[i], BPF_ANY);
-    }
+    (void)update_entries(connections_fd_, keys.data(), values.data(),
+                         static_cast<std::uint32_t>(keys.size()));
 }
 
 // --------------------------------------------------------- first bytes
 
+// One connection per wake-up: the listener is level triggered, so with more
+// waiting the next epoll_wait returns at once (with whatever else is ready),
+// and a lone client costs no second accept4 that finds the queue empty.
 void StreamRouter::Impl::accept_clients(Listener& listener) {
-    for (int accepted = 0; accepted < kAcceptsPerWakeup; ++accepted) {
-        sockaddr_storage client_address{};
-        socklen_t client_length = sizeof client_address;
-        UniqueFd client(::accept4(listener.fd.get(), reinterpret_cast<sockaddr*>(&client_address),
-                                  &client_length, SOCK_NONBLOCK | SOCK_CLOEXEC));
-        if (!client) {
-            return;  // EAGAIN, or a client gone before accept, or out of fds
-        }
-        auto connection = std::make_unique<Connection>();
-        connection->client_address = client_address;
-        connection->id = next_id_++;
-        connection->rules = listener.rules;
-        connection->client.fd = std::move(client);
-        connection->client_tag = {TagKind::client, connection.get(), nullptr};
-        connection->backend_tag = {TagKind::backend, connection.get(), nullptr};
-        connection->deadline =
-            Clock::now() + std::chrono::seconds(listener.rules->frontend.first_data_timeout_seconds);
-        connection->first.reserve(listener.rules->needed);
-        ++counters(listener.port, 0).accepted;
-        counters_changed(listener.port, 0);
-        Connection& added = *connection;
-        connections_[added.id] = std::move(connection);
-        if (listener.rules->needed == 0) {
-            decide(added, false);
-        } else {
-            await_first_bytes(added);
-        }
+    sockaddr_storage client_address{};
+    socklen_t client_length = sizeof client_address;
+    UniqueFd client(::accept4(listener.fd.get(), reinterpret_cast<sockaddr*>(&client_address),
+                              &client_length, SOCK_NONBLOCK | SOCK_CLOEXEC));
+    if (!client) {
+        return;  // EAGAIN, or a client gone before accept, or out of fds
+    }
+    auto connection = std::make_unique<Connection>();
+    connection->client_address = client_address;
+    connection->id = next_id_++;
+    connection->rules = listener.rules;
+    connection->client.fd = std::move(client);
+    connection->client_tag = {TagKind::client, connection.get(), nullptr};
+    connection->backend_tag = {TagKind::backend, connection.get(), nullptr};
+    arm(*connection, TimerKind::deadline,
+        Clock::now() +
+            std::chrono::seconds(listener.rules->frontend.first_data_timeout_seconds));
+    connection->first.reserve(listener.rules->needed);
+    ++counters(listener.port, 0).accepted;
+    counters_changed(listener.port, 0);
+    Connection& added = *connection;
+    connections_[added.id] = std::move(connection);
+    if (listener.rules->needed == 0) {
+        decide(added, false);
+    } else {
+        await_first_bytes(added);
     }
 }
 
@@ -1010,9 +1082,24 @@ void StreamRouter::Impl::accept_clients(Listener& listener) {
 // or on FIN or RST.
 void StreamRouter::Impl::await_first_bytes(Connection& connection) {
     const std::size_t needed = connection.rules->needed;
-    if (peek_first_bytes(connection) == needed) {
+    const std::optional<std::size_t> got = peek_first_bytes(connection);
+    if (got == needed) {
         decide(connection, false);
         return;
+    }
+    if (!got) {
+        // Not a byte: from a listener that defers accept, a client that sent
+        // nothing while the kernel held its handshake, one SYN-ACK
+        // retransmission per second of it (1 s, then 2, 4...; the child
+        // socket keeps the count). That time counts against its
+        // first_data_timeout, which runs from the handshake.
+        tcp_info info{};
+        if (read_tcp_info(connection.client.fd.get(), info) && info.tcpi_total_retrans > 0 &&
+            info.tcpi_total_retrans < 8) {
+            const Timer& deadline = connection.timers[static_cast<std::size_t>(TimerKind::deadline)];
+            const auto held = std::chrono::seconds((1 << info.tcpi_total_retrans) - 1);
+            arm(connection, TimerKind::deadline, std::max(Clock::now(), deadline.entry->first - held));
+        }
     }
     set_int_option(connection.client.fd.get(), SOL_SOCKET, SO_RCVLOWAT, static_cast<int>(needed));
     watch(connection.client, connection.client_tag, EPOLLIN | EPOLLRDHUP);
@@ -1165,6 +1252,7 @@ void StreamRouter::Impl::write_first_bytes(Connection& connection) {
 // --------------------------------------------------------------- splicing
 
 void StreamRouter::Impl::hand_off(Connection& connection) {
+    disarm(connection, TimerKind::deadline);
     const std::uint16_t frontend = connection.rules->frontend.port;
     const std::uint16_t backend = connection.backend_port;
     ++counters(frontend, backend).routed;
@@ -1255,14 +1343,20 @@ bool StreamRouter::Impl::insert_sockets(Connection& connection) {
     // computed when they leave still sees a full buffer, freeing them
     // later sends none, and the client waits for its persist timer (up to
     // 200 ms). Held instead, they are forwarded by the router, whose read
-    // frees them and sends the window update.
-    int unread = 0;
-    client.held = ::ioctl(client.fd.get(), SIOCINQ, &unread) == 0 && unread > kForwardFirstAbove;
-    if (!write_socket_entries(connection)) {
+    // frees them and sends the window update. The router has only peeked
+    // at the client so far: every byte it received is unread (SIOCINQ).
+    client.held = info.tcpi_bytes_received > static_cast<std::uint64_t>(kForwardFirstAbove);
+    bool written = write_socket_entries(connection);
+    if (!written && !stale_cookies_.empty()) {
+        // The maps may be full of closed sockets' entries: delete them, retry.
+        delete_stale_entries();
+        written = write_socket_entries(connection);
+    }
+    if (!written) {
         forget_sockets(connection);
         return false;
     }
-    set_send_buffer(client.fd.get());
+    // The client's send buffer came with it from the listener.
     set_send_buffer(backend.fd.get());
     set_receive_buffer(client.fd.get());
     set_receive_buffer(backend.fd.get());
@@ -1308,7 +1402,9 @@ bool StreamRouter::Impl::write_socket_entries(Connection& connection) {
     peers[1].peer_cookie = backend.cookie;
     peers[1].notify_at = client.notify_at;
     peers[1].hold = client.held ? 1 : 0;
-    return update_pair(state_fd_, cookies, states) && update_pair(peers_fd_, cookies, peers);
+    // On failure the caller deletes both sides' entries in both maps.
+    return update_entries(state_fd_, cookies, states, 2) &&
+           update_entries(peers_fd_, cookies, peers, 2);
 }
 
 void StreamRouter::Impl::start_splicing(Connection& connection) {
@@ -1332,7 +1428,7 @@ void StreamRouter::Impl::start_splicing(Connection& connection) {
     // A client inserted held has its first bytes forwarded by relay_held().
     client.relaying = client.held;
     if (backend.relaying || client.relaying) {
-        connection.next_flow_check = Clock::now();
+        arm(connection, TimerKind::flow_check, Clock::now());
     }
     // Only FIN, RST and errors concern user space from now on; edge
     // triggered, so a half-closed side does not wake the loop again.
@@ -1344,7 +1440,7 @@ void StreamRouter::Impl::start_splicing(Connection& connection) {
 void StreamRouter::Impl::spliced_event(Connection& connection, Side& side, std::uint32_t events) {
     // A reset (or any error) ends both sides at once.
     if ((events & EPOLLERR) != 0 || ((events & EPOLLHUP) != 0 && socket_error(side.fd.get()) != 0)) {
-        abort(connection);
+        abort(connection, &side);
         return;
     }
     if ((events & (EPOLLRDHUP | EPOLLHUP)) != 0 && !side.read_closed) {
@@ -1402,8 +1498,10 @@ void StreamRouter::Impl::check_drained(Connection& connection, Clock::time_point
                          (backend.read_closed && !client.write_shut);
     connection.draining = waiting;
     if (waiting) {
-        connection.next_drain_check = now + connection.drain_interval;
+        arm(connection, TimerKind::drain_check, now + connection.drain_interval);
         connection.drain_interval = std::min(connection.drain_interval * 2, kLastDrainCheck);
+    } else {
+        disarm(connection, TimerKind::drain_check);
     }
 }
 
@@ -1474,7 +1572,7 @@ void StreamRouter::Impl::hold(Connection& connection, Side& from) {
     from.held = true;
     from.relaying = true;
     (void)write_peer_entry(from, to);
-    connection.next_flow_check = Clock::now() + kHeldCheck;
+    arm(connection, TimerKind::flow_check, Clock::now() + kHeldCheck);
 }
 
 // Every kHeldCheck while FROM is held or has passed bytes waiting: ends the
@@ -1783,9 +1881,11 @@ void StreamRouter::Impl::finish(Connection& connection) {
 }
 
 // One side was reset (or failed): the other side gets a RST too, so an
-// abort travels both ways like FIN does.
-void StreamRouter::Impl::abort(Connection& connection) {
-    close_connection(connection, true, true);
+// abort travels both ways like FIN does. FAILED, the side whose error says
+// so, is closed already (a reset or an error moves a TCP socket to CLOSE,
+// where closing sends nothing): no SO_LINGER for it.
+void StreamRouter::Impl::abort(Connection& connection, const Side* failed) {
+    close_connection(connection, failed != &connection.client, failed != &connection.backend);
 }
 
 // Closing a socket takes it out of the sockhash (the kernel unlinks a
@@ -1807,6 +1907,9 @@ void StreamRouter::Impl::close_connection(Connection& connection, bool reset_cli
         side->events = 0;
     }
     forget_entries(connection);
+    for (std::size_t kind = 0; kind < kTimerKinds; ++kind) {
+        disarm(connection, static_cast<TimerKind>(kind));
+    }
     connection.phase = Phase::closed;
     dead_.push_back(connection.id);
 }
@@ -1822,20 +1925,32 @@ void StreamRouter::Impl::forget_sockets(Connection& connection) {
     forget_entries(connection);
 }
 
-// Deletes the sockets' entries in `stream_peers` and `stream_sockets_state`,
-// both sides in one syscall per map.
+// The sockets' entries in `stream_peers` and `stream_sockets_state` go
+// with those of other connections, in one syscall per map for
+// kStaleEntriesBatch sockets (see kStaleEntriesDelay): the sockets are out of
+// the sockhash, so the program no longer runs for them, and the router
+// forgets their cookies now.
 void StreamRouter::Impl::forget_entries(Connection& connection) {
-    std::uint64_t cookies[2];
-    std::uint32_t count = 0;
     for (Side* side : {&connection.backend, &connection.client}) {
         if (side->cookie != 0) {
             by_cookie_.erase(side->cookie);
-            cookies[count++] = side->cookie;
+            if (stale_cookies_.empty()) {
+                stale_since_ = Clock::now();
+            }
+            stale_cookies_.push_back(side->cookie);
             side->cookie = 0;
         }
     }
-    delete_keys(peers_fd_, cookies, count);
-    delete_keys(state_fd_, cookies, count);
+    if (stale_cookies_.size() >= kStaleEntriesBatch) {
+        delete_stale_entries();
+    }
+}
+
+void StreamRouter::Impl::delete_stale_entries() {
+    const auto count = static_cast<std::uint32_t>(stale_cookies_.size());
+    delete_keys(peers_fd_, stale_cookies_.data(), count);
+    delete_keys(state_fd_, stale_cookies_.data(), count);
+    stale_cookies_.clear();
 }
 
 // ----------------------------------------------------------------- facade

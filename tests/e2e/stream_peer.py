@@ -9,8 +9,9 @@ test compares exact bytes (or their sha256) on both ends.
       Sends TEXT (\\n escapes allowed), one byte per segment with TCP_NODELAY
       when --per-byte, keeps the connection open --hold seconds, half-closes
       with --fin, then reads until the peer closes. Reports how it ended:
-      "eof" (FIN), "reset" (RST) or "timeout", and its own address and port
-      ("local", "local_port"; from --source when given).
+      "eof" (FIN), "reset" (RST) or "timeout", after how many seconds from
+      its connect ("lasted_s"), and its own address and port ("local",
+      "local_port"; from --source when given).
   bulk-client HOST PORT PREFIX BYTES [--reset-after BYTES] [--fin-last]
       Sends PREFIX then BYTES of a fixed pattern while reading whatever comes
       back, then half-closes and reads until EOF (with --fin-last: reads
@@ -84,6 +85,7 @@ class Receiver(threading.Thread):
         self.count = 0
         self.head = b""
         self.ended = "running"
+        self.ended_at = None
         self.first_reply_file = None
 
     def run(self):
@@ -106,6 +108,8 @@ class Receiver(threading.Thread):
             self.ended = "timeout"
         except OSError as error:
             self.ended = "error: %s" % error
+        finally:
+            self.ended_at = time.monotonic()
 
     def report(self):
         return {"received": self.count, "received_sha256": self.digest.hexdigest(),
@@ -133,6 +137,7 @@ def mode_send(args):
     source = (args.source, 0) if args.source else None
     sock = socket.create_connection((args.host, args.port), timeout=args.timeout,
                                     source_address=source)
+    connected_at = time.monotonic()
     local = sock.getsockname()
     receiver = Receiver(sock, args.timeout)
     receiver.first_reply_file = args.first_reply_file
@@ -180,6 +185,8 @@ def mode_send(args):
     receiver.join(args.timeout + 1)
     report = {"sent": len(text) + len(args.second or ""), "local": local[0], "local_port": local[1]}
     report.update(receiver.report())
+    if receiver.ended_at is not None:
+        report["lasted_s"] = round(receiver.ended_at - connected_at, 3)
     print(json.dumps(report))
 
 

@@ -113,6 +113,15 @@ out=$(client 127.0.0.1 9000 "$(mplex_request aaa XPLX)")
 assert_eq reset "$(json_field "$out" ended)" "bad magic: connection reset"
 out=$(client 127.0.0.1 9000 "")
 assert_eq reset "$(json_field "$out" ended)" "silent client: reset after first_data_timeout"
+# 9000 defers accept (TCP_DEFER_ACCEPT): the kernel holds a silent client's
+# handshake for 1 s before the router sees it, and the router counts that
+# second in: reset at first_data_timeout (1 s), not a second later.
+lasted=$(json_field "$out" lasted_s)
+if awk -v s="$lasted" 'BEGIN { exit !(s >= 0.95 && s < 1.9) }'; then
+    pass "silent client: reset ${lasted} s after its connect (first_data_timeout 1 s)"
+else
+    fail "silent client: reset ${lasted} s after its connect, want first_data_timeout (1 s)"
+fi
 out=$(client 127.0.0.1 9000 "MPLX012345" --fin)
 assert_eq reset "$(json_field "$out" ended)" "client ending before 24 bytes: reset"
 out=$(ip netns exec "$NS" timeout 20 "$E2E_PYTHON" "$PEER" --timeout 3 send 127.0.0.1 9100 "x")
