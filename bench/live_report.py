@@ -756,6 +756,10 @@ def sections(work, compare=None, claims=None, relay_work=None, defer_conclusions
                "minute away, whose own noise moved every client count of that repetition"
                if scale_info.get("same_cycles") else
                f", and the drift is that repetition's ratio at N clients divided by its ratio at {counts[0]}")
+            + ". The sender and the sinks run in sessions of their own whose scheduler autogroups are set to "
+            "nice -20, so the other work on this machine takes little of a slice's wall time; the sender sets "
+            "DF on its datagrams (IP ID 0: otherwise the kernel takes an unconnected socket's IP ID from a table "
+            "hashed by source address, work that grows with the number of addresses in A and not in C)"
             + ". Per CPU second: offered datagrams per CPU second of the sender thread "
             "plus CPU 0's ksoftirqd (`/proc/PID/schedstat`, exact), which also run the receive path up to the "
             "socket; it does not move with the share of CPU 0 the machine's other work leaves the sender. "
