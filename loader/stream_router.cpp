@@ -25,6 +25,7 @@
 #include <optional>
 #include <set>
 #include <stdexcept>
+#include <string>
 #include <system_error>
 #include <thread>
 #include <unordered_map>
@@ -166,6 +167,21 @@ void set_receive_buffer(int fd) {
         }
     }
     set_int_option(fd, IPPROTO_TCP, TCP_WINDOW_CLAMP, granted);
+}
+
+// The congestion control a new TCP socket gets here (the network
+// namespace's default), empty if it cannot be read.
+std::string default_congestion_control() {
+    UniqueFd probe(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!probe) {
+        probe.reset(::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    }
+    char name[16] = {};  // the kernel's TCP_CA_NAME_MAX
+    socklen_t length = sizeof name;
+    if (!probe || ::getsockopt(probe.get(), IPPROTO_TCP, TCP_CONGESTION, name, &length) != 0) {
+        return {};
+    }
+    return std::string(name, strnlen(name, std::min<std::size_t>(length, sizeof name)));
 }
 
 // Closing with SO_LINGER 0 sends a RST instead of a FIN.
@@ -500,6 +516,9 @@ private:
     int bytes_fd_ = -1;
     int connections_fd_ = -1;
     bool use_sockmap_ = true;
+    // Set on every backend socket before it connects, if not empty
+    // (backend_congestion_control(): no pacing toward a loopback backend).
+    std::string backend_congestion_;
     std::filesystem::path pin_dir_;
     bool pinned_ = false;
     std::unique_ptr<StreamRegistry> registry_;  // frontends and drains, for other processes
@@ -552,6 +571,8 @@ StreamRouter::Impl::Impl(std::filesystem::path pin_dir) : pin_dir_(std::move(pin
     if (!probe.event.empty()) {
         log_event(probe.level, probe.event, probe.fields);
     }
+
+    backend_congestion_ = backend_congestion_control(default_congestion_control());
 
     skeleton_.reset(portmux_stream_bpf__open_and_load());
     if (!skeleton_) {
@@ -1184,6 +1205,12 @@ void StreamRouter::Impl::connect_backend(Connection& connection, std::uint16_t p
     if (!connection.backend.fd) {
         refuse(connection, Refusal::backend_refused);
         return;
+    }
+    if (!backend_congestion_.empty()) {
+        // Before connect(): a BBR socket asks the stack to pace from its
+        // first segment on, and switching later would not stop that.
+        (void)::setsockopt(connection.backend.fd.get(), IPPROTO_TCP, TCP_CONGESTION,
+                           backend_congestion_.data(), backend_congestion_.size());
     }
     connection.phase = Phase::connecting;
     if (::connect(connection.backend.fd.get(), reinterpret_cast<const sockaddr*>(&address),
