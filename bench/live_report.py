@@ -604,17 +604,18 @@ def sockmap_losses(rows):
     md += lines
     md.append("")
     md.append(
-        "Why, as far as these runs show: a sockmap redirect does not send the bytes where they arrive. The "
-        "verdict program queues each skb on the peer socket's psock, and a kernel work item "
-        "(`sk_psock_backlog`, run by a kworker: the `kworker` column) transmits it. On a machine whose cores are "
-        "busy with other work, that worker waits for a CPU like any other task, and one connection's bytes wait "
-        "with it: where portmux's throughput ratio is below its CPU ratio, the stream is bound by those "
-        "wake-ups, not by the work. The naive proxy pays two copies and two syscalls per chunk of up to 64 KiB, "
-        "in a process that stays awake while data keeps coming. The receiving server also pays more per GiB "
-        "behind portmux and behind splice(2) than behind the naive proxy (`servers` column): both hand the "
-        "receiver the skbs as they were built on the client's connection, while the naive proxy's write() "
-        "builds full-sized segments anew; that is our reading of the numbers, not a profile (this VM has no "
-        "hardware counters). Latency p99 on this machine is scheduling delay for every system.")
+        "Why, from a profile (docs/design.md, \"Where the CPU of a bulk stream goes\"): a sockmap redirect "
+        "does not copy. The verdict program queues each skb on the peer socket's psock, and a kernel work item "
+        "(`sk_psock_backlog`, run by a kworker: the `kworker` column) hands its pages to the backend socket's send "
+        "queue, so the bytes are copied twice, by the client into its socket and by the receiving server out of "
+        "its socket. That second copy can cost more behind portmux than behind the naive proxy (`servers` "
+        "column): the bytes reach the server after everything queued between the two, out of cache when the "
+        "queues are deep, while the naive proxy's own write has just put them in cache. On a machine whose cores are busy with other work, the "
+        "kworker waits for a CPU like any other task, and one connection's bytes wait with it: where portmux's "
+        "throughput ratio is below its CPU ratio, the stream is bound by those wake-ups, not by the work. The "
+        "router's backend sockets use reno when the default congestion control is BBR (this machine's), which "
+        "paces in the TCP stack; the other relays keep the default and pace their backend sockets. Latency p99 "
+        "on this machine is scheduling delay for every system.")
     md.append("")
     return md
 
