@@ -23,7 +23,9 @@
 # early and a backend that is down each get a RST, counted by reason; the
 # PROXY header carries the client's address and the frontend port; a
 # connection spliced before a reload keeps its backend and carries data
-# after it, while a new one follows the new rules; every counter matches
+# after it, while a new one follows the new rules; the router's backend
+# socket uses reno when the namespace's default is BBR (set here where the
+# kernel allows it), the default otherwise; every counter matches
 # the connections made; the router closes every socket it opened.
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -64,6 +66,14 @@ status=$(in_ns "$NS" "$PORTMUX" status lo 2>&1)
 assert_match "status shows the plain TCP frontend 8080" '8080.*tcp' "$status"
 assert_no_match "XDP leaves the stream frontends alone (not installed)" '(9000|9100|9200)' "$status"
 
+# The router reads the namespace's default congestion control when it
+# starts: with BBR (where the kernel allows it) its backend sockets must use
+# reno, which does not pace; with anything else they keep the default.
+if ip netns exec "$NS" sysctl -qw net.ipv4.tcp_congestion_control=bbr 2>/dev/null; then
+    want_backend_cc=reno
+else
+    want_backend_cc=$(ip netns exec "$NS" sysctl -n net.ipv4.tcp_congestion_control)
+fi
 ROUTER_LOG=$E2E_WORKDIR/router.log
 serve_streams "$NS" "$CONFIG" "$ROUTER_LOG"
 ROUTER=$E2E_STREAM_ROUTER_PID
@@ -149,6 +159,12 @@ want="5001:${req}after-reload"
 start_two_part_client "$NS" 9000 "$req" after-reload ${#want} 10 old
 old_client=$TWO_PART_CLIENT_PID
 wait_until 5 test -e "$E2E_WORKDIR/old.first-reply" || fail "the long-lived client got no first reply"
+# Its backend socket, the router's only socket toward 5001 (ss -O: one line
+# per socket, the congestion control before "wscale").
+backend_cc=$(ip netns exec "$NS" ss -tniHO state established '( dport = :5001 )' |
+    grep -oE ' [a-z0-9_]+ wscale:' | awk '{print $1}')
+assert_eq "$want_backend_cc" "$backend_cc" \
+    "the router's backend socket uses $want_backend_cc (namespace default $(ip netns exec "$NS" sysctl -n net.ipv4.tcp_congestion_control))"
 write_config "$CONFIG" 5002 5001
 kill -HUP "$ROUTER"
 wait_until 5 grep -q '^reloaded' "$ROUTER_LOG" || fail "the router did not reload: $(cat "$ROUTER_LOG")"
