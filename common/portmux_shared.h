@@ -360,14 +360,16 @@ struct portmux_stream_socket {
 	__u64 passed_bytes;
 	struct portmux_stream_route_key route;
 	__u8 to_backend;  /* 1 on the client socket */
-	__u8 seq_known;   /* next_seq is set (the program saw data) */
+	__u8 seq_known;   /* next_seq is set (the program saw an skb) */
 	__u8 pad[2];
 	/* TCP sequence number just past the last byte the program handed on
 	 * (redirected or passed). The kernel can hand the program an skb that
 	 * starts before it: a retransmitted segment that overlaps bytes
 	 * already received is queued whole, and the verdict path reads whole
 	 * skbs, so the overlap would reach the peer twice. The program trims
-	 * it (see sockmap/stream_verdict.bpf.c). */
+	 * it (see sockmap/stream_verdict.bpf.c). At the first skb it starts
+	 * from the socket's copied_seq: what user space read before insertion
+	 * counts as handed on. */
 	__u32 next_seq;
 	__u32 reserved;
 };

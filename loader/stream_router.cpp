@@ -94,6 +94,10 @@ constexpr int kReceiveBuffer = 512 * 1024;
 // itself (see splice_with_sockmap): a request below it stays in the kernel.
 constexpr int kForwardFirstAbove = 64 * 1024;
 constexpr int kNoDeferAccept = 0;
+// More than a client can have queued before the router's first read: its
+// receive buffer starts at tcp_rmem's default (128 KiB) and grows only as
+// it is read.
+constexpr std::size_t kFirstFlightBuffer = 1 << 20;
 // A closed connection's map entries are deleted in batches, for this many
 // sockets at once (two syscalls, one per map), or once the oldest has
 // waited this long. The program never looks at them again (a socket's
@@ -215,6 +219,14 @@ int socket_error(int fd) {
     return error;
 }
 
+// Every byte the router copies itself is read with read(2), not recv(2):
+// /proc/PID/io counts only read(2) in rchar, so e2e stream_bulk can show
+// that the bytes crossing into user space are exactly those counted as
+// copied. The sockets are non-blocking.
+ssize_t read_copied(int fd, std::uint8_t* buffer, std::size_t length) {
+    return ::read(fd, buffer, length);
+}
+
 enum class ConnectState { pending, connected, failed };
 
 // Where a non-blocking connect() stands, from the socket's TCP state. A
@@ -327,7 +339,8 @@ struct Side {
     std::uint32_t events = 0;       // current epoll interest, 0: not registered
     bool read_closed = false;       // its peer sent FIN
     bool write_shut = false;        // we sent FIN on it
-    std::uint64_t user_read = 0;    // bytes the router itself read from it
+    std::uint64_t user_read = 0;    // bytes the router itself read from it once spliced
+    std::uint64_t read_first = 0;   // bytes it read from it before (take_first_flight)
     std::uint64_t user_written = 0; // bytes the router itself wrote to it
 };
 
@@ -348,8 +361,11 @@ struct Connection {
     Side backend;
     sockaddr_storage client_address{};  // as accepted: IPv4 clients IPv4-mapped
     std::uint16_t backend_port = 0;
-    std::vector<std::uint8_t> first;           // the client's first bytes, peeked
-    std::vector<std::uint8_t> to_backend;      // the PROXY header, if any
+    std::vector<std::uint8_t> first;           // the client's bytes read before splicing
+    // Written to the backend before splicing: the PROXY header, if any, and
+    // the client's first bytes (take_first_flight).
+    std::vector<std::uint8_t> to_backend;
+    bool splice_unsafe = false;  // a partly read skb may head the client's queue
     std::size_t to_backend_written = 0;
     std::vector<std::uint8_t> to_client;       // backend bytes read before splicing
     std::size_t to_client_written = 0;
@@ -463,13 +479,15 @@ private:
     void take_pending_apply();
     void handle(const epoll_event& event);
     void accept_clients(Listener& listener);
+    enum class FirstRead { some, none, ended, failed };
     void await_first_bytes(Connection& connection);
-    std::optional<std::size_t> peek_first_bytes(Connection& connection);
+    void wait_for_first_bytes(Connection& connection);
+    FirstRead read_client(Connection& connection);
     void read_first_bytes(Connection& connection);
     void decide(Connection& connection, bool stream_ended);
     void connect_backend(Connection& connection, std::uint16_t port);
     void backend_writable(Connection& connection);
-    void backend_connected(Connection& connection);
+    bool take_first_flight(Connection& connection);
     void write_first_bytes(Connection& connection);
     void hand_off(Connection& connection);
     bool splice_with_sockmap(Connection& connection);
@@ -549,6 +567,7 @@ private:
     std::set<RouteKey> unflushed_;  // routes whose counters_ changed since flush_counters()
     std::set<RouteKey> byte_routes_;  // routes with a `stream_bytes` entry
     TimerQueue timers_;
+    std::vector<std::uint8_t> first_flight_;  // take_first_flight()'s buffer
     // Cookies of closed sockets whose `stream_peers` and
     // `stream_sockets_state` entries are still to be deleted, and since when
     // the oldest waits: see forget_entries().
@@ -1095,20 +1114,19 @@ void StreamRouter::Impl::accept_clients(Listener& listener) {
     }
 }
 
-// Most clients send their first bytes right behind the handshake, so they
-// are usually in the socket by the time the router accepts it: one peek
-// then decides at once, without SO_RCVLOWAT and a round through epoll.
-// Fewer bytes than the rules need mean "not yet" here, not "ended": the
-// connection then waits, woken only once the rules can decide (SO_RCVLOWAT)
-// or on FIN or RST.
+// Most clients send their first bytes right behind the handshake, and a
+// listener that defers accept hands the router their connection once those
+// are there: one read then decides at once. Fewer bytes than the rules need
+// mean "not yet" here, not "ended": the connection then waits, woken only
+// once the rest is there (SO_RCVLOWAT) or on FIN or RST.
 void StreamRouter::Impl::await_first_bytes(Connection& connection) {
-    const std::size_t needed = connection.rules->needed;
-    const std::optional<std::size_t> got = peek_first_bytes(connection);
-    if (got == needed) {
-        decide(connection, false);
+    const FirstRead got = read_client(connection);
+    const bool ended = got == FirstRead::ended || got == FirstRead::failed;
+    if (ended || connection.first.size() >= connection.rules->needed) {
+        decide(connection, ended);
         return;
     }
-    if (!got) {
+    if (got == FirstRead::none) {
         // Not a byte: from a listener that defers accept, a client that sent
         // nothing while the kernel held its handshake, one SYN-ACK
         // retransmission per second of it (1 s, then 2, 4...; the child
@@ -1122,38 +1140,47 @@ void StreamRouter::Impl::await_first_bytes(Connection& connection) {
             arm(connection, TimerKind::deadline, std::max(Clock::now(), deadline.entry->first - held));
         }
     }
-    set_int_option(connection.client.fd.get(), SOL_SOCKET, SO_RCVLOWAT, static_cast<int>(needed));
+    wait_for_first_bytes(connection);
+}
+
+// SO_RCVLOWAT counts the bytes not yet read: the rest of what the rules need.
+void StreamRouter::Impl::wait_for_first_bytes(Connection& connection) {
+    const std::size_t missing = connection.rules->needed - connection.first.size();
+    set_int_option(connection.client.fd.get(), SOL_SOCKET, SO_RCVLOWAT, static_cast<int>(missing));
     watch(connection.client, connection.client_tag, EPOLLIN | EPOLLRDHUP);
 }
 
-// The first bytes are peeked, never consumed: they stay in the client's
-// socket and reach the backend with the rest of the stream, through the
-// verdict program (or the splice(2) fallback). Reading them would leave a
-// partly consumed skb at the head of the receive queue, which the verdict
-// path hands on whole: the backend would get those bytes twice.
-// Returns how many of the bytes the rules need are there (0 at the end of
-// the stream or on an error), nothing when none has arrived yet.
-std::optional<std::size_t> StreamRouter::Impl::peek_first_bytes(Connection& connection) {
-    const std::size_t needed = connection.rules->needed;
-    connection.first.resize(needed);
-    const ssize_t got = ::recv(connection.client.fd.get(), connection.first.data(), needed,
-                               MSG_PEEK | MSG_DONTWAIT);
-    if (got < 0 && (errno == EAGAIN || errno == EINTR)) {
-        connection.first.clear();
-        return std::nullopt;
+// Reads what the client has sent since, onto connection.first: every byte
+// read goes to the backend ahead of the rest of the stream (take_first_flight).
+// It reads the whole receive queue at once: the verdict path hands on every
+// skb whole, so a partly read skb at the head would reach the backend a
+// second time after insertion. A read that fills the buffer may have
+// stopped inside one: that connection is relayed by the splice(2) fallback.
+StreamRouter::Impl::FirstRead StreamRouter::Impl::read_client(Connection& connection) {
+    first_flight_.resize(kFirstFlightBuffer);
+    const ssize_t got =
+        read_copied(connection.client.fd.get(), first_flight_.data(), first_flight_.size());
+    if (got < 0) {
+        return errno == EAGAIN || errno == EINTR ? FirstRead::none : FirstRead::failed;
     }
-    connection.first.resize(got > 0 ? static_cast<std::size_t>(got) : 0);
-    return connection.first.size();
+    if (got == 0) {
+        return FirstRead::ended;
+    }
+    const auto length = static_cast<std::size_t>(got);
+    connection.splice_unsafe = connection.splice_unsafe || length == first_flight_.size();
+    connection.first.insert(connection.first.end(), first_flight_.begin(),
+                            first_flight_.begin() + static_cast<std::ptrdiff_t>(length));
+    return FirstRead::some;
 }
 
 void StreamRouter::Impl::read_first_bytes(Connection& connection) {
-    const std::optional<std::size_t> got = peek_first_bytes(connection);
-    if (!got) {
-        return;
+    const FirstRead got = read_client(connection);
+    const bool ended = got == FirstRead::ended || got == FirstRead::failed;
+    if (ended || connection.first.size() >= connection.rules->needed) {
+        decide(connection, ended);
+    } else if (got == FirstRead::some) {
+        wait_for_first_bytes(connection);
     }
-    // Fewer bytes than the rules need only wake us with a FIN or an error
-    // (SO_RCVLOWAT): either way no more will come.
-    decide(connection, *got < connection.rules->needed);
 }
 
 void StreamRouter::Impl::decide(Connection& connection, bool stream_ended) {
@@ -1219,30 +1246,6 @@ void StreamRouter::Impl::connect_backend(Connection& connection, std::uint16_t p
         refuse(connection, Refusal::backend_refused);
         return;
     }
-    // A backend on this host has usually answered by the time connect()
-    // returns, EINPROGRESS notwithstanding: its SYN-ACK is processed as the
-    // call releases the socket. Asking the socket saves the round through
-    // epoll (an EPOLLOUT registration, a wake-up, the deregistration).
-    backend_writable(connection);
-}
-
-// The backend's connect() has gone on (or was just started): carry on once
-// it is connected, wait for EPOLLOUT while it is not.
-void StreamRouter::Impl::backend_writable(Connection& connection) {
-    switch (connect_state(connection.backend.fd.get())) {
-    case ConnectState::pending:
-        watch(connection.backend, connection.backend_tag, EPOLLOUT);
-        return;
-    case ConnectState::connected:
-        backend_connected(connection);
-        return;
-    case ConnectState::failed:
-        refuse(connection, Refusal::backend_refused);
-        return;
-    }
-}
-
-void StreamRouter::Impl::backend_connected(Connection& connection) {
     if (connection.rules->frontend.proxy_protocol_v2) {
         sockaddr_storage local{};
         socklen_t local_length = sizeof local;
@@ -1250,8 +1253,41 @@ void StreamRouter::Impl::backend_connected(Connection& connection) {
                             &local_length);
         connection.to_backend = proxy_v2_header(connection.client_address, local);
     }
+    if (!take_first_flight(connection)) {
+        abort(connection, &connection.client);
+        return;
+    }
+    // A backend on this host has usually answered by the time connect()
+    // returns, EINPROGRESS notwithstanding: its SYN-ACK is processed as the
+    // call releases the socket. The first write tells: it fails with
+    // EAGAIN while the connect goes on (EPOLLOUT comes once it is done) and
+    // with the connect's error if it failed. With nothing to write, the
+    // socket is asked (TCP_INFO). Either saves the round through epoll (an
+    // EPOLLOUT registration, a wake-up, the deregistration).
+    if (connection.to_backend.empty()) {
+        backend_writable(connection);
+        return;
+    }
     connection.phase = Phase::writing;
     write_first_bytes(connection);
+}
+
+// The backend's connect() has gone on (or was just started), with nothing
+// to write to it first: carry on once it is connected, wait for EPOLLOUT
+// while it is not.
+void StreamRouter::Impl::backend_writable(Connection& connection) {
+    switch (connect_state(connection.backend.fd.get())) {
+    case ConnectState::pending:
+        watch(connection.backend, connection.backend_tag, EPOLLOUT);
+        return;
+    case ConnectState::connected:
+        connection.phase = Phase::writing;
+        write_first_bytes(connection);
+        return;
+    case ConnectState::failed:
+        refuse(connection, Refusal::backend_refused);
+        return;
+    }
 }
 
 void StreamRouter::Impl::write_first_bytes(Connection& connection) {
@@ -1283,7 +1319,10 @@ void StreamRouter::Impl::hand_off(Connection& connection) {
     const std::uint16_t frontend = connection.rules->frontend.port;
     const std::uint16_t backend = connection.backend_port;
     ++counters(frontend, backend).routed;
-    const bool spliced = use_sockmap_ && splice_with_sockmap(connection);
+    // The client's first bytes are all written by now: copied by the router.
+    counters(frontend, backend).splice_bytes_to_backend += connection.client.read_first;
+    const bool spliced =
+        use_sockmap_ && !connection.splice_unsafe && splice_with_sockmap(connection);
     for (portmux_stream_connections* count : {&counters(frontend, 0), &counters(frontend, backend)}) {
         ++(spliced ? count->spliced : count->fallback);
     }
@@ -1294,12 +1333,22 @@ void StreamRouter::Impl::hand_off(Connection& connection) {
     }
 }
 
-// Every byte the router copies itself is read with read(2), not recv(2):
-// /proc/PID/io counts only read(2) in rchar, so e2e stream_bulk can show
-// that the bytes crossing into user space are exactly those counted as
-// copied. The sockets are non-blocking.
-static ssize_t read_copied(int fd, std::uint8_t* buffer, std::size_t length) {
-    return ::read(fd, buffer, length);
+
+// The client's bytes read so far (its request, usually) go to the backend
+// ahead of the rest of the stream, written by the router: the backend gets
+// the request as soon as the router writes it, instead of through the
+// verdict program after insertion, whose redirect waits for a kernel
+// worker to be scheduled on the router's CPU (after the router's own
+// wake-up ends). With rules that need no byte, what the client has sent by
+// now is read here. False when the client has failed (reset).
+bool StreamRouter::Impl::take_first_flight(Connection& connection) {
+    if (connection.rules->needed == 0 && read_client(connection) == FirstRead::failed) {
+        return false;
+    }
+    connection.to_backend.insert(connection.to_backend.end(), connection.first.begin(),
+                                 connection.first.end());
+    connection.client.read_first = connection.first.size();
+    return true;
 }
 
 // Reads the bytes the verdict program left in the backend socket while it
@@ -1370,9 +1419,9 @@ bool StreamRouter::Impl::insert_sockets(Connection& connection) {
     // computed when they leave still sees a full buffer, freeing them
     // later sends none, and the client waits for its persist timer (up to
     // 200 ms). Held instead, they are forwarded by the router, whose read
-    // frees them and sends the window update. The router has only peeked
-    // at the client so far: every byte it received is unread (SIOCINQ).
-    client.held = info.tcpi_bytes_received > static_cast<std::uint64_t>(kForwardFirstAbove);
+    // frees them and sends the window update. What the client sent that
+    // the router has not read is unread (SIOCINQ).
+    client.held = info.tcpi_bytes_received > client.read_first + kForwardFirstAbove;
     bool written = write_socket_entries(connection);
     if (!written && !stale_cookies_.empty()) {
         // The maps may be full of closed sockets' entries: delete them, retry.
@@ -1498,7 +1547,7 @@ bool StreamRouter::Impl::all_forwarded(Side& from, Side& to) {
         return true;
     }
     const std::uint64_t received = from_info.tcpi_bytes_received - 1;  // less the FIN
-    const std::uint64_t relayed = from.user_read + entry.redirected_bytes;
+    const std::uint64_t relayed = from.read_first + from.user_read + entry.redirected_bytes;
     const std::uint64_t taken = to_info.tcpi_bytes_acked + static_cast<std::uint64_t>(queued);
     return relayed >= received && taken >= to.user_written + entry.redirected_bytes;
 }

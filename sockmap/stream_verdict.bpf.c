@@ -2,10 +2,10 @@
 /*
  * The stream half of portmux: an sk_skb stream verdict program for TCP
  * frontends routed by their first bytes. User space accepts the client,
- * peeks at its first bytes, connects to the backend it picks and puts both
- * sockets in `stream_sockets`; from then on this program sends every skb
- * received on one socket to the other's send path, and no byte of the
- * stream is copied to user space.
+ * reads its first bytes, connects to the backend it picks, writes them to
+ * it and puts both sockets in `stream_sockets`; from then on this program
+ * sends every skb received on one socket to the other's send path, and no
+ * further byte of the stream is copied to user space.
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
@@ -62,11 +62,17 @@ struct {
 
 /*
  * The kernel's view of the skb, for its TCP sequence number: the first
- * field of the TCP control block in skb->cb (struct tcp_skb_cb).
+ * field of the TCP control block in skb->cb (struct tcp_skb_cb); and of its
+ * socket, for the sequence number up to which the socket's bytes were read.
  */
 extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
+struct sock;
 struct sk_buff___portmux {
+	struct sock *sk;
 	char cb[48];
+} __attribute__((preserve_access_index));
+struct tcp_sock___portmux {
+	__u32 copied_seq;
 } __attribute__((preserve_access_index));
 
 /* sk_skb's bpf_skb_adjust_room() removes at most this many bytes a call. */
@@ -95,6 +101,22 @@ static __always_inline __u32 already_handed_on(struct __sk_buff *skb,
 
 	if (bpf_probe_read_kernel(&seq, sizeof(seq), &kernel_skb->cb[0]) != 0)
 		return 0;
+	/*
+	 * The first skb: the socket's bytes before it were read by user space
+	 * (the client's first bytes, which the router writes to the backend
+	 * itself), up to copied_seq, which the verdict path only moves past an
+	 * skb after this program has judged it.
+	 */
+	if (!self->seq_known) {
+		struct tcp_sock___portmux *tcp;
+		__u32 copied;
+
+		if (bpf_probe_read_kernel(&tcp, sizeof(tcp), &kernel_skb->sk) == 0 && tcp &&
+		    bpf_probe_read_kernel(&copied, sizeof(copied), &tcp->copied_seq) == 0) {
+			self->next_seq = copied;
+			self->seq_known = 1;
+		}
+	}
 	if (self->seq_known) {
 		before = (__s32)(self->next_seq - seq);
 		if (before > 0)
