@@ -486,6 +486,9 @@ private:
     void read_first_bytes(Connection& connection);
     void decide(Connection& connection, bool stream_ended);
     void connect_backend(Connection& connection, std::uint16_t port);
+    UniqueFd new_backend_socket(int family) const;
+    UniqueFd& spare_backend_socket(int family);
+    void replace_spare_sockets();
     void backend_writable(Connection& connection);
     bool take_first_flight(Connection& connection);
     void write_first_bytes(Connection& connection);
@@ -537,6 +540,8 @@ private:
     // Set on every backend socket before it connects, if not empty
     // (backend_congestion_control(): no pacing toward a loopback backend).
     std::string backend_congestion_;
+    UniqueFd spare_backend_sockets_[2];  // AF_INET, AF_INET6: spare_backend_socket()
+    bool spares_taken_[2] = {true, true};  // replace_spare_sockets() makes another
     std::filesystem::path pin_dir_;
     bool pinned_ = false;
     std::unique_ptr<StreamRegistry> registry_;  // frontends and drains, for other processes
@@ -592,6 +597,7 @@ StreamRouter::Impl::Impl(std::filesystem::path pin_dir) : pin_dir_(std::move(pin
     }
 
     backend_congestion_ = backend_congestion_control(default_congestion_control());
+    replace_spare_sockets();
 
     skeleton_.reset(portmux_stream_bpf__open_and_load());
     if (!skeleton_) {
@@ -849,6 +855,7 @@ void StreamRouter::Impl::loop() {
         }
         dead_.clear();
         flush_counters();
+        replace_spare_sockets();
         const std::lock_guard lock(mutex_);
         open_connections_ = connections_.size();
     }
@@ -1223,21 +1230,49 @@ void StreamRouter::Impl::decide(Connection& connection, bool stream_ended) {
     }
 }
 
+UniqueFd StreamRouter::Impl::new_backend_socket(int family) const {
+    UniqueFd fd(::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (fd && !backend_congestion_.empty()) {
+        // Before connect(): a BBR socket asks the stack to pace from its
+        // first segment on, and switching later would not stop that.
+        (void)::setsockopt(fd.get(), IPPROTO_TCP, TCP_CONGESTION, backend_congestion_.data(),
+                           backend_congestion_.size());
+    }
+    return fd;
+}
+
+// A backend socket made ahead, one per family: a client's request waits
+// for the router's socket() and congestion setsockopt() no more, which run
+// after the loop has handled what woke it (replace_spare_sockets()).
+UniqueFd& StreamRouter::Impl::spare_backend_socket(int family) {
+    return spare_backend_sockets_[family == AF_INET6 ? 1 : 0];
+}
+
+// Once at the start, then for the spares taken since.
+void StreamRouter::Impl::replace_spare_sockets() {
+    for (const int family : {AF_INET, AF_INET6}) {
+        const std::size_t index = family == AF_INET6 ? 1 : 0;
+        if (spares_taken_[index]) {
+            spares_taken_[index] = false;
+            spare_backend_socket(family) = new_backend_socket(family);
+        }
+    }
+}
+
 void StreamRouter::Impl::connect_backend(Connection& connection, std::uint16_t port) {
     connection.backend_port = port;
     watch(connection.client, connection.client_tag, 0);
     const sockaddr_storage address = backend_address(connection.client_address, port);
-    connection.backend.fd.reset(
-        ::socket(address.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    UniqueFd& spare = spare_backend_socket(address.ss_family);
+    if (spare) {
+        connection.backend.fd = std::move(spare);
+        spares_taken_[address.ss_family == AF_INET6 ? 1 : 0] = true;
+    } else {
+        connection.backend.fd = new_backend_socket(address.ss_family);
+    }
     if (!connection.backend.fd) {
         refuse(connection, Refusal::backend_refused);
         return;
-    }
-    if (!backend_congestion_.empty()) {
-        // Before connect(): a BBR socket asks the stack to pace from its
-        // first segment on, and switching later would not stop that.
-        (void)::setsockopt(connection.backend.fd.get(), IPPROTO_TCP, TCP_CONGESTION,
-                           backend_congestion_.data(), backend_congestion_.size());
     }
     connection.phase = Phase::connecting;
     if (::connect(connection.backend.fd.get(), reinterpret_cast<const sockaddr*>(&address),
