@@ -53,8 +53,4 @@ socklen_t address_length(const sockaddr_storage& address) {
     }
 }
 
-std::string backend_congestion_control(std::string_view system_default) {
-    return system_default.starts_with("bbr") ? std::string("reno") : std::string();
-}
-
 }  // namespace portmux

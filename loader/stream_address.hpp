@@ -9,8 +9,6 @@
 #include <sys/socket.h>
 
 #include <cstdint>
-#include <string>
-#include <string_view>
 
 namespace portmux {
 
@@ -26,15 +24,5 @@ sockaddr_storage backend_address(const sockaddr_storage& client, std::uint16_t p
 
 // The length to pass with ADDRESS to bind(2) or connect(2).
 socklen_t address_length(const sockaddr_storage& address);
-
-// The congestion control the router sets on a backend socket before it
-// connects, given the system's default (TCP_CONGESTION of a new socket):
-// "reno" in place of BBR (any "bbr..."), which paces in the TCP stack when
-// the qdisc is not fq, empty (keep the default) for anything else. A
-// backend is on this host's loopback: there is no path to pace for, and
-// pacing the stream router's backend socket held spliced bytes back in its
-// send queue (docs/design.md, "What a hold costs"). Reno is built into
-// every kernel and allowed without privileges.
-std::string backend_congestion_control(std::string_view system_default);
 
 }  // namespace portmux

@@ -41,6 +41,7 @@
 #include "proxy_protocol.hpp"
 #include "sockmap_probe.hpp"
 #include "stream_address.hpp"
+#include "stream_sockets.hpp"
 #include "stream_registry.hpp"
 
 namespace portmux {
@@ -1150,11 +1151,12 @@ void StreamRouter::Impl::await_first_bytes(Connection& connection) {
         // socket keeps the count). That time counts against its
         // first_data_timeout, which runs from the handshake.
         tcp_info info{};
-        if (read_tcp_info(connection.client.fd.get(), info) && info.tcpi_total_retrans > 0 &&
-            info.tcpi_total_retrans < 8) {
-            const Timer& deadline = connection.timers[static_cast<std::size_t>(TimerKind::deadline)];
-            const auto held = std::chrono::seconds((1 << info.tcpi_total_retrans) - 1);
-            arm(connection, TimerKind::deadline, std::max(Clock::now(), deadline.entry->first - held));
+        if (read_tcp_info(connection.client.fd.get(), info)) {
+            const auto held = deferred_handshake_time(info.tcpi_total_retrans);
+            if (held.count() > 0) {
+                const Timer& deadline = connection.timers[static_cast<std::size_t>(TimerKind::deadline)];
+                arm(connection, TimerKind::deadline, std::max(Clock::now(), deadline.entry->first - held));
+            }
         }
     }
     wait_for_first_bytes(connection);

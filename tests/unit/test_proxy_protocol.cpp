@@ -119,12 +119,3 @@ TEST_CASE("backend_address: this host's loopback in the client's family") {
     CHECK(portmux::address_length(portmux::backend_address(ipv6("::1", 1), 5001)) == sizeof(sockaddr_in6));
     CHECK(portmux::address_length(portmux::backend_address(ipv4("127.0.0.1", 1), 5001)) == sizeof(sockaddr_in));
 }
-
-TEST_CASE("backend_congestion_control: reno instead of a pacing BBR, otherwise the default") {
-    CHECK(portmux::backend_congestion_control("bbr") == "reno");
-    CHECK(portmux::backend_congestion_control("bbr2") == "reno");
-    CHECK(portmux::backend_congestion_control("cubic").empty());
-    CHECK(portmux::backend_congestion_control("reno").empty());
-    CHECK(portmux::backend_congestion_control("dctcp").empty());
-    CHECK(portmux::backend_congestion_control("").empty());
-}
