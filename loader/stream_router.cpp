@@ -1467,7 +1467,7 @@ bool StreamRouter::Impl::insert_sockets(Connection& connection) {
     // later sends none, and the client waits for its persist timer (up to
     // 200 ms). Held instead, they are forwarded by the router, whose read
     // frees them and sends the window update. What the client sent that
-    // the router has not read is unread (SIOCINQ).
+    // the router has not read: bytes received (TCP_INFO) less those it read.
     client.held = info.tcpi_bytes_received > client.read_first + kForwardFirstAbove;
     bool written = write_socket_entries(connection);
     if (!written && !stale_cookies_.empty()) {
