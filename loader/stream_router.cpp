@@ -315,6 +315,14 @@ struct Timer {
     bool armed = false;
 };
 
+// A backend socket made ahead, and whether replace_spare_sockets() is to
+// make another: at the start and once taken; not again after a socket()
+// that failed.
+struct SpareSocket {
+    UniqueFd fd;
+    bool taken = true;
+};
+
 struct Listener {
     UniqueFd fd;
     std::uint16_t port = 0;
@@ -378,6 +386,10 @@ struct Connection {
     EpollTag client_tag;
     EpollTag backend_tag;
 };
+
+Timer& timer_of(Connection& connection, TimerKind kind) {
+    return connection.timers[static_cast<std::size_t>(kind)];
+}
 
 using RouteKey = std::pair<std::uint16_t, std::uint16_t>;  // frontend port, backend port (0: totals)
 
@@ -488,7 +500,7 @@ private:
     void decide(Connection& connection, bool stream_ended);
     void connect_backend(Connection& connection, std::uint16_t port);
     UniqueFd new_backend_socket(int family) const;
-    UniqueFd& spare_backend_socket(int family);
+    SpareSocket& spare_backend_socket(int family);
     void replace_spare_sockets();
     void backend_writable(Connection& connection);
     bool take_first_flight(Connection& connection);
@@ -541,8 +553,7 @@ private:
     // Set on every backend socket before it connects, if not empty
     // (backend_congestion_control(): no pacing toward a loopback backend).
     std::string backend_congestion_;
-    UniqueFd spare_backend_sockets_[2];  // AF_INET, AF_INET6: spare_backend_socket()
-    bool spares_taken_[2] = {true, true};  // replace_spare_sockets() makes another
+    SpareSocket spare_backend_sockets_[2];  // AF_INET, AF_INET6: spare_backend_socket()
     std::filesystem::path pin_dir_;
     bool pinned_ = false;
     std::unique_ptr<StreamRegistry> registry_;  // frontends and drains, for other processes
@@ -729,9 +740,9 @@ std::unique_ptr<Listener> open_listener(std::uint16_t port) {
 constexpr int kDeferAcceptSeconds = 1;
 
 // With TCP_DEFER_ACCEPT the listener becomes readable only once a client's
-// first bytes (or its FIN) have arrived, so the router accepts, peeks and
+// first bytes (or its FIN) have arrived, so the router accepts, reads and
 // decides in one wake-up, instead of accepting a connection whose bytes are
-// still on their way (a peek that finds nothing, SO_RCVLOWAT, an epoll
+// still on their way (a read that finds nothing, SO_RCVLOWAT, an epoll
 // registration and a second wake-up). Only for rules that wait for bytes:
 // with none needed the router decides at accept, and a protocol whose
 // server speaks first must not wait for the client. A client that sends
@@ -998,13 +1009,13 @@ void StreamRouter::Impl::watch(Side& side, EpollTag& tag, std::uint32_t events) 
 
 void StreamRouter::Impl::arm(Connection& connection, TimerKind kind, Clock::time_point at) {
     disarm(connection, kind);
-    Timer& timer = connection.timers[static_cast<std::size_t>(kind)];
+    Timer& timer = timer_of(connection, kind);
     timer.entry = timers_.emplace(at, std::pair{&connection, kind});
     timer.armed = true;
 }
 
 void StreamRouter::Impl::disarm(Connection& connection, TimerKind kind) {
-    Timer& timer = connection.timers[static_cast<std::size_t>(kind)];
+    Timer& timer = timer_of(connection, kind);
     if (timer.armed) {
         timers_.erase(timer.entry);
         timer.armed = false;
@@ -1154,7 +1165,7 @@ void StreamRouter::Impl::await_first_bytes(Connection& connection) {
         if (read_tcp_info(connection.client.fd.get(), info)) {
             const auto held = deferred_handshake_time(info.tcpi_total_retrans);
             if (held.count() > 0) {
-                const Timer& deadline = connection.timers[static_cast<std::size_t>(TimerKind::deadline)];
+                const Timer& deadline = timer_of(connection, TimerKind::deadline);
                 arm(connection, TimerKind::deadline, std::max(Clock::now(), deadline.entry->first - held));
             }
         }
@@ -1256,17 +1267,17 @@ UniqueFd StreamRouter::Impl::new_backend_socket(int family) const {
 // A backend socket made ahead, one per family: a client's request waits
 // for the router's socket() and congestion setsockopt() no more, which run
 // after the loop has handled what woke it (replace_spare_sockets()).
-UniqueFd& StreamRouter::Impl::spare_backend_socket(int family) {
+SpareSocket& StreamRouter::Impl::spare_backend_socket(int family) {
     return spare_backend_sockets_[family == AF_INET6 ? 1 : 0];
 }
 
 // Once at the start, then for the spares taken since.
 void StreamRouter::Impl::replace_spare_sockets() {
     for (const int family : {AF_INET, AF_INET6}) {
-        const std::size_t index = family == AF_INET6 ? 1 : 0;
-        if (spares_taken_[index]) {
-            spares_taken_[index] = false;
-            spare_backend_socket(family) = new_backend_socket(family);
+        SpareSocket& spare = spare_backend_socket(family);
+        if (spare.taken) {
+            spare.taken = false;
+            spare.fd = new_backend_socket(family);
         }
     }
 }
@@ -1275,10 +1286,10 @@ void StreamRouter::Impl::connect_backend(Connection& connection, std::uint16_t p
     connection.backend_port = port;
     watch(connection.client, connection.client_tag, 0);
     const sockaddr_storage address = backend_address(connection.client_address, port);
-    UniqueFd& spare = spare_backend_socket(address.ss_family);
-    if (spare) {
-        connection.backend.fd = std::move(spare);
-        spares_taken_[address.ss_family == AF_INET6 ? 1 : 0] = true;
+    SpareSocket& spare = spare_backend_socket(address.ss_family);
+    if (spare.fd) {
+        connection.backend.fd = std::move(spare.fd);
+        spare.taken = true;
     } else {
         connection.backend.fd = new_backend_socket(address.ss_family);
     }
