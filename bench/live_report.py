@@ -797,7 +797,7 @@ def sections(work, compare=None, claims=None, relay_work=None, defer_conclusions
         md.append(
             "For the first-bytes service (issue 11): what a user-space relay costs against a direct "
             "connection, on loopback and over the veth. Every relay has one backend and one thread "
-            "(nginx: one worker); all run at once, idle until dialled, and each test runs every system "
+            "(nginx: one worker); all run at once, idle until dialled. Streams: each test runs every system "
             "back to back, so the two sides of a ratio are seconds apart. `tcp-stream` writes "
             f"{relay_gib} over 1 or 64 connections at once and stops its clock at the sink's 1-byte answer "
             "after each connection's last byte, so a relay's buffered tail counts. "
@@ -806,10 +806,7 @@ def sections(work, compare=None, claims=None, relay_work=None, defer_conclusions
             "ksoftirqd deferred network work) and the client's own CPU time, per GiB. **Machine CPU s/GiB** "
             "is the whole machine's busy time (/proc/stat, both cores): with other work keeping both cores "
             "busy it is about 2 × the transfer time whatever the relay does, so it is shown but not "
-            "compared. "
-            "Request/response: one connection, 64-byte request, 64-byte answer, one at a time (p50, p99 of "
-            "every round trip). New connections/s: connect, one 64-byte request/response, close with RST, "
-            "one at a time.")
+            "compared. " + rr_method(rows))
         md.append("")
         md += relay_md
         have_pm = any(r.get("kind") == "relay" and r["system"] == "portmux" for r in rows)
@@ -835,6 +832,48 @@ def sections(work, compare=None, claims=None, relay_work=None, defer_conclusions
     if not defer_conclusions:
         md += conclusions(claims, compare)
     return md
+
+
+def rr_method(rows):
+    """How request/response and new connections were measured, from the records themselves
+    (a run before the interleaved client measured each system alone)."""
+    rr = [r for r in rows if r.get("kind") == "relay" and r.get("test") in ("rr", "connect")]
+    inter = [r["result"] for r in rr if r["result"].get("interleaved")]
+    if not inter:
+        return ("Request/response: one connection, 64-byte request, 64-byte answer, one at a time (p50, p99 of "
+                "every round trip). New connections/s: connect, one 64-byte request/response, close with RST, "
+                "one at a time. Each system's request/response and connect trials ran alone, one system after "
+                "another.")
+    slice_s = inter[0].get("slice_s")
+    cycles = inter[0].get("cycles")
+    warmup = inter[0].get("warmup", "some")
+    systems = max((len(r.get("interleaved_with") or []) for r in rr), default=0)
+    orders = systems * (2 if systems % 2 else 1)
+    slices = [r["slices"] for r in inter if r.get("slices") is not None]
+    cut = [r for r in inter if r.get("cycles_done") is not None and r.get("cycles_done") != r.get("cycles")]
+    return (
+        "Request/response and new connections are measured interleaved, not one system after another: for "
+        "each repetition, path and test, ONE client run (`portmux_loadgen tcp-client --ports`, the same "
+        f"client for every system) serves all {systems} systems in {cycles} cycles; every cycle gives each "
+        f"system one slice of {slice_s:g} s, in an order from a balanced set ({orders} orders, a Williams "
+        "design: over the set every system takes every position, and follows every other system, equally "
+        "often; the cycles take the orders in turn"
+        + (f", {cycles // orders} full rounds" if orders and cycles % orders == 0 else
+           f", {cycles / orders:.1f} rounds" if orders else "")
+        + "), so a system's numbers come from the same seconds as the others' and the machine's swings "
+        "within a repetition, and whatever one system leaves behind for the next slice, hit all alike. "
+        "Request/response: one persistent connection per system, made before the first slice and warmed "
+        f"with {warmup} uncounted round trips; in each slice, 64-byte request, 64-byte answer, one at a time, as "
+        "many as fit. New connections: in each slice, connect, one 64-byte request/response, close with "
+        f"RST, one at a time ({warmup} uncounted first). A slice ends at the first operation to finish after its "
+        "time, and its whole wall time counts. A system's latencies are pooled over all its slices: p50 "
+        "and p99 are over every round trip (request/response) of the repetition, and new connections/s "
+        "is its completed connections over the sum of its slices' wall time"
+        + (f" (between {min(slices)} and {max(slices)} slices per system)" if slices and min(slices) != max(slices)
+           else "")
+        + ". On this shared 2-core VM a round trip's tail includes the other work's interruptions, which is "
+        "why p99 is compared only between systems measured in the same seconds."
+        + (f" {len(cut)} of these runs hit their time cap before their last cycle." if cut else ""))
 
 
 def is_relay(r):

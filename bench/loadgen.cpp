@@ -23,6 +23,12 @@
 //       connect: connect, one request/response, close (RST), N times.
 //       rr: C persistent connections, N request/response round trips.
 //       [--prefix STR]: the first bytes of every request (a routing tag).
+//   tcp-client --dst ADDR --ports P1,P2,... --mode connect|rr --slice S --cycles N
+//              [--warmup W] [--seconds LIMIT] [--size BYTES] [--prefix STR]
+//       Interleaved: the systems listening on P1, P2, ... share the client
+//       in slices of S seconds, each once per cycle, in balanced orders
+//       (see balanced_orders); latencies pooled per port (see
+//       tcp_client_interleaved).
 //   tcp-sink   --ports P1,... --expect BYTES --seconds S [--ready FILE]
 //       Reads streams; answers 1 byte once a connection delivered BYTES.
 //   tcp-stream --dst ADDR --port P --bytes B --streams C --seconds S [--prefix STR]
@@ -712,7 +718,7 @@ void close_with_reset(int fd) {
     close(fd);
 }
 
-int tcp_client(const Args& a) {
+int tcp_client_single(const Args& a) {
     const sockaddr_in dst = address(a.get("dst"), static_cast<int>(a.num("port")));
     const std::string mode = a.get("mode");
     const long count = a.num("count");
@@ -772,6 +778,197 @@ int tcp_client(const Args& a) {
                 mode.c_str(), done, failures, elapsed, done / elapsed, percentile(latency_us, 0.5),
                 percentile(latency_us, 0.99), cpu_json().c_str());
     return failures > done ? 1 : 0;
+}
+
+// The orders of the cycles of an interleaved run over n targets: a Williams
+// design. Row r is r, r+1, r-1, r+2, r-2, ... (mod n); with n odd, the rows
+// reversed as well. Over one round of the rows every target takes every
+// position equally often and follows every other target equally often, so
+// the work one system leaves behind (a relay closing its sockets after a
+// slice of connects, a cold cache, a kworker still running) falls on every
+// other system alike rather than always on the same neighbour, which a plain
+// rotation (A B C, B C A, ...: B always after A) would do.
+std::vector<std::vector<std::size_t>> balanced_orders(std::size_t n) {
+    std::vector<std::vector<std::size_t>> orders;
+    for (std::size_t r = 0; r < n; ++r) {
+        std::vector<std::size_t> row;
+        for (std::size_t j = 0; j < n; ++j) {
+            const std::size_t k = (j + 1) / 2;
+            row.push_back(j % 2 ? (r + k) % n : (r + n - k) % n);
+        }
+        orders.push_back(row);
+    }
+    if (n % 2 == 1) {
+        for (std::size_t r = 0; r < n; ++r) orders.emplace_back(orders[r].rbegin(), orders[r].rend());
+    }
+    return orders;
+}
+
+// One system of an interleaved run: where it listens, its persistent
+// connection (rr), and what its slices measured.
+struct ClientTarget {
+    int port = 0;
+    sockaddr_in dst{};
+    int fd = -1;  // rr: the persistent connection, -1 until (re)connected
+    long completed = 0;
+    long failures = 0;
+    long warmup_failures = 0;
+    double busy_s = 0;  // the sum of its slices' wall time
+    std::vector<double> latency_us;
+    std::vector<long> slice_completed;
+    std::vector<double> slice_p50_us;
+};
+
+// tcp-client with --ports: several systems measured in the same seconds.
+// The VM's speed swings 2x within seconds, so systems measured one after
+// another for a second or more each compare different machines; here every
+// cycle gives each system one slice of --slice seconds, in the cycle's
+// balanced order, and every system's latencies are pooled over all its
+// slices. rr: one persistent connection per system, made up front (a
+// --warmup of round trips on each, not counted); connect: connect, one
+// request/response, close with RST, repeated within the slice. A slice runs
+// at least one operation and ends at the first one to finish after --slice
+// seconds; its wall time counts as the system's busy time, and per_s =
+// completed / busy seconds. Per port: completed, failures, busy_s, per_s,
+// p50/p99/p999 of every operation, and each slice's count and median. A
+// round trip that fails closes that connection; the system's next slice
+// connects again. --seconds caps the whole run (cycles_done says how many
+// cycles ran).
+int tcp_client_interleaved(const Args& a) {
+    const std::string mode = a.get("mode");
+    if (mode != "rr" && mode != "connect") throw std::invalid_argument("--mode must be rr or connect");
+    const std::vector<int> ports = parse_ports(a.get("ports"));
+    if (ports.empty()) throw std::invalid_argument("--ports names no port");
+    for (std::size_t i = 0; i < ports.size(); ++i) {
+        if (std::count(ports.begin(), ports.end(), ports[i]) > 1) {
+            throw std::invalid_argument("--ports names " + std::to_string(ports[i]) + " twice");
+        }
+    }
+    const double slice_s = a.real("slice");
+    const long cycles = a.num("cycles");
+    if (slice_s <= 0 || cycles < 1) throw std::invalid_argument("--slice and --cycles must be positive");
+    const long warmup = a.num("warmup", 20);
+    const double limit = a.values.count("seconds") ? a.real("seconds") : 1e9;
+    const std::size_t size = static_cast<std::size_t>(a.num("size", 64));
+    pin(a);
+    signal(SIGPIPE, SIG_IGN);
+    std::vector<char> request(size, 'r'), response(size);
+    const std::string prefix = a.get("prefix", "-") == "-" ? "" : a.get("prefix");
+    std::memcpy(request.data(), prefix.data(), std::min(prefix.size(), size));
+    const bool rr = mode == "rr";
+    using Micros = std::chrono::duration<double, std::micro>;
+
+    std::vector<ClientTarget> targets(ports.size());
+    for (std::size_t i = 0; i < ports.size(); ++i) {
+        targets[i].port = ports[i];
+        targets[i].dst = address(a.get("dst"), ports[i]);
+    }
+    // One operation on a target: a round trip on its connection (rr) or a
+    // whole connection (connect). The latency in microseconds, or < 0 on
+    // failure (counted).
+    auto operate = [&](ClientTarget& t) -> double {
+        if (rr) {
+            if (t.fd < 0 && (t.fd = connect_to(t.dst)) < 0) {
+                ++t.failures;
+                return -1;
+            }
+            const auto t0 = Clock::now();
+            if (!write_full(t.fd, request.data(), size) || !read_full(t.fd, response.data(), size)) {
+                ++t.failures;
+                close(t.fd);
+                t.fd = -1;
+                return -1;
+            }
+            return Micros(Clock::now() - t0).count();
+        }
+        const auto t0 = Clock::now();
+        const int fd = connect_to(t.dst);
+        if (fd < 0) {
+            ++t.failures;
+            return -1;
+        }
+        const bool ok = write_full(fd, request.data(), size) && read_full(fd, response.data(), size);
+        const auto t1 = Clock::now();
+        close_with_reset(fd);
+        if (!ok) {
+            ++t.failures;
+            return -1;
+        }
+        return Micros(t1 - t0).count();
+    };
+    // Warm-up, not counted: connections made, each system's first requests
+    // (a router's first route lookup, a relay's first accept) behind us.
+    for (auto& t : targets) {
+        for (long i = 0; i < warmup; ++i) operate(t);
+        t.warmup_failures = t.failures;
+        t.failures = 0;
+    }
+    const auto orders = balanced_orders(targets.size());
+    const auto start = Clock::now();
+    long cycles_done = 0;
+    for (long c = 0; c < cycles && seconds_since(start) < limit; ++c, ++cycles_done) {
+        for (std::size_t index : orders[static_cast<std::size_t>(c) % orders.size()]) {
+            ClientTarget& t = targets[index];
+            const std::size_t first = t.latency_us.size();
+            const auto slice_start = Clock::now();
+            double elapsed = 0;
+            do {
+                const double us = operate(t);
+                if (us >= 0) t.latency_us.push_back(us);
+                else if (rr && t.fd < 0) break;  // connection lost: the next slice reconnects
+                elapsed = seconds_since(slice_start);
+            } while (elapsed < slice_s);
+            elapsed = seconds_since(slice_start);
+            t.busy_s += elapsed;
+            const long n = static_cast<long>(t.latency_us.size() - first);
+            t.completed += n;
+            t.slice_completed.push_back(n);
+            std::vector<double> in_slice(t.latency_us.begin() + static_cast<long>(first), t.latency_us.end());
+            t.slice_p50_us.push_back(percentile(std::move(in_slice), 0.5));
+        }
+    }
+    const double total_s = seconds_since(start);
+    for (auto& t : targets) {
+        if (t.fd >= 0) close(t.fd);
+    }
+    std::string out;
+    bool failed = false;
+    for (std::size_t i = 0; i < targets.size(); ++i) {
+        ClientTarget& t = targets[i];
+        std::sort(t.latency_us.begin(), t.latency_us.end());
+        auto at = [&](double p) {
+            if (t.latency_us.empty()) return 0.0;
+            const auto k = std::min(t.latency_us.size() - 1, static_cast<std::size_t>(p * (t.latency_us.size() - 1) + 0.5));
+            return t.latency_us[k];
+        };
+        std::string counts, medians;
+        for (std::size_t s = 0; s < t.slice_completed.size(); ++s) {
+            char num[32];
+            std::snprintf(num, sizeof num, "%s%.1f", s ? ", " : "", t.slice_p50_us[s]);
+            counts += (s ? ", " : "") + std::to_string(t.slice_completed[s]);
+            medians += num;
+        }
+        char head[512];
+        std::snprintf(head, sizeof head,
+                      "\"%d\": {\"completed\": %ld, \"failures\": %ld, \"slices\": %zu, \"busy_s\": %.4f, "
+                      "\"per_s\": %.0f, \"p50_us\": %.1f, \"p99_us\": %.1f, \"p999_us\": %.1f, \"max_us\": %.1f, "
+                      "\"warmup_failures\": %ld, ",
+                      t.port, t.completed, t.failures, t.slice_completed.size(), t.busy_s,
+                      t.busy_s > 0 ? t.completed / t.busy_s : 0.0, at(0.5), at(0.99), at(0.999),
+                      t.latency_us.empty() ? 0.0 : t.latency_us.back(), t.warmup_failures);
+        out += std::string(i ? ", " : "") + head + "\"slice_completed\": [" + counts + "], \"slice_p50_us\": [" +
+               medians + "]}";
+        failed = failed || t.failures > t.completed;
+    }
+    std::printf("{\"mode\": \"%s\", \"interleaved\": true, \"slice_s\": %.4f, \"cycles\": %ld, \"cycles_done\": %ld, "
+                "\"orders\": %zu, \"warmup\": %ld, \"elapsed_s\": %.4f, \"targets\": {%s}, %s}\n",
+                mode.c_str(), slice_s, cycles, cycles_done, orders.size(), warmup, total_s, out.c_str(),
+                cpu_json().c_str());
+    return failed ? 1 : 0;
+}
+
+int tcp_client(const Args& a) {
+    return a.values.count("ports") ? tcp_client_interleaved(a) : tcp_client_single(a);
 }
 
 // Streams: a 1-byte answer from the sink once a connection delivered all its

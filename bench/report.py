@@ -376,7 +376,9 @@ def main():
               "and around each repetition below), and its speed swings 2× from minute to minute. So every "
               "part interleaves: test_run times short batches of every program in turn (run k of every program "
               "before run k + 1 of any, each run the fastest of its batches), and the "
-              "live parts run every system once per repetition, in a rotated order. Systems are compared "
+              "live parts run every system once per repetition, in a rotated order (the relays' "
+              "request/response and new-connection tests, and the client scaling, go further: all their "
+              "systems share one client run, in short slices that alternate between them). Systems are compared "
               "only by per-run or per-repetition ratios, given with min–max; the conclusions at the end are "
               "the ones that held in every repetition of two independent runs.")
     md.append("")

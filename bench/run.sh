@@ -38,7 +38,9 @@
 # Environment: BUILD (build directory, default /tmp/portmux-bench-build),
 # OUT_MD (default docs/benchmarks.md), PROG_JSON (reuse an earlier prog.json),
 # SCALE_PAIRS (slice cycles per client-scaling trial, default 80), SCALE_SLICE_SECONDS
-# (the length of one slice, default 0.05).
+# (the length of one slice, default 0.05), RELAY_CYCLES and RELAY_SLICE_SECONDS
+# (the relays' request/response and connect tests: cycles of one slice per
+# system, default 30 of 0.05 s).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -80,7 +82,6 @@ log() { printf '[%4ds] %s\n' $(( $(date +%s) - START_TS )) "$*" >&2; }
 
 # Workload sizes. A UDP trial ends at its packet count or its time limit.
 UDP_COUNT=5000000                # never the limit: trials are timed
-RELAY_COUNT=10000000             # request/response and connect: timed too
 RELAY_PATHS=(lo veth)
 if [[ $SMOKE -eq 1 ]]; then
   # Counts small enough that no socket queue can overflow however slow the
@@ -89,13 +90,15 @@ if [[ $SMOKE -eq 1 ]]; then
   REPS=1
   UDP_SECONDS=10; UDP_COUNT=96; SCALE_CLIENTS=(48 960)
   SCALE_SLICE_SECONDS=10; SCALE_PAIRS=1
-  RELAY_BYTES=$((4 << 20)); RELAY_SECONDS=10; RELAY_COUNT=200; RELAY_PATHS=(lo)
+  # Request/response and connect: 2 cycles of slices, each slice at least
+  # one operation, whatever the machine's speed.
+  RELAY_BYTES=$((4 << 20)); RELAY_SLICE_SECONDS=0.02; RELAY_CYCLES=2; RELAY_PATHS=(lo)
   PROG_ARGS=(--runs 1 --repeat 10000 --batches 2 --single-shots 200 --flows 1000 --smoke)
 elif [[ $QUICK -eq 1 ]]; then
   REPS=${REPS:-2}
   UDP_SECONDS=0.6; SCALE_CLIENTS=(48 9984 100032)
   SCALE_SLICE_SECONDS=0.25; SCALE_PAIRS=8
-  RELAY_BYTES=$((256 << 20)); RELAY_SECONDS=0.8
+  RELAY_BYTES=$((256 << 20)); RELAY_SLICE_SECONDS=0.04; RELAY_CYCLES=20
   PROG_ARGS=(--runs 3 --repeat 250000 --batches 4 --single-shots 20000 --flows 200000 --quick)
 else
   REPS=${REPS:-5}
@@ -110,7 +113,12 @@ else
   # bootstrap). 80 cycles of three slices: 12 s a trial, about 5 minutes
   # for the part.
   SCALE_SLICE_SECONDS=${SCALE_SLICE_SECONDS:-0.05}; SCALE_PAIRS=${SCALE_PAIRS:-80}
-  RELAY_BYTES=$((1 << 30)); RELAY_SECONDS=1.5
+  # Request/response and connect: 30 cycles of 0.05 s slices, 1.5 s per
+  # system (about 30,000-80,000 round trips, 1,000-30,000 connections),
+  # three rounds of the 10 balanced orders of 5 systems (see
+  # balanced_orders in loadgen.cpp).
+  RELAY_BYTES=$((1 << 30))
+  RELAY_SLICE_SECONDS=${RELAY_SLICE_SECONDS:-0.05}; RELAY_CYCLES=${RELAY_CYCLES:-30}
   PROG_ARGS=(--runs 5 --repeat 250000 --batches 8 --single-shots 50000 --flows 1000000)
 fi
 UDP_SIZE=64                      # payload bytes: the packet-rate bound case
@@ -528,10 +536,15 @@ fi
 # TCP relays (issue 11): direct, the naive read/write proxy, the splice(2)
 # proxy and nginx stream, one backend and one thread each; on loopback
 # (everything in the balancer namespace) and over the veth (client in the
-# client namespace). All relays run at once, idle until dialled, so each
-# test runs every system back to back (order rotated per repetition) and a
-# ratio compares trials seconds apart. Streams go to a sink on 9876, 64-byte
-# request/response and new connections to an echo server on 9877.
+# client namespace). All relays run at once, idle until dialled. Streams:
+# each test runs every system back to back (order rotated per repetition),
+# so a ratio compares trials seconds apart; they go to a sink on 9876.
+# 64-byte request/response and new connections go to an echo server on
+# 9877, and every system shares ONE client run: RELAY_CYCLES cycles, each
+# giving every system one slice of RELAY_SLICE_SECONDS in a balanced order
+# (loadgen tcp-client --ports). Trials of 1.5 s one after another compared
+# different machines: this VM's speed swings 2x within seconds, and the
+# per-repetition p99 ratios ranged 0.09-67, connections/s 0.32-2.25.
 #
 # CPU: the machine-wide busy time (/proc/stat) is recorded, but with other
 # work on both cores it is about 2 x the duration whatever the relay does.
@@ -667,17 +680,33 @@ EOF
          router_bytes: $router}' >> "$RESULTS/live.jsonl"
     tail -1 "$RESULTS/live.jsonl" | jq -r '"    \(.system) \(.path) \(.streams) stream(s): \(.result.gbit_s) Gbit/s, CPU \(.attributed_cpu_s) s attributed, \(.cpu_s) s machine\(if .router_bytes then ", router copied \(.router_bytes.copied_to_backend) of \(.router_bytes.bytes_to_backend) bytes to the backend" else "" end)"' >&2
   }
-  relay_rr_trial() {  # path system rep mode dst run_in
-    local path=$1 system=$2 rep=$3 mode=$4 dst=$5 run_in=$6 out s0 s1
-    s0=$(stream_counters "$system")
-    out=$($run_in "$LOADGEN" tcp-client --dst "$dst" --port "${RELAY_RR_PORT[$system]}" --mode "$mode" --conns 1 \
-          --count "$RELAY_COUNT" --seconds "$RELAY_SECONDS" --prefix "$RELAY_RR_TAG" || echo '{"completed": 0, "failures": -1}')
-    s1=$(stream_counters "$system")
-    jq -nc --arg path "$path" --arg system "$system" --argjson rep "$rep" --arg mode "$mode" --argjson r "$out" \
-       --argjson load "$(loadavg)" --argjson router "$(counters_delta "$s0" "$s1")" \
-       '{kind: "relay", test: $mode, path: $path, system: $system, rep: $rep, result: $r, load: $load,
-         router_bytes: $router}' >> "$RESULTS/live.jsonl"
-    tail -1 "$RESULTS/live.jsonl" | jq -r '"    \(.system) \(.path) \(.test): \(.result.per_s)/s, p50 \(.result.p50_us) p99 \(.result.p99_us) us, failures \(.result.failures)"' >&2
+  # Request/response or connect for every system at once: one interleaved
+  # client over all their ports, then a record per system as a trial of its
+  # own (result: that port's counts and pooled percentiles). The router's
+  # counters move only for portmux's connections, so their change over the
+  # whole run is portmux's.
+  relay_rr_interleaved() {  # path rep mode dst run_in system...
+    local path=$1 rep=$2 mode=$3 dst=$4 run_in=$5 out s0 s1 ports system cap
+    shift 5
+    ports=$(for system in "$@"; do echo "${RELAY_RR_PORT[$system]}"; done | paste -sd,)
+    cap=$(awk -v s="$RELAY_SLICE_SECONDS" -v c="$RELAY_CYCLES" -v n=$# 'BEGIN {printf "%d", 3 * s * c * n + 30}')
+    s0=$(stream_counters portmux)
+    out=$($run_in "$LOADGEN" tcp-client --dst "$dst" --ports "$ports" --mode "$mode" --slice "$RELAY_SLICE_SECONDS" \
+          --cycles "$RELAY_CYCLES" --seconds "$cap" --prefix "$RELAY_RR_TAG") || true
+    s1=$(stream_counters portmux)
+    jq -e '.targets' <<< "$out" > /dev/null 2>&1 || out='{"targets": {}}'
+    for system in "$@"; do
+      jq -nc --arg path "$path" --arg system "$system" --argjson rep "$rep" --arg mode "$mode" --argjson all "$out" \
+         --arg port "${RELAY_RR_PORT[$system]}" --argjson load "$(loadavg)" \
+         --argjson router "$(if [[ $system == portmux ]]; then counters_delta "$s0" "$s1"; else echo null; fi)" \
+         --arg systems "$*" \
+         '{kind: "relay", test: $mode, path: $path, system: $system, rep: $rep,
+           result: (($all.targets[$port] // {completed: 0, failures: -1})
+                    + {mode: $mode, interleaved: true, slice_s: $all.slice_s, cycles: $all.cycles,
+                       cycles_done: $all.cycles_done, warmup: $all.warmup, run_elapsed_s: $all.elapsed_s}),
+           interleaved_with: ($systems | split(" ")), load: $load, router_bytes: $router}' >> "$RESULTS/live.jsonl"
+      tail -1 "$RESULTS/live.jsonl" | jq -r '"    \(.system) \(.path) \(.test): \(.result.per_s)/s over \(.result.busy_s) s, p50 \(.result.p50_us) p99 \(.result.p99_us) us (\(.result.completed) samples), failures \(.result.failures)"' >&2
+    done
   }
   for rep in $(seq "$REPS"); do
     l0=$(loadavg)
@@ -696,7 +725,8 @@ EOF
         kill "$sink" 2>/dev/null; wait "$sink" 2>/dev/null || true
       done
       for mode in rr connect; do
-        for system in $order; do relay_rr_trial "$path" "$system" "$rep" "$mode" "$dst" "$run_in"; done
+        # shellcheck disable=SC2086  # $order: the systems, one word each
+        relay_rr_interleaved "$path" "$rep" "$mode" "$dst" "$run_in" $order
       done
     done
     rep_record relay "$rep" "$order" "$l0"
@@ -707,7 +737,7 @@ fi
 END_TS=$(date +%s)
 echo "loadavg at end: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$RESULTS/machine.txt"
 echo "$(( END_TS - START_TS ))" > "$RESULTS/seconds.txt"
-echo "quick=$QUICK reps=$REPS udp_seconds=$UDP_SECONDS scale_slice_seconds=$SCALE_SLICE_SECONDS scale_pairs=$SCALE_PAIRS relay_bytes=$RELAY_BYTES relay_seconds=$RELAY_SECONDS" > "$RESULTS/settings.txt"
+echo "quick=$QUICK reps=$REPS udp_seconds=$UDP_SECONDS scale_slice_seconds=$SCALE_SLICE_SECONDS scale_pairs=$SCALE_PAIRS relay_bytes=$RELAY_BYTES relay_slice_seconds=$RELAY_SLICE_SECONDS relay_cycles=$RELAY_CYCLES" > "$RESULTS/settings.txt"
 log "writing $OUT_MD (raw results in $RESULTS)"
 python3 "$ROOT/bench/report.py" --work "$RESULTS" --md "$OUT_MD" ${COMPARE:+--compare "$COMPARE"}
 if [[ $SMOKE -eq 1 ]]; then
