@@ -658,6 +658,46 @@ def sockmap_targets(rows):
     return md
 
 
+def interleaved_checks(rows):
+    """For the interleaved request/response and connect runs: each run's machine idle share, and a
+    second statistic of the same slices, cycle by cycle (portmux's slice against the reference's slice
+    of the same cycle, median over the cycles), which a bimodal latency (fast while the cores are busy,
+    slow when a relay wakes on an idle core) moves less than it moves a pooled p50."""
+    rel = [r for r in rows if r.get("kind") == "relay" and r.get("test") in ("rr", "connect")
+           and r["result"].get("interleaved")]
+    if not rel:
+        return []
+    md = ["The interleaved runs, per repetition: the machine's idle share during the run (both cores, "
+          "/proc/stat; the client's and the relays' own work included), and, cycle by cycle, portmux's slice "
+          "against the reference's slice of the same cycle (request/response: the slices' median round trips; "
+          "new connections: the slices' counts), median over the cycles:", "",
+          "| path | test | idle share per repetition | per-cycle median ratio per repetition | min–max |",
+          "| --- | --- | --- | --- | ---: |"]
+    checks = [("rr", "naive", "slice_p50_us", "p50 portmux / naive"),
+              ("connect", "nginx", "slice_completed", "connections portmux / nginx")]
+    for path in ["lo", "veth"]:
+        for test, ref, key, label in checks:
+            sub = [r for r in rel if r["path"] == path and r["test"] == test]
+            if not sub:
+                continue
+            idle = {}
+            for r in sub:
+                if r.get("machine_idle_share") is not None:
+                    idle[r["rep"]] = r["machine_idle_share"]
+            pm, rf = by_rep(sub, system="portmux"), by_rep(sub, system=ref)
+            ratios = []
+            for rep in sorted(set(pm) & set(rf)):
+                pairs = [a / b for a, b in zip(pm[rep]["result"].get(key) or [], rf[rep]["result"].get(key) or []) if b]
+                if pairs:
+                    ratios.append(statistics.median(pairs))
+            if not ratios and not idle:
+                continue
+            md.append(f"| {path} | {test} | {' '.join(f'{idle[k]:.2f}' for k in sorted(idle)) or '-'} | "
+                      f"{label}: {ratios_str(ratios) or '-'} | {rng(ratios, '{:.2f}')} |")
+    md.append("")
+    return md
+
+
 def read_settings(work):
     try:
         with open(os.path.join(work, "settings.txt")) as f:
@@ -822,6 +862,7 @@ def sections(work, compare=None, claims=None, relay_work=None, defer_conclusions
                       "kernel with its sockmap verdict program.")
             md.append("")
             md += sockmap_targets(rows)
+            md += interleaved_checks(rows)
         md += router_copied_table(rows)
         md += cpu_where_table(rows)
         if have_pm:

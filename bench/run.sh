@@ -386,6 +386,9 @@ udp_teardown() {
 cpu_busy_jiffies() {  # all CPUs: user nice system irq softirq steal
   awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat
 }
+cpu_idle_total_jiffies() {  # all CPUs: "idle+iowait total"
+  awk '/^cpu / {print $5 + $6, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat
+}
 HZ=$(getconf CLK_TCK)
 loadavg() { cut -d' ' -f1 /proc/loadavg; }
 ticks_of() {  # pid: its user + system ticks so far
@@ -684,15 +687,20 @@ EOF
   # client over all their ports, then a record per system as a trial of its
   # own (result: that port's counts and pooled percentiles). The router's
   # counters move only for portmux's connections, so their change over the
-  # whole run is portmux's.
+  # whole run is portmux's. The machine's idle share over the run (both
+  # cores, /proc/stat) tells which regime the run saw: an idle machine,
+  # where every wake-up of a relay from an idle CPU costs tens of
+  # microseconds, or one whose cores other work keeps busy.
   relay_rr_interleaved() {  # path rep mode dst run_in system...
-    local path=$1 rep=$2 mode=$3 dst=$4 run_in=$5 out s0 s1 ports system cap
+    local path=$1 rep=$2 mode=$3 dst=$4 run_in=$5 out s0 s1 i0 i1 ports system cap
     shift 5
     ports=$(for system in "$@"; do echo "${RELAY_RR_PORT[$system]}"; done | paste -sd,)
     cap=$(awk -v s="$RELAY_SLICE_SECONDS" -v c="$RELAY_CYCLES" -v n=$# 'BEGIN {printf "%d", 3 * s * c * n + 30}')
     s0=$(stream_counters portmux)
+    i0=$(cpu_idle_total_jiffies)
     out=$($run_in "$LOADGEN" tcp-client --dst "$dst" --ports "$ports" --mode "$mode" --slice "$RELAY_SLICE_SECONDS" \
           --cycles "$RELAY_CYCLES" --seconds "$cap" --prefix "$RELAY_RR_TAG") || true
+    i1=$(cpu_idle_total_jiffies)
     s1=$(stream_counters portmux)
     jq -e '.targets' <<< "$out" > /dev/null 2>&1 || out='{"targets": {}}'
     for system in "$@"; do
@@ -700,11 +708,14 @@ EOF
          --arg port "${RELAY_RR_PORT[$system]}" --argjson load "$(loadavg)" \
          --argjson router "$(if [[ $system == portmux ]]; then counters_delta "$s0" "$s1"; else echo null; fi)" \
          --arg systems "$*" \
+         --argjson idle "$(awk -v a="$i0" -v b="$i1" 'BEGIN {split(a, x, " "); split(b, y, " ");
+                            printf "%.3f", (y[2] > x[2]) ? (y[1] - x[1]) / (y[2] - x[2]) : 0}')" \
          '{kind: "relay", test: $mode, path: $path, system: $system, rep: $rep,
            result: (($all.targets[$port] // {completed: 0, failures: -1})
                     + {mode: $mode, interleaved: true, slice_s: $all.slice_s, cycles: $all.cycles,
                        cycles_done: $all.cycles_done, warmup: $all.warmup, run_elapsed_s: $all.elapsed_s}),
-           interleaved_with: ($systems | split(" ")), load: $load, router_bytes: $router}' >> "$RESULTS/live.jsonl"
+           interleaved_with: ($systems | split(" ")), machine_idle_share: $idle, load: $load,
+           router_bytes: $router}' >> "$RESULTS/live.jsonl"
       tail -1 "$RESULTS/live.jsonl" | jq -r '"    \(.system) \(.path) \(.test): \(.result.per_s)/s over \(.result.busy_s) s, p50 \(.result.p50_us) p99 \(.result.p99_us) us (\(.result.completed) samples), failures \(.result.failures)"' >&2
     done
   }
