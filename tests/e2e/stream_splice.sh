@@ -165,6 +165,33 @@ backend_cc=$(ip netns exec "$NS" ss -tniHO state established '( dport = :5001 )'
     grep -oE ' [a-z0-9_]+ wscale:' | awk '{print $1}')
 assert_eq "$want_backend_cc" "$backend_cc" \
     "the router's backend socket uses $want_backend_cc (namespace default $(ip netns exec "$NS" sysctl -n net.ipv4.tcp_congestion_control))"
+# Both of the router's sockets of that connection have TCP_NODELAY: the
+# client's from the listener, the backend's set on it. Without it, a
+# response written in two parts waits for the client's delayed ACK (40 ms
+# and more). Read from a copy of each descriptor (pidfd_getfd), which `ss
+# -p` names: the router's socket toward 5001 and the one it accepted on 9000.
+router_sockets=$( { ip netns exec "$NS" ss -tnpH state established '( dport = :5001 )';
+                    ip netns exec "$NS" ss -tnpH state established '( sport = :9000 )'; } |
+    grep -oE 'pid=[0-9]+,fd=[0-9]+' | sort -u)
+nodelay=$("$E2E_PYTHON" - $router_sockets <<'PY' 2>&1
+import ctypes, os, socket, sys
+libc = ctypes.CDLL(None, use_errno=True)
+SYS_pidfd_getfd = 438
+for arg in sys.argv[1:]:
+    pid, fd = (int(part.split("=")[1]) for part in arg.split(","))
+    pidfd = os.pidfd_open(pid)
+    copy = libc.syscall(SYS_pidfd_getfd, pidfd, fd, 0)
+    if copy < 0:
+        sys.exit(f"pidfd_getfd of fd {fd} of {pid}: {os.strerror(ctypes.get_errno())}")
+    sock = socket.socket(fileno=copy)
+    print(f"fd{fd}={sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)}", end=" ")
+    sock.detach()
+    os.close(copy)
+    os.close(pidfd)
+PY
+)
+assert_match "the router's two sockets of a spliced connection have TCP_NODELAY: $nodelay" \
+    '^fd[0-9]+=1 fd[0-9]+=1 $' "$nodelay"
 write_config "$CONFIG" 5002 5001
 kill -HUP "$ROUTER"
 wait_until 5 grep -q '^reloaded' "$ROUTER_LOG" || fail "the router did not reload: $(cat "$ROUTER_LOG")"
