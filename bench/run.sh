@@ -40,7 +40,7 @@
 # SCALE_PAIRS (slice cycles per client-scaling trial, default 80), SCALE_SLICE_SECONDS
 # (the length of one slice, default 0.05), RELAY_CYCLES and RELAY_SLICE_SECONDS
 # (the relays' request/response and connect tests: cycles of one slice per
-# system, default 30 of 0.05 s).
+# system, default 100 of 0.03 s).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -113,12 +113,14 @@ else
   # bootstrap). 80 cycles of three slices: 12 s a trial, about 5 minutes
   # for the part.
   SCALE_SLICE_SECONDS=${SCALE_SLICE_SECONDS:-0.05}; SCALE_PAIRS=${SCALE_PAIRS:-80}
-  # Request/response and connect: 30 cycles of 0.05 s slices, 1.5 s per
-  # system (about 30,000-80,000 round trips, 1,000-30,000 connections),
-  # three rounds of the 10 balanced orders of 5 systems (see
-  # balanced_orders in loadgen.cpp).
+  # Request/response and connect: 100 cycles of 0.03 s slices, 3 s per
+  # system (about 25,000-150,000 round trips, 6,000-30,000 connections),
+  # ten rounds of the 10 balanced orders of 5 systems (see
+  # balanced_orders in loadgen.cpp). Short slices, so that a burst of other
+  # work on this shared VM falls on every system's slices alike; many, so
+  # that a repetition's p99 rests on hundreds of round trips.
   RELAY_BYTES=$((1 << 30))
-  RELAY_SLICE_SECONDS=${RELAY_SLICE_SECONDS:-0.05}; RELAY_CYCLES=${RELAY_CYCLES:-30}
+  RELAY_SLICE_SECONDS=${RELAY_SLICE_SECONDS:-0.03}; RELAY_CYCLES=${RELAY_CYCLES:-100}
   PROG_ARGS=(--runs 5 --repeat 250000 --batches 8 --single-shots 50000 --flows 1000000)
 fi
 UDP_SIZE=64                      # payload bytes: the packet-rate bound case
