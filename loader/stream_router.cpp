@@ -83,8 +83,8 @@ constexpr Milliseconds kHeldCheck{1};
 // here) drains in about 2 ms at loopback speed, so the peer idled half the
 // time and the backlog grew into holds. 32 MiB covers several jiffies.
 constexpr int kSendBuffer = 16 << 20;
-// Each spliced socket's receive buffer, as asked for (the kernel doubles
-// it: 1 MiB). It bounds what a held sender can still send, which the
+// The receive buffer of a spliced socket that carries bulk data (see
+// set_receive_buffer_once), as asked for (the kernel doubles it: 1 MiB). It bounds what a held sender can still send, which the
 // router then copies; autotuned it grows to tcp_rmem's maximum (32 MiB
 // here). Redirected skbs leave the receive queue at once, so it does not
 // bound the spliced rate. Half of it (a window near 440 KiB) let the
@@ -397,7 +397,8 @@ Timer& timer_of(Connection& connection, TimerKind kind) {
 
 // A side's receive buffer bounds what a held sender can still send (see
 // kReceiveBuffer), and a side can be held only from the event of its first
-// kCheckEvery redirected bytes on, which sets it first: a connection that
+// kCheckEvery redirected bytes on, which sets it first (as does insertion
+// for a side relayed from the start, see start_splicing): a connection that
 // carries requests and responses never needs it, and is spared two
 // setsockopts per side. Until then the kernel autotunes the buffer from
 // tcp_rmem's default (128 KiB; seen at 1.6 MiB after 950 KB sent in 8 KiB
@@ -747,7 +748,8 @@ std::unique_ptr<Listener> open_listener(std::uint16_t port) {
     // buffer is not: a listener's locked receive buffer caps the window
     // clamp, and with it the window scale, of every handshake it answers
     // (a scale of 3 for 1 MiB, a window of at most 512 KiB), so it is set
-    // on each spliced socket once established (set_receive_buffer).
+    // on a spliced socket once established, when it turns out to carry
+    // bulk data (set_receive_buffer_once).
     set_send_buffer(listener->fd.get());
     // TCP_NODELAY is inherited too. The router's sockets send whatever the
     // peer sent, as it comes: Nagle would hold a small segment back while
@@ -1590,14 +1592,19 @@ void StreamRouter::Impl::start_splicing(Connection& connection) {
     portmux_stream_socket state{};
     backend.relaying =
         bpf_map_lookup_elem(state_fd_, &backend.cookie, &state) != 0 || state.passed_bytes != 0;
-    // A side's receive buffer is set once it turns out to carry bulk data
-    // (see set_receive_buffer_once): a client inserted held has sent more
-    // than a request already.
-    if (client.held) {
-        set_receive_buffer_once(client);
-    }
     // A client inserted held has its first bytes forwarded by relay_held().
     client.relaying = client.held;
+    // A side's receive buffer is set once it turns out to carry bulk data
+    // (see set_receive_buffer_once), and before relay_held() clamps its
+    // window: a side relayed from the start (a client inserted held, a
+    // backend that sent before the client was inserted) may be copied from
+    // for a while, and an autotuned buffer would grow past the clamp and
+    // let its sender send up to tcp_rmem's maximum meanwhile.
+    for (Side* side : {&client, &backend}) {
+        if (side->relaying) {
+            set_receive_buffer_once(*side);
+        }
+    }
     if (backend.relaying || client.relaying) {
         arm(connection, TimerKind::flow_check, Clock::now());
     }
