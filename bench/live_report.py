@@ -707,8 +707,9 @@ def read_settings(work):
 
 
 def sections(work, compare=None, claims=None, relay_work=None, defer_conclusions=False,
-             scale_work=None, scale_compare=None):
-    """The live sections. relay_work: take the relay part's rows from that run instead.
+             scale_work=None, scale_compare=None, relay_compare=None):
+    """The live sections. relay_work, relay_compare: take the relay part's rows from that run
+    instead, checked against relay_compare's (if given).
     scale_work, scale_compare: take the scale part's rows from that run, checked against
     scale_compare's. defer_conclusions: leave "Conclusions and the rerun" to conclusions()
     (the caller adds its own claims first)."""
@@ -716,8 +717,9 @@ def sections(work, compare=None, claims=None, relay_work=None, defer_conclusions
     old_rows = load(compare) if compare else None
     if relay_work:
         rows = [r for r in rows if not is_relay(r)] + [r for r in load(relay_work) if is_relay(r)]
-        if old_rows is not None:
-            old_rows = [r for r in old_rows if not is_relay(r)]  # the relay run has no rerun
+        relay_old = [r for r in load(relay_compare) if is_relay(r)] if relay_compare else []
+        if old_rows is not None or relay_old:
+            old_rows = [r for r in (old_rows or []) if not is_relay(r)] + relay_old
     scale_settings = ""
     if scale_work:
         rows = [r for r in rows if not is_scale(r)] + [r for r in load(scale_work) if is_scale(r)]
@@ -725,7 +727,7 @@ def sections(work, compare=None, claims=None, relay_work=None, defer_conclusions
         old_rows = [r for r in (old_rows or []) if not is_scale(r)] + scale_old
         scale_settings = read_settings(scale_work)
     if claims is None:
-        claims = Claims(compare is not None or scale_compare is not None)
+        claims = Claims(compare is not None or scale_compare is not None or relay_compare is not None)
     settings = read_settings(work)
     reps = max((r["rep"] for r in rows if r.get("kind") == "rep"), default=0)
     md = []
