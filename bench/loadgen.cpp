@@ -718,6 +718,15 @@ void close_with_reset(int fd) {
     close(fd);
 }
 
+// What a client sends in every request: SIZE bytes, --prefix (the tag a
+// route reads) first.
+std::vector<char> client_request(const Args& a, std::size_t size) {
+    std::vector<char> request(size, 'r');
+    const std::string prefix = a.get("prefix", "-") == "-" ? "" : a.get("prefix");
+    std::memcpy(request.data(), prefix.data(), std::min(prefix.size(), size));
+    return request;
+}
+
 int tcp_client_single(const Args& a) {
     const sockaddr_in dst = address(a.get("dst"), static_cast<int>(a.num("port")));
     const std::string mode = a.get("mode");
@@ -726,9 +735,8 @@ int tcp_client_single(const Args& a) {
     const std::size_t size = static_cast<std::size_t>(a.num("size", 64));
     pin(a);
     signal(SIGPIPE, SIG_IGN);
-    std::vector<char> request(size, 'r'), response(size);
-    const std::string prefix = a.get("prefix", "-") == "-" ? "" : a.get("prefix");
-    std::memcpy(request.data(), prefix.data(), std::min(prefix.size(), size));
+    const std::vector<char> request = client_request(a, size);
+    std::vector<char> response(size);
     std::vector<double> latency_us;
     long done = 0, failures = 0;
     const auto start = Clock::now();
@@ -852,9 +860,8 @@ int tcp_client_interleaved(const Args& a) {
     const std::size_t size = static_cast<std::size_t>(a.num("size", 64));
     pin(a);
     signal(SIGPIPE, SIG_IGN);
-    std::vector<char> request(size, 'r'), response(size);
-    const std::string prefix = a.get("prefix", "-") == "-" ? "" : a.get("prefix");
-    std::memcpy(request.data(), prefix.data(), std::min(prefix.size(), size));
+    const std::vector<char> request = client_request(a, size);
+    std::vector<char> response(size);
     const bool rr = mode == "rr";
     using Micros = std::chrono::duration<double, std::micro>;
 
