@@ -727,6 +727,30 @@ std::vector<char> client_request(const Args& a, std::size_t size) {
     return request;
 }
 
+using Micros = std::chrono::duration<double, std::micro>;
+
+// One request and its response on connection FD: the microseconds they
+// took, or < 0 if either failed.
+double timed_round_trip(int fd, const std::vector<char>& request, std::vector<char>& response) {
+    const auto t0 = Clock::now();
+    if (!write_full(fd, request.data(), request.size()) || !read_full(fd, response.data(), response.size())) {
+        return -1;
+    }
+    return Micros(Clock::now() - t0).count();
+}
+
+// A whole connection: connect, one request/response, close with RST. The
+// microseconds from connect to the response, or < 0 if any step failed.
+double timed_connection(const sockaddr_in& dst, const std::vector<char>& request, std::vector<char>& response) {
+    const auto t0 = Clock::now();
+    const int fd = connect_to(dst);
+    if (fd < 0) return -1;
+    const bool ok = write_full(fd, request.data(), request.size()) && read_full(fd, response.data(), response.size());
+    const auto t1 = Clock::now();
+    close_with_reset(fd);
+    return ok ? Micros(t1 - t0).count() : -1;
+}
+
 int tcp_client_single(const Args& a) {
     const sockaddr_in dst = address(a.get("dst"), static_cast<int>(a.num("port")));
     const std::string mode = a.get("mode");
@@ -742,21 +766,13 @@ int tcp_client_single(const Args& a) {
     const auto start = Clock::now();
     if (mode == "connect") {
         for (long i = 0; i < count && seconds_since(start) < limit; ++i) {
-            const auto t0 = Clock::now();
-            const int fd = connect_to(dst);
-            if (fd < 0) {
-                ++failures;
-                continue;
-            }
-            const bool ok = write_full(fd, request.data(), size) && read_full(fd, response.data(), size);
-            const auto t1 = Clock::now();
-            close_with_reset(fd);
-            if (!ok) {
+            const double us = timed_connection(dst, request, response);
+            if (us < 0) {
                 ++failures;
                 continue;
             }
             ++done;
-            latency_us.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
+            latency_us.push_back(us);
         }
     } else {
         const int conns = static_cast<int>(a.num("conns", 6));
@@ -768,14 +784,12 @@ int tcp_client_single(const Args& a) {
         }
         for (long i = 0; i < count; ++i) {
             if ((i & 255) == 0 && seconds_since(start) > limit) break;
-            const int fd = fds[static_cast<std::size_t>(i % conns)];
-            const auto t0 = Clock::now();
-            if (!write_full(fd, request.data(), size) || !read_full(fd, response.data(), size)) {
+            const double us = timed_round_trip(fds[static_cast<std::size_t>(i % conns)], request, response);
+            if (us < 0) {
                 ++failures;
                 break;
             }
-            latency_us.push_back(
-                std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+            latency_us.push_back(us);
             ++done;
         }
         for (int fd : fds) close(fd);
@@ -863,7 +877,6 @@ int tcp_client_interleaved(const Args& a) {
     const std::vector<char> request = client_request(a, size);
     std::vector<char> response(size);
     const bool rr = mode == "rr";
-    using Micros = std::chrono::duration<double, std::micro>;
 
     std::vector<ClientTarget> targets(ports.size());
     for (std::size_t i = 0; i < ports.size(); ++i) {
@@ -879,29 +892,17 @@ int tcp_client_interleaved(const Args& a) {
                 ++t.failures;
                 return -1;
             }
-            const auto t0 = Clock::now();
-            if (!write_full(t.fd, request.data(), size) || !read_full(t.fd, response.data(), size)) {
+            const double us = timed_round_trip(t.fd, request, response);
+            if (us < 0) {
                 ++t.failures;
                 close(t.fd);
                 t.fd = -1;
-                return -1;
             }
-            return Micros(Clock::now() - t0).count();
+            return us;
         }
-        const auto t0 = Clock::now();
-        const int fd = connect_to(t.dst);
-        if (fd < 0) {
-            ++t.failures;
-            return -1;
-        }
-        const bool ok = write_full(fd, request.data(), size) && read_full(fd, response.data(), size);
-        const auto t1 = Clock::now();
-        close_with_reset(fd);
-        if (!ok) {
-            ++t.failures;
-            return -1;
-        }
-        return Micros(t1 - t0).count();
+        const double us = timed_connection(t.dst, request, response);
+        if (us < 0) ++t.failures;
+        return us;
     };
     // Warm-up, not counted: connections made, each system's first requests
     // (a router's first route lookup, a relay's first accept) behind us.
@@ -941,13 +942,7 @@ int tcp_client_interleaved(const Args& a) {
     std::string out;
     bool failed = false;
     for (std::size_t i = 0; i < targets.size(); ++i) {
-        ClientTarget& t = targets[i];
-        std::sort(t.latency_us.begin(), t.latency_us.end());
-        auto at = [&](double p) {
-            if (t.latency_us.empty()) return 0.0;
-            const auto k = std::min(t.latency_us.size() - 1, static_cast<std::size_t>(p * (t.latency_us.size() - 1) + 0.5));
-            return t.latency_us[k];
-        };
+        const ClientTarget& t = targets[i];
         std::string counts, medians;
         for (std::size_t s = 0; s < t.slice_completed.size(); ++s) {
             char num[32];
@@ -961,8 +956,9 @@ int tcp_client_interleaved(const Args& a) {
                       "\"per_s\": %.0f, \"p50_us\": %.1f, \"p99_us\": %.1f, \"p999_us\": %.1f, \"max_us\": %.1f, "
                       "\"warmup_failures\": %ld, ",
                       t.port, t.completed, t.failures, t.slice_completed.size(), t.busy_s,
-                      t.busy_s > 0 ? t.completed / t.busy_s : 0.0, at(0.5), at(0.99), at(0.999),
-                      t.latency_us.empty() ? 0.0 : t.latency_us.back(), t.warmup_failures);
+                      t.busy_s > 0 ? t.completed / t.busy_s : 0.0, percentile(t.latency_us, 0.5),
+                      percentile(t.latency_us, 0.99), percentile(t.latency_us, 0.999),
+                      percentile(t.latency_us, 1.0), t.warmup_failures);
         out += std::string(i ? ", " : "") + head + "\"slice_completed\": [" + counts + "], \"slice_p50_us\": [" +
                medians + "]}";
         failed = failed || t.failures > t.completed;
