@@ -84,10 +84,11 @@ constexpr Milliseconds kHeldCheck{1};
 // time and the backlog grew into holds. 32 MiB covers several jiffies.
 constexpr int kSendBuffer = 16 << 20;
 // The receive buffer of a spliced socket that carries bulk data (see
-// set_receive_buffer_once), as asked for (the kernel doubles it: 1 MiB). It bounds what a held sender can still send, which the
-// router then copies; autotuned it grows to tcp_rmem's maximum (32 MiB
-// here). Redirected skbs leave the receive queue at once, so it does not
-// bound the spliced rate. Half of it (a window near 440 KiB) let the
+// set_receive_buffer_once), as asked for (the kernel doubles it: 1 MiB).
+// It bounds what a held sender can still send, which the router then
+// copies; autotuned it grows to tcp_rmem's maximum (32 MiB here).
+// Redirected skbs leave the receive queue at once, so it does not bound
+// the spliced rate. Half of it (a window near 440 KiB) let the
 // sender fall into its persist timer after holds in 4 trials of 6, a
 // quarter in every trial (0.1x the throughput).
 constexpr int kReceiveBuffer = 512 * 1024;
@@ -511,11 +512,11 @@ private:
     void take_pending_apply();
     void handle(const epoll_event& event);
     void accept_clients(Listener& listener);
-    enum class FirstRead { some, none, ended, failed };
+    enum class FirstRead { some, none, ended, failed, decided };
     void await_first_bytes(Connection& connection);
     void wait_for_first_bytes(Connection& connection);
     FirstRead read_client(Connection& connection);
-    void read_first_bytes(Connection& connection);
+    FirstRead read_first_bytes(Connection& connection);
     void decide(Connection& connection, bool stream_ended);
     void connect_backend(Connection& connection, std::uint16_t port);
     UniqueFd new_backend_socket(int family) const;
@@ -984,8 +985,9 @@ void StreamRouter::Impl::handle(const epoll_event& event) {
     const bool from_client = tag->kind == TagKind::client;
     switch (connection.phase) {
     case Phase::reading:
-        if (from_client) {
-            read_first_bytes(connection);
+        // More bytes, still short of what the rules need: wait for the rest.
+        if (from_client && read_first_bytes(connection) == FirstRead::some) {
+            wait_for_first_bytes(connection);
         }
         return;
     case Phase::connecting:
@@ -1174,10 +1176,8 @@ void StreamRouter::Impl::accept_clients(Listener& listener) {
 // mean "not yet" here, not "ended": the connection then waits, woken only
 // once the rest is there (SO_RCVLOWAT) or on FIN or RST.
 void StreamRouter::Impl::await_first_bytes(Connection& connection) {
-    const FirstRead got = read_client(connection);
-    const bool ended = got == FirstRead::ended || got == FirstRead::failed;
-    if (ended || connection.first.size() >= connection.rules->needed) {
-        decide(connection, ended);
+    const FirstRead got = read_first_bytes(connection);
+    if (got == FirstRead::decided) {
         return;
     }
     if (got == FirstRead::none) {
@@ -1228,14 +1228,16 @@ StreamRouter::Impl::FirstRead StreamRouter::Impl::read_client(Connection& connec
     return FirstRead::some;
 }
 
-void StreamRouter::Impl::read_first_bytes(Connection& connection) {
+// Reads, then decides once the rules have their bytes or the client has
+// ended or failed: FirstRead::decided, or what the read found otherwise.
+StreamRouter::Impl::FirstRead StreamRouter::Impl::read_first_bytes(Connection& connection) {
     const FirstRead got = read_client(connection);
     const bool ended = got == FirstRead::ended || got == FirstRead::failed;
     if (ended || connection.first.size() >= connection.rules->needed) {
         decide(connection, ended);
-    } else if (got == FirstRead::some) {
-        wait_for_first_bytes(connection);
+        return FirstRead::decided;
     }
+    return got;
 }
 
 void StreamRouter::Impl::decide(Connection& connection, bool stream_ended) {
@@ -1426,7 +1428,6 @@ void StreamRouter::Impl::hand_off(Connection& connection) {
         start_fallback(connection);  // counted first: it may end the connection at once
     }
 }
-
 
 // The client's bytes read so far (its request, usually) go to the backend
 // ahead of the rest of the stream, written by the router: the backend gets
