@@ -38,7 +38,24 @@ def load(work):
     if os.path.exists(path):
         with open(path) as f:
             rows = [json.loads(line) for line in f if line.strip()]
+    for r in rows:
+        if r.get("kind") == "relay":
+            r.setdefault("wake", "machine")  # runs before bench/run.sh's wake-up regimes
     return rows
+
+
+def wakes_of(rows):
+    """The wake-up regimes (bench/run.sh HALT_POLL) the rows have, the machine's own first."""
+    present = {r.get("wake", "machine") for r in rows}
+    return [w for w in ("machine", "polled") if w in present] + sorted(present - {"machine", "polled"})
+
+
+def wake_label(rows, wake):
+    """'guest halt polling 0 ns (this machine's setting)', from the records' halt_poll_ns."""
+    ns = sorted({r.get("halt_poll_ns") for r in rows if r.get("wake") == wake and r.get("halt_poll_ns") is not None})
+    value = "/".join(f"{n:,}" for n in ns) if ns else "unknown"
+    what = {"machine": "this machine's setting", "polled": "the kernel's default, set for these trials"}.get(wake, wake)
+    return f"guest halt polling {value} ns ({what})"
 
 
 def med(v):
@@ -456,12 +473,14 @@ def relay_section(rows, old_rows, claims):
         ("p99 µs", "rr", {}, lambda r: r["result"].get("p99_us") or None, "{:.0f}"),
         ("new connections/s", "connect", {}, lambda r: r["result"].get("per_s") or None, "{:,.0f}"),
     ]
-    for path in ["lo", "veth"]:
-        prow = [r for r in rel if r["path"] == path]
+    wakes = wakes_of(rel)
+    for path, wake in [(p, w) for p in ["lo", "veth"] for w in wakes]:
+        prow = [r for r in rel if r["path"] == path and r["wake"] == wake]
         if not prow:
             continue
         systems = [s for s in RELAY_SYSTEMS if any(r["system"] == s for r in prow)]
-        md.append(f"**{'loopback (client, relay and server in one namespace)' if path == 'lo' else 'over a veth (client in its own namespace)'}**, min–max over the repetitions:")
+        regime = f", {wake_label(rel, wake)}" if len(wakes) > 1 else ""
+        md.append(f"**{'loopback (client, relay and server in one namespace)' if path == 'lo' else 'over a veth (client in its own namespace)'}**{regime}, min–max over the repetitions:")
         md.append("")
         md.append("| system | " + " | ".join(m[0] for m in metrics) + " |")
         md.append("| --- |" + " ---: |" * len(metrics))
@@ -488,10 +507,11 @@ def relay_section(rows, old_rows, claims):
                 if "machine" not in name and (s == "portmux" or (s == "splice" and "p99" not in name)):
                     before = None
                     if old is not None:
-                        osub = [r for r in old if r["path"] == path and r["test"] == test
+                        osub = [r for r in old if r["path"] == path and r["test"] == test and r["wake"] == wake
                                 and all(r.get(k) == v for k, v in match.items())]
                         before = rep_ratios(osub, fn, s, "naive")
-                    claims.add(f"TCP {path}: {s} {name} / naive", rat, before)
+                    where = path if wake == "machine" else f"{path} {wake}"
+                    claims.add(f"TCP {where}: {s} {name} / naive", rat, before)
             md.append(f"| {RELAY_NAMES[s]} | " + " | ".join(cells) + " |")
         md.append("")
     return md
@@ -508,19 +528,20 @@ def cpu_where_table(rows):
         return []
     md = ["Where the attributed CPU went (median CPU seconds per GiB over the repetitions; `relay` is the "
           "relay's own process, `servers` the sink, `kworker` includes sockmap's backlog work):", "",
-          "| path | streams | system | " + " | ".join(CPU_PLACES) + " | total |",
-          "| --- | ---: | --- |" + " ---: |" * (len(CPU_PLACES) + 1)]
-    for path in ["lo", "veth"]:
+          "| path | wake-ups | streams | system | " + " | ".join(CPU_PLACES) + " | total |",
+          "| --- | --- | ---: | --- |" + " ---: |" * (len(CPU_PLACES) + 1)]
+    for path, wake in [(p, w) for p in ["lo", "veth"] for w in wakes_of(rel)]:
         for streams in (1, 64):
             for sysname in RELAY_SYSTEMS:
-                rs = [r for r in rel if r["path"] == path and r["streams"] == streams and r["system"] == sysname]
+                rs = [r for r in rel if r["path"] == path and r["streams"] == streams and r["system"] == sysname
+                      and r["wake"] == wake]
                 if not rs:
                     continue
                 cells = []
                 for place in CPU_PLACES:
                     cells.append(f"{med([r['cpu_where_s'].get(place, 0) / (r['result']['bytes'] / (1 << 30)) for r in rs]):.2f}")
                 total = med([r["attributed_cpu_s"] / (r["result"]["bytes"] / (1 << 30)) for r in rs])
-                md.append(f"| {path} | {streams} | {sysname} | " + " | ".join(cells) + f" | {total:.2f} |")
+                md.append(f"| {path} | {wake} | {streams} | {sysname} | " + " | ".join(cells) + f" | {total:.2f} |")
     md.append("")
     return md
 
@@ -536,13 +557,13 @@ def router_copied_table(rows):
           "the same as `portmux_stream_copied_bytes_total`): the bytes its stream router copied through user "
           "space itself (a side held under backpressure, or the splice(2) fallback), as a share of the bytes it "
           "relayed in that direction, per repetition:", "",
-          "| path | test | relayed to the backend, per repetition | copied of those, per repetition | "
-          "relayed to the client | copied of those |", "| --- | --- | --- | --- | --- | --- |"]
+          "| path | wake-ups | test | relayed to the backend, per repetition | copied of those, per repetition | "
+          "relayed to the client | copied of those |", "| --- | --- | --- | --- | --- | --- | --- |"]
     tests = [("stream", 1, "1 stream"), ("stream", 64, "64 streams"), ("rr", None, "64 B request/response"),
              ("connect", None, "new connections")]
-    for path in ["lo", "veth"]:
+    for path, wake in [(p, w) for p in ["lo", "veth"] for w in wakes_of(rel)]:
         for test, streams, label in tests:
-            rs = sorted((r for r in rel if r["path"] == path and r["test"] == test
+            rs = sorted((r for r in rel if r["path"] == path and r["test"] == test and r["wake"] == wake
                          and (streams is None or r.get("streams") == streams)), key=lambda r: r["rep"])
             if not rs:
                 continue
@@ -555,7 +576,7 @@ def router_copied_table(rows):
                 n = r["router_bytes"]["bytes_to_" + d]
                 return (f"{n / (1 << 20):,.0f} MiB" if n >= 1 << 20 else f"{n / 1024:,.0f} KiB" if n >= 1024
                         else f"{n} B")
-            md.append(f"| {path} | {label} | {' '.join(size(r, 'backend') for r in rs)} | "
+            md.append(f"| {path} | {wake} | {label} | {' '.join(size(r, 'backend') for r in rs)} | "
                       f"{' '.join(share(r, 'backend') for r in rs)} | {' '.join(size(r, 'client') for r in rs)} | "
                       f"{' '.join(share(r, 'client') for r in rs)} |")
     md.append("")
@@ -578,8 +599,11 @@ def sockmap_losses(rows):
     rel = [r for r in rows if r.get("kind") == "relay"]
     md = ["### Where sockmap loses, and why", ""]
     lines = []
-    for path in ["lo", "veth"]:
-        st = [r for r in rel if r["path"] == path and r["test"] == "stream" and r["result"].get("bytes")]
+    wakes = wakes_of(rel)
+    for path, wake in [(p, w) for p in ["lo", "veth"] for w in wakes]:
+        st = [r for r in rel if r["path"] == path and r["test"] == "stream" and r["result"].get("bytes")
+              and r["wake"] == wake]
+        regime = f" ({wake} wake-ups)" if len(wakes) > 1 else ""
 
         def med_of(system, streams, fn):
             return med([fn(r) for r in st if r["system"] == system and r["streams"] == streams])
@@ -594,7 +618,7 @@ def sockmap_losses(rows):
             srv_pm = med_of("portmux", streams, where("servers"))
             srv_nv = med_of("naive", streams, where("servers"))
             lines.append(
-                f"- {path}, {streams} stream{'s' if streams > 1 else ''}: throughput {rng(g_pm, '{:.2f}')}× the naive "
+                f"- {path}{regime}, {streams} stream{'s' if streams > 1 else ''}: throughput {rng(g_pm, '{:.2f}')}× the naive "
                 f"proxy (median {med(g_pm):.2f}), attributed CPU per GiB {rng(c_pm, '{:.2f}')}× (median "
                 f"{med(c_pm):.2f}). The router process itself used {relay_s:.2f} CPU s/GiB{copied_text(st, streams)}; "
                 f"kernel workers {kw_s:.2f} s/GiB; the receiving server {srv_pm:.2f} s/GiB "
@@ -643,17 +667,20 @@ def sockmap_targets(rows):
         ("new connections/s ≥ nginx", "connect", {}, lambda r: r["result"].get("per_s") or None, "nginx",
          lambda x: x >= 1.0),
     ]
-    md = ["Issue 11's targets for portmux (sockmap), per-repetition ratios:", "",
-          "| path | target | ratios per repetition | min–max | met in |", "| --- | --- | --- | ---: | ---: |"]
-    for path in ["lo", "veth"]:
+    wakes = wakes_of(rel)
+    md = ["Issue 11's targets for portmux (sockmap), per-repetition ratios" +
+          ("; wake-ups: " + "; ".join(f"`{w}`, {wake_label(rel, w)}" for w in wakes) if len(wakes) > 1 else "") + ":", "",
+          "| path | wake-ups | target | ratios per repetition | min–max | met in |",
+          "| --- | --- | --- | --- | ---: | ---: |"]
+    for path, wake in [(p, w) for p in ["lo", "veth"] for w in wakes]:
         for name, test, match, fn, ref, ok in targets:
-            sub = [r for r in rel if r["path"] == path and r["test"] == test
+            sub = [r for r in rel if r["path"] == path and r["test"] == test and r["wake"] == wake
                    and all(r.get(k) == v for k, v in match.items())]
             rat = rep_ratios(sub, fn, "portmux", ref)
             if not rat:
                 continue
             met = sum(1 for x in rat if ok(x))
-            md.append(f"| {path} | {name} | {ratios_str(rat)} | {rng(rat, '{:.2f}')} | {met} of {len(rat)} |")
+            md.append(f"| {path} | {wake} | {name} | {ratios_str(rat)} | {rng(rat, '{:.2f}')} | {met} of {len(rat)} |")
     md.append("")
     return md
 
@@ -671,13 +698,13 @@ def interleaved_checks(rows):
           "/proc/stat; the client's and the relays' own work included), and, cycle by cycle, portmux's slice "
           "against the reference's slice of the same cycle (request/response: the slices' median round trips; "
           "new connections: the slices' counts), median over the cycles:", "",
-          "| path | test | idle share per repetition | per-cycle median ratio per repetition | min–max |",
-          "| --- | --- | --- | --- | ---: |"]
+          "| path | wake-ups | test | idle share per repetition | per-cycle median ratio per repetition | min–max |",
+          "| --- | --- | --- | --- | --- | ---: |"]
     checks = [("rr", "naive", "slice_p50_us", "p50 portmux / naive"),
               ("connect", "nginx", "slice_completed", "connections portmux / nginx")]
-    for path in ["lo", "veth"]:
+    for path, wake in [(p, w) for p in ["lo", "veth"] for w in wakes_of(rel)]:
         for test, ref, key, label in checks:
-            sub = [r for r in rel if r["path"] == path and r["test"] == test]
+            sub = [r for r in rel if r["path"] == path and r["test"] == test and r["wake"] == wake]
             if not sub:
                 continue
             idle = {}
@@ -692,7 +719,7 @@ def interleaved_checks(rows):
                     ratios.append(statistics.median(pairs))
             if not ratios and not idle:
                 continue
-            md.append(f"| {path} | {test} | {' '.join(f'{idle[k]:.2f}' for k in sorted(idle)) or '-'} | "
+            md.append(f"| {path} | {wake} | {test} | {' '.join(f'{idle[k]:.2f}' for k in sorted(idle)) or '-'} | "
                       f"{label}: {ratios_str(ratios) or '-'} | {rng(ratios, '{:.2f}')} |")
     md.append("")
     return md
@@ -850,6 +877,17 @@ def sections(work, compare=None, claims=None, relay_work=None, defer_conclusions
             "busy it is about 2 × the transfer time whatever the relay does, so it is shown but not "
             "compared. " + rr_method(rows))
         md.append("")
+        rel_rows = [r for r in rows if r.get("kind") == "relay"]
+        if len(wakes_of(rel_rows)) > 1:
+            md.append(
+                "**Wake-ups.** Every relay's small-message latency on a VM is mostly how fast an idle vCPU "
+                "wakes. The guest's cpuidle driver (haltpoll) polls for up to `guest_halt_poll_ns` before it "
+                "halts the vCPU; waking a halted vCPU goes through the host and costs tens of microseconds. "
+                "The relay part therefore ran every test twice per path and repetition, in turn: `machine`, "
+                f"{wake_label(rel_rows, 'machine')}, and `polled`, {wake_label(rel_rows, 'polled')}. "
+                "Polling runs in the idle task, so /proc/stat counts it as idle time, and it polls for every "
+                "system alike.")
+            md.append("")
         md += relay_md
         have_pm = any(r.get("kind") == "relay" and r["system"] == "portmux" for r in rows)
         if not have_pm:

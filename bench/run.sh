@@ -40,7 +40,10 @@
 # SCALE_PAIRS (slice cycles per client-scaling trial, default 80), SCALE_SLICE_SECONDS
 # (the length of one slice, default 0.05), RELAY_CYCLES and RELAY_SLICE_SECONDS
 # (the relays' request/response and connect tests: cycles of one slice per
-# system, default 100 of 0.03 s).
+# system, default 100 of 0.03 s), RELAY_STREAM_COUNTS (the stream tests'
+# parallel streams, default "1 64"; empty: request/response and connect only),
+# RELAY_WAKES (the relay part's wake-up regimes, default "machine polled"
+# where the guest's halt polling can be set; see HALT_POLL below).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -83,6 +86,7 @@ log() { printf '[%4ds] %s\n' $(( $(date +%s) - START_TS )) "$*" >&2; }
 # Workload sizes. A UDP trial ends at its packet count or its time limit.
 UDP_COUNT=5000000                # never the limit: trials are timed
 RELAY_PATHS=(lo veth)
+RELAY_STREAM_COUNTS=${RELAY_STREAM_COUNTS-1 64}
 if [[ $SMOKE -eq 1 ]]; then
   # Counts small enough that no socket queue can overflow however slow the
   # machine (2 datagrams per client socket), limits long enough never to
@@ -93,6 +97,7 @@ if [[ $SMOKE -eq 1 ]]; then
   # Request/response and connect: 2 cycles of slices, each slice at least
   # one operation, whatever the machine's speed.
   RELAY_BYTES=$((4 << 20)); RELAY_SLICE_SECONDS=0.02; RELAY_CYCLES=2; RELAY_PATHS=(lo)
+  RELAY_WAKES=${RELAY_WAKES-machine}
   PROG_ARGS=(--runs 1 --repeat 10000 --batches 2 --single-shots 200 --flows 1000 --smoke)
 elif [[ $QUICK -eq 1 ]]; then
   REPS=${REPS:-2}
@@ -123,6 +128,30 @@ else
   RELAY_SLICE_SECONDS=${RELAY_SLICE_SECONDS:-0.03}; RELAY_CYCLES=${RELAY_CYCLES:-100}
   PROG_ARGS=(--runs 5 --repeat 250000 --batches 8 --single-shots 50000 --flows 1000000)
 fi
+# How fast an idle vCPU wakes decides every relay's small-message latency.
+# A KVM guest's cpuidle driver haltpoll first polls for up to
+# guest_halt_poll_ns before it halts; a halted vCPU takes a wake-up through
+# the host (an IPI exit and a reschedule, tens of microseconds here). The
+# kernel's default is 200 us; this VM has 0, so every wake-up of the other
+# core halts and every relay's 64-byte round trip is two of them. So the
+# relay part runs twice per path: "machine", the setting as found, and
+# "polled", at the kernel's default, restored at the end (cleanup). Polling
+# runs in the idle task, so /proc/stat still counts it as idle. --smoke
+# leaves the setting alone.
+HALT_POLL=/sys/module/haltpoll/parameters/guest_halt_poll_ns
+HALT_POLL_DEFAULT_NS=200000
+HALT_POLL_MACHINE_NS=$(cat "$HALT_POLL" 2>/dev/null || true)
+if [[ -z ${RELAY_WAKES+set} ]]; then
+  RELAY_WAKES=machine
+  [[ -w $HALT_POLL && -n $HALT_POLL_MACHINE_NS && $HALT_POLL_MACHINE_NS != "$HALT_POLL_DEFAULT_NS" ]] &&
+    RELAY_WAKES="machine polled"
+fi
+set_wake() {  # machine|polled
+  local ns=$HALT_POLL_MACHINE_NS
+  [[ $1 == polled ]] && ns=$HALT_POLL_DEFAULT_NS
+  [[ -z $ns || $(cat "$HALT_POLL" 2>/dev/null) == "$ns" ]] || echo "$ns" > "$HALT_POLL"
+}
+halt_poll_ns() { cat "$HALT_POLL" 2>/dev/null || echo null; }
 UDP_SIZE=64                      # payload bytes: the packet-rate bound case
 CLIENT_SOCKETS=48                # source ports; x source addresses = clients
 FRONT=9875
@@ -200,6 +229,7 @@ stop_bg() {
 cleanup() {
   set +e
   stop_bg
+  set_wake machine
   # Sinks, senders and servers of an interrupted trial: only ever ours, as
   # nothing else runs in these namespaces.
   local ns pid
@@ -587,6 +617,7 @@ ticks_delta_json() {  # "before" "after": JSON seconds per category
     printf "{\"relay\": %.2f, \"servers\": %.2f, \"kworker\": %.2f, \"ksoftirqd\": %.2f, \"kthreads\": %.2f}",
       sum["relay"] / hz, sum["servers"] / hz, sum["kworker"] / hz, sum["ksoftirqd"] / hz, sum["kthreads"] / hz }'
 }
+WAKE=machine
 if want relay; then
   cat > "$WORK/nginx-tcp.conf" <<EOF
 load_module /usr/lib/nginx/modules/ngx_stream_module.so;
@@ -679,11 +710,13 @@ EOF
        --argjson r "$out" --argjson load "$(loadavg)" --argjson router "$(counters_delta "$s0" "$s1")" \
        --argjson cpu "$(awk -v a="$c0" -v b="$c1" -v hz="$HZ" 'BEGIN {printf "%.3f", (b - a) / hz}')" \
        --argjson where "$(ticks_delta_json "$a0" "$a1")" \
+       --arg wake "$WAKE" --argjson halt_poll_ns "$(halt_poll_ns)" \
        '($where + {client: ($r.user_s + $r.sys_s)}) as $w |
         {kind: "relay", test: "stream", path: $path, system: $system, rep: $rep, streams: $streams,
+         wake: $wake, halt_poll_ns: $halt_poll_ns,
          result: $r, cpu_s: $cpu, cpu_where_s: $w, attributed_cpu_s: ([$w[]] | add), load: $load,
          router_bytes: $router}' >> "$RESULTS/live.jsonl"
-    tail -1 "$RESULTS/live.jsonl" | jq -r '"    \(.system) \(.path) \(.streams) stream(s): \(.result.gbit_s) Gbit/s, CPU \(.attributed_cpu_s) s attributed, \(.cpu_s) s machine\(if .router_bytes then ", router copied \(.router_bytes.copied_to_backend) of \(.router_bytes.bytes_to_backend) bytes to the backend" else "" end)"' >&2
+    tail -1 "$RESULTS/live.jsonl" | jq -r '"    \(.system) \(.path) \(.wake) \(.streams) stream(s): \(.result.gbit_s) Gbit/s, CPU \(.attributed_cpu_s) s attributed, \(.cpu_s) s machine\(if .router_bytes then ", router copied \(.router_bytes.copied_to_backend) of \(.router_bytes.bytes_to_backend) bytes to the backend" else "" end)"' >&2
   }
   # Request/response or connect for every system at once: one interleaved
   # client over all their ports, then a record per system as a trial of its
@@ -709,38 +742,47 @@ EOF
       jq -nc --arg path "$path" --arg system "$system" --argjson rep "$rep" --arg mode "$mode" --argjson all "$out" \
          --arg port "${RELAY_RR_PORT[$system]}" --argjson load "$(loadavg)" \
          --argjson router "$(if [[ $system == portmux ]]; then counters_delta "$s0" "$s1"; else echo null; fi)" \
-         --arg systems "$*" \
+         --arg systems "$*" --arg wake "$WAKE" --argjson halt_poll_ns "$(halt_poll_ns)" \
          --argjson idle "$(awk -v a="$i0" -v b="$i1" 'BEGIN {split(a, x, " "); split(b, y, " ");
                             printf "%.3f", (y[2] > x[2]) ? (y[1] - x[1]) / (y[2] - x[2]) : 0}')" \
          '{kind: "relay", test: $mode, path: $path, system: $system, rep: $rep,
+           wake: $wake, halt_poll_ns: $halt_poll_ns,
            result: (($all.targets[$port] // {completed: 0, failures: -1})
                     + {mode: $mode, interleaved: true, slice_s: $all.slice_s, cycles: $all.cycles,
                        cycles_done: $all.cycles_done, warmup: $all.warmup, run_elapsed_s: $all.elapsed_s}),
            interleaved_with: ($systems | split(" ")), machine_idle_share: $idle, load: $load,
            router_bytes: $router}' >> "$RESULTS/live.jsonl"
-      tail -1 "$RESULTS/live.jsonl" | jq -r '"    \(.system) \(.path) \(.test): \(.result.per_s)/s over \(.result.busy_s) s, p50 \(.result.p50_us) p99 \(.result.p99_us) us (\(.result.completed) samples), failures \(.result.failures)"' >&2
+      tail -1 "$RESULTS/live.jsonl" | jq -r '"    \(.system) \(.path) \(.wake) \(.test): \(.result.per_s)/s over \(.result.busy_s) s, p50 \(.result.p50_us) p99 \(.result.p99_us) us (\(.result.completed) samples), failures \(.result.failures)"' >&2
     done
   }
   for rep in $(seq "$REPS"); do
     l0=$(loadavg)
     order=$(rotate "$rep" "${RELAY_SYSTEMS[@]}")
     log "relay rep $rep/$REPS, order: $order (load $l0)"
+    # The wake-up regimes in turn, their order reversed every other
+    # repetition, so that neither always runs first on a path.
+    wakes=$RELAY_WAKES
+    (( rep % 2 == 0 )) && wakes=$(tr ' ' '\n' <<< "$RELAY_WAKES" | tac | paste -sd' ')
     for path in "${RELAY_PATHS[@]}"; do
       if [[ $path == veth ]]; then dst=$LB_ADDR; run_in=in_cli; else dst=127.0.0.1; run_in=in_lb; fi
-      for streams in 1 64; do
-        ready=$WORK/ready.$RANDOM
-        ip netns exec "$NS_LB" "$LOADGEN" tcp-sink --ports "${BACKENDS[0]}" --expect $(( RELAY_BYTES / streams )) \
-          --seconds 600 --ready "$ready" > /dev/null &
-        sink=$!
-        BG_PIDS+=("$sink")
-        for _ in $(seq 100); do [[ -e $ready ]] && break; sleep 0.02; done
-        for system in $order; do relay_stream_trial "$path" "$system" "$rep" "$streams" "$dst" "$run_in"; done
-        kill "$sink" 2>/dev/null; wait "$sink" 2>/dev/null || true
+      for WAKE in $wakes; do
+        set_wake "$WAKE"
+        for streams in $RELAY_STREAM_COUNTS; do
+          ready=$WORK/ready.$RANDOM
+          ip netns exec "$NS_LB" "$LOADGEN" tcp-sink --ports "${BACKENDS[0]}" --expect $(( RELAY_BYTES / streams )) \
+            --seconds 600 --ready "$ready" > /dev/null &
+          sink=$!
+          BG_PIDS+=("$sink")
+          for _ in $(seq 100); do [[ -e $ready ]] && break; sleep 0.02; done
+          for system in $order; do relay_stream_trial "$path" "$system" "$rep" "$streams" "$dst" "$run_in"; done
+          kill "$sink" 2>/dev/null; wait "$sink" 2>/dev/null || true
+        done
+        for mode in rr connect; do
+          # shellcheck disable=SC2086  # $order: the systems, one word each
+          relay_rr_interleaved "$path" "$rep" "$mode" "$dst" "$run_in" $order
+        done
       done
-      for mode in rr connect; do
-        # shellcheck disable=SC2086  # $order: the systems, one word each
-        relay_rr_interleaved "$path" "$rep" "$mode" "$dst" "$run_in" $order
-      done
+      set_wake machine
     done
     rep_record relay "$rep" "$order" "$l0"
   done
@@ -750,7 +792,7 @@ fi
 END_TS=$(date +%s)
 echo "loadavg at end: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$RESULTS/machine.txt"
 echo "$(( END_TS - START_TS ))" > "$RESULTS/seconds.txt"
-echo "quick=$QUICK reps=$REPS udp_seconds=$UDP_SECONDS scale_slice_seconds=$SCALE_SLICE_SECONDS scale_pairs=$SCALE_PAIRS relay_bytes=$RELAY_BYTES relay_slice_seconds=$RELAY_SLICE_SECONDS relay_cycles=$RELAY_CYCLES" > "$RESULTS/settings.txt"
+echo "quick=$QUICK reps=$REPS udp_seconds=$UDP_SECONDS scale_slice_seconds=$SCALE_SLICE_SECONDS scale_pairs=$SCALE_PAIRS relay_bytes=$RELAY_BYTES relay_slice_seconds=$RELAY_SLICE_SECONDS relay_cycles=$RELAY_CYCLES relay_wakes=${RELAY_WAKES// /,} halt_poll_machine_ns=${HALT_POLL_MACHINE_NS:-none} halt_poll_default_ns=$HALT_POLL_DEFAULT_NS" > "$RESULTS/settings.txt"
 log "writing $OUT_MD (raw results in $RESULTS)"
 python3 "$ROOT/bench/report.py" --work "$RESULTS" --md "$OUT_MD" ${COMPARE:+--compare "$COMPARE"}
 if [[ $SMOKE -eq 1 ]]; then
