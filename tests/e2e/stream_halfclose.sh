@@ -5,7 +5,8 @@
 # The router asks no TCP_INFO of a backend before it inserts it in the
 # sockhash: the kernel refuses a socket that is not ESTABLISHED, and a
 # backend that already closed its side (CLOSE_WAIT) then goes to the
-# splice(2) fallback. A client that already sent its FIN is still checked
+# splice(2) fallback; one whose connect() still goes on (SYN_SENT) is tried
+# again once it is done. A client that already sent its FIN is still checked
 # before any insertion. And a backend that speaks first may send before the
 # client is in the sockhash: the verdict program passes those bytes and the
 # router forwards them before it lets the program redirect again. Which of
@@ -14,7 +15,9 @@
 #
 # Frontend: the mplex case (MPLX_FRONTEND in lib.sh). Backends are
 # stream_peer.py echo servers: 5001 greets "HELLO" then echoes, 5002 sends
-# "BYE" and half-closes at once, 5003 echoes after "5003:".
+# "BYE" and half-closes at once, 5003 echoes after "5003:". A second
+# frontend, 9001, routes "SLOW" to 5004, a backend whose accept queue is
+# full until the kernel has dropped the router's SYN.
 #
 # Checks: 10 connections one after another to 5001 each get exactly the
 # greeting then their echo, and a FIN after theirs; 10 to 5002 each get
@@ -22,7 +25,10 @@
 # their request and FIN in one segment are served through the fallback
 # (exact echo, then FIN) and counted as fallback; stats count every
 # connection as spliced or fallback and none refused, and the bytes to
-# each backend and back exactly; the router is back at its idle descriptors.
+# each backend and back exactly; a connection whose backend SYN was dropped
+# (the router's connect() pending until its retransmission, 1 s) gets
+# exactly its echo and a FIN, spliced; the router is back at its idle
+# descriptors.
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -34,7 +40,9 @@ GOODBYE=BYE
 e2e_start ip ss python3 timeout
 make_ns_var NS pmshc
 CONFIG=$E2E_WORKDIR/stream.json
-printf '{"frontends": [%s]}\n' "$MPLX_FRONTEND" >"$CONFIG"
+SLOW_FRONTEND='{"port": 9001, "protocol": "tcp", "backends": [],
+  "route": {"offset": 0, "length": 4, "tags": [{"tag": "SLOW", "backend": 5004}]}}'
+printf '{"frontends": [%s, %s]}\n' "$MPLX_FRONTEND" "$SLOW_FRONTEND" >"$CONFIG"
 
 start_in_ns "$NS" "$E2E_WORKDIR/echo-5001.log" "$E2E_PYTHON" "$PEER" echo-server 5001 --greet "$GREETING"
 start_in_ns "$NS" "$E2E_WORKDIR/echo-5002.log" "$E2E_PYTHON" "$PEER" echo-server 5002 --greet "$GOODBYE" --greet-fin
@@ -68,6 +76,25 @@ for run in 1 2 3; do
     assert_eq "5003:$req eof" "$(json_field "$out" received_head) $(json_field "$out" ended)" \
         "request and FIN in one segment ($run/3): exact echo, then FIN"
 done
+
+# ------------------------------------------------- backend still connecting
+# The router's connect() returns EINPROGRESS and its first send() EAGAIN:
+# the sockets' insertion waits for the backend's EPOLLOUT.
+LATE_READY=$E2E_WORKDIR/late.ready
+start_in_ns "$NS" "$E2E_WORKDIR/late-5004.log" "$E2E_PYTHON" "$PEER" --timeout 10 \
+    late-accept-server 5004 --ready "$LATE_READY"
+wait_until 10 test -e "$LATE_READY" || die "the late-accepting backend never started"
+slow_req="SLOW request to a backend still connecting"
+out=$(ip netns exec "$NS" timeout 30 "$E2E_PYTHON" "$PEER" --timeout 15 send 127.0.0.1 9001 "$slow_req" \
+    --fin-after "${#slow_req}")
+assert_eq "$slow_req eof" "$(json_field "$out" received_head) $(json_field "$out" ended)" \
+    "backend SYN dropped, connect() pending: exact echo, then FIN"
+assert_eq True "$(json_field "$(head -1 "$E2E_WORKDIR/late-5004.log")" syn_dropped)" \
+    "the router's SYN to 5004 was dropped (its connect() was pending)"
+stats=$(stream_stats "$NS")
+assert_eq "1 1 0 ${#slow_req} ${#slow_req}" \
+    "$(stream_stat "$stats" 9001 accepted spliced fallback backend.5004.bytes_to_backend backend.5004.bytes_to_client)" \
+    "9001: the connection spliced, its bytes counted once each way"
 
 # --------------------------------------------------------------- counters
 stats=$(stream_stats "$NS")

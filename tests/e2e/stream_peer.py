@@ -24,6 +24,13 @@ test compares exact bytes (or their sha256) on both ends.
       "PORT:" with --label), and a FIN after the client's FIN. With --greet
       it speaks first: TEXT as soon as it accepts; with --greet-fin it then
       half-closes at once and only reads to the client's FIN.
+  late-accept-server PORT [--ready FILE]
+      Listens with its accept queue full (a backlog of 0 and a connection of
+      its own in it), so the kernel drops the SYNs that come (counted as
+      TcpExtListenOverflows) and a client's connect() waits for its SYN's
+      retransmission (1 s). Once a SYN was dropped (or after --timeout), it
+      frees the queue and echoes every connection to its end, one thread
+      each. Prints {"syn_dropped": true|false} when it frees the queue.
   many HOST PORT COUNT TEXT
       Opens COUNT connections at once, sends TEXT on each, reads the echo,
       half-closes all, reads to EOF; reports how many got exactly their echo.
@@ -307,6 +314,44 @@ def mode_echo_server(args):
     asyncio.run(run())
 
 
+def listen_overflows():
+    """TcpExtListenOverflows of this network namespace."""
+    with open("/proc/net/netstat") as netstat:
+        lines = [line.split() for line in netstat if line.startswith("TcpExt:")]
+    return int(lines[1][lines[0].index("ListenOverflows")])
+
+
+def mode_late_accept_server(args):
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind((args.host, args.port))
+    server.listen(0)
+    filler = socket.create_connection((args.host, args.port))
+    before = listen_overflows()
+    announce(args.ready)
+    deadline = time.monotonic() + args.timeout
+    while listen_overflows() == before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    dropped = listen_overflows() != before
+    queued, _ = server.accept()
+    queued.close()
+    filler.close()
+    print(json.dumps({"syn_dropped": dropped}), flush=True)
+
+    def echo(sock):
+        with sock:
+            while True:
+                data = sock.recv(65536)
+                if not data:
+                    break
+                sock.sendall(data)
+            sock.shutdown(socket.SHUT_WR)
+
+    while True:
+        sock, _ = server.accept()
+        threading.Thread(target=echo, args=(sock,), daemon=True).start()
+
+
 async def greeted_exchange(host, port, text, greeting, greet_fin):
     """Connects to a server that speaks first and sends TEXT: True when
     exactly GREETING then the echo of TEXT came back and a FIN after the
@@ -445,6 +490,11 @@ def main():
     echo.add_argument("--greet", help="speak first: send this as soon as accepted")
     echo.add_argument("--greet-fin", action="store_true", help="half-close right after the greeting")
 
+    late = modes.add_parser("late-accept-server")
+    late.add_argument("port", type=int)
+    late.add_argument("--ready")
+    late.add_argument("--host", default="127.0.0.1")
+
     many = modes.add_parser("many")
     many.add_argument("host")
     many.add_argument("port", type=int)
@@ -462,7 +512,8 @@ def main():
 
     args = parser.parse_args()
     {"send": mode_send, "bulk-client": mode_bulk_client, "bulk-server": mode_bulk_server,
-     "echo-server": mode_echo_server, "many": mode_many, "sequential": mode_sequential}[args.mode](args)
+     "echo-server": mode_echo_server,
+     "late-accept-server": mode_late_accept_server, "many": mode_many, "sequential": mode_sequential}[args.mode](args)
 
 
 if __name__ == "__main__":
