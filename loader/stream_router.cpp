@@ -93,7 +93,7 @@ constexpr int kSendBuffer = 16 << 20;
 // quarter in every trial (0.1x the throughput).
 constexpr int kReceiveBuffer = 512 * 1024;
 // Unread client bytes at insertion above which the router forwards them
-// itself (see prepare_insertion): a request below it stays in the kernel.
+// itself (see splice_with_sockmap): a request below it stays in the kernel.
 constexpr int kForwardFirstAbove = 64 * 1024;
 constexpr int kNoDeferAccept = 0;
 // More than a client can have queued before the router's first read: its
@@ -337,11 +337,6 @@ struct Listener {
 
 enum class Phase { reading, connecting, writing, spliced, fallback, closed };
 
-// How far a connection got into the sockhash (see prepare_insertion): not
-// started; the client checked and both sides' entries written; both
-// sockets inserted; or it goes to the splice(2) fallback.
-enum class Insertion { not_started, entries_written, inserted, not_possible };
-
 struct Side {
     UniqueFd fd;
     std::uint64_t cookie = 0;
@@ -379,7 +374,6 @@ struct Connection {
     Side backend;
     sockaddr_storage client_address{};  // as accepted: IPv4 clients IPv4-mapped
     std::uint16_t backend_port = 0;
-    Insertion insertion = Insertion::not_started;
     std::vector<std::uint8_t> first;           // the client's bytes read before splicing
     // Written to the backend before splicing: the PROXY header, if any, and
     // the client's first bytes (take_first_flight).
@@ -532,9 +526,8 @@ private:
     bool take_first_flight(Connection& connection);
     void write_first_bytes(Connection& connection);
     void hand_off(Connection& connection);
-    void prepare_insertion(Connection& connection);
-    void insert_sockets(Connection& connection);
-    bool release_client(Connection& connection);
+    bool splice_with_sockmap(Connection& connection);
+    bool insert_sockets(Connection& connection);
     bool write_socket_entries(Connection& connection);
     void start_splicing(Connection& connection);
     void spliced_event(Connection& connection, Side& side, std::uint32_t events);
@@ -1393,17 +1386,8 @@ void StreamRouter::Impl::backend_writable(Connection& connection) {
     }
 }
 
-// Writes the PROXY header and the client's first bytes to the backend, then
-// hands the connection on. Both sockets are inserted before the first
-// write if the backend's connect() is done by then (see prepare_insertion).
 void StreamRouter::Impl::write_first_bytes(Connection& connection) {
     Side& backend = connection.backend;
-    if (connection.insertion == Insertion::not_started) {
-        prepare_insertion(connection);
-    }
-    if (connection.insertion == Insertion::entries_written) {
-        insert_sockets(connection);  // after prepare_insertion(), or once the connect is done
-    }
     while (connection.to_backend_written < connection.to_backend.size()) {
         const ssize_t sent = ::send(backend.fd.get(),
                                     connection.to_backend.data() + connection.to_backend_written,
@@ -1420,28 +1404,27 @@ void StreamRouter::Impl::write_first_bytes(Connection& connection) {
         connection.to_backend_written += static_cast<std::size_t>(sent);
         backend.user_written += static_cast<std::uint64_t>(sent);
     }
+    watch(backend, connection.backend_tag, 0);
     hand_off(connection);
 }
 
 // --------------------------------------------------------------- splicing
 
 void StreamRouter::Impl::hand_off(Connection& connection) {
-    const bool spliced = release_client(connection);
-    watch(connection.backend, connection.backend_tag, 0);  // EPOLLOUT, if the write waited
     disarm(connection, TimerKind::deadline);
     const std::uint16_t frontend = connection.rules->frontend.port;
     const std::uint16_t backend = connection.backend_port;
     ++counters(frontend, backend).routed;
     // The client's first bytes are all written by now: copied by the router.
     counters(frontend, backend).splice_bytes_to_backend += connection.client.read_first;
+    const bool spliced =
+        use_sockmap_ && !connection.splice_unsafe && splice_with_sockmap(connection);
     for (portmux_stream_connections* count : {&counters(frontend, 0), &counters(frontend, backend)}) {
         ++(spliced ? count->spliced : count->fallback);
     }
     counters_changed(frontend, 0);
     counters_changed(frontend, backend);
-    if (spliced) {
-        start_splicing(connection);
-    } else {
+    if (!spliced) {
         start_fallback(connection);  // counted first: it may end the connection at once
     }
 }
@@ -1487,42 +1470,35 @@ static std::vector<std::uint8_t> take_passed_bytes(int state_fd, Side& backend) 
     return taken;
 }
 
-// Both sockets go into the sockhash before the router writes the first
-// bytes, the client held (write_socket_entries) until they are written
-// (release_client): held, the client's bytes are passed, and the router
-// forwards them behind its first bytes instead of the program redirecting
-// them ahead. The write wakes the backend, which may answer at once (it
-// may run on the router's CPU the moment it is woken), and what it sends
-// while it is in the map and the client is not is passed too, and copied
-// to the client by the router (relay_held). With both insertions after the
-// write, that was 2-23% of the bytes to the client of sequential 64-byte
-// requests with cheap wake-ups (2026-12-02); with only the client's after
-// it, 18-81%. Now it is none, unless the backend speaks first.
-//
-// The kernel inserts only ESTABLISHED sockets. A client that already sent
-// its FIN (`nc -N` with a short request) is found here (TCP_INFO) and
-// never inserted, nor is its backend: its insertion comes second, and
-// taking the backend out again destroys the backend's psock, with any byte
-// the backend sent that the program is handling at that moment. It takes
-// the splice(2) fallback, as does a connection whose entries cannot be
-// written.
-void StreamRouter::Impl::prepare_insertion(Connection& connection) {
-    connection.insertion = Insertion::not_possible;
-    if (!use_sockmap_ || connection.splice_unsafe) {
-        return;
+// Puts both sockets in the sockhash and starts splicing. False (and
+// nothing left in the maps) when the kernel will not take them.
+bool StreamRouter::Impl::splice_with_sockmap(Connection& connection) {
+    if (!insert_sockets(connection)) {
+        return false;
     }
+    start_splicing(connection);
+    return true;
+}
+
+// The kernel inserts only ESTABLISHED sockets. A backend that already
+// closed its side (CLOSE_WAIT) fails the first insertion, which leaves
+// nothing to undo. A client that already sent its FIN (`nc -N` with a short
+// request) is asked for beforehand (TCP_INFO): its insertion comes second,
+// and taking the backend out again destroys the backend's psock, with any
+// byte the backend sent that the program is handling at that moment.
+bool StreamRouter::Impl::insert_sockets(Connection& connection) {
     Side& client = connection.client;
     Side& backend = connection.backend;
     tcp_info info{};
     // BPF_TCP_ESTABLISHED is the kernel's TCP_ESTABLISHED (1).
     if (!read_tcp_info(client.fd.get(), info) || info.tcpi_state != BPF_TCP_ESTABLISHED) {
-        return;
+        return false;
     }
     client.cookie = socket_cookie(client.fd.get());
     backend.cookie = connection.spare_cookie != 0 ? connection.spare_cookie
                                                   : socket_cookie(backend.fd.get());
     if (client.cookie == 0 || backend.cookie == 0) {
-        return;
+        return false;
     }
     // The route's byte counters, created once (the program only adds to them).
     const RouteKey route{connection.rules->frontend.port, connection.backend_port};
@@ -1550,68 +1526,34 @@ void StreamRouter::Impl::prepare_insertion(Connection& connection) {
     }
     if (!written) {
         forget_sockets(connection);
-        return;
+        return false;
     }
-    connection.insertion = Insertion::entries_written;
-}
-
-// Backend first: from the moment the client is in the map its bytes are
-// redirected (once it is released), and the backend must be there to take
-// them. A backend that is not ESTABLISHED is refused, with no side effect:
-// one whose connect() goes on (SYN_SENT) is tried again once it is
-// writable (EPOLLOUT) and after the write; one that already closed its
-// side (CLOSE_WAIT) fails for good in release_client(), which leaves
-// nothing to undo.
-void StreamRouter::Impl::insert_sockets(Connection& connection) {
-    Side& client = connection.client;
-    Side& backend = connection.backend;
+    // Backend first: from the moment the client is in the map its bytes are
+    // redirected, and the backend must be there to take them.
     std::uint32_t fd = static_cast<std::uint32_t>(backend.fd.get());
     if (bpf_map_update_elem(sockets_fd_, &backend.cookie, &fd, BPF_NOEXIST) != 0) {
-        return;
+        forget_sockets(connection);
+        return false;
     }
     fd = static_cast<std::uint32_t>(client.fd.get());
     if (bpf_map_update_elem(sockets_fd_, &client.cookie, &fd, BPF_NOEXIST) != 0) {
         // The client has sent its FIN just now. What the backend sent
         // meanwhile would be lost with its psock: keep it for the fallback.
         connection.to_client = take_passed_bytes(state_fd_, backend);
-        connection.insertion = Insertion::not_possible;
         forget_sockets(connection);
-        return;
-    }
-    connection.insertion = Insertion::inserted;
-    by_cookie_[client.cookie] = {&connection, true};
-    by_cookie_[backend.cookie] = {&connection, false};
-}
-
-// The first bytes are written: the client's next bytes may follow them
-// (its bytes passed meanwhile are found by start_splicing). A client held
-// for its unread bytes stays held. False (and nothing left in the maps)
-// when the sockets could not be inserted.
-bool StreamRouter::Impl::release_client(Connection& connection) {
-    if (connection.insertion == Insertion::entries_written) {
-        insert_sockets(connection);
-        if (connection.insertion != Insertion::inserted) {
-            connection.insertion = Insertion::not_possible;
-            forget_sockets(connection);
-            return false;
-        }
-    }
-    if (connection.insertion != Insertion::inserted) {
         return false;
     }
-    if (!connection.client.held && !write_peer_entry(connection.client, connection.backend)) {
-        connection.client.held = true;  // the router forwards its bytes, then lifts the hold
-    }
+    by_cookie_[client.cookie] = {&connection, true};
+    by_cookie_[backend.cookie] = {&connection, false};
     return true;
 }
 
 // Each side's entries, one update per map for both: its route and direction
 // (`stream_sockets_state`, which the program counts into) and its peer
-// (`stream_peers`, which user space writes; the client's says hold until
-// its first bytes are written, see prepare_insertion). The backend names
-// the client as its peer from the start: until the client is inserted, a
-// redirect to it fails and the program passes the backend's bytes (counted
-// as passed_bytes), as it would with no peer at all.
+// (`stream_peers`, which user space writes). The backend names the client
+// as its peer from the start: until the client is inserted, a redirect to
+// it fails and the program passes the backend's bytes (counted as
+// passed_bytes), as it would with no peer at all.
 bool StreamRouter::Impl::write_socket_entries(Connection& connection) {
     Side& client = connection.client;
     Side& backend = connection.backend;
@@ -1627,7 +1569,7 @@ bool StreamRouter::Impl::write_socket_entries(Connection& connection) {
     peers[0].notify_at = backend.notify_at;
     peers[1].peer_cookie = backend.cookie;
     peers[1].notify_at = client.notify_at;
-    peers[1].hold = 1;  // until the first bytes are written: release_client()
+    peers[1].hold = client.held ? 1 : 0;
     // On failure the caller deletes both sides' entries in both maps.
     return update_entries(state_fd_, cookies, states, 2) &&
            update_entries(peers_fd_, cookies, peers, 2);
@@ -1651,21 +1593,8 @@ void StreamRouter::Impl::start_splicing(Connection& connection) {
     portmux_stream_socket state{};
     backend.relaying =
         bpf_map_lookup_elem(state_fd_, &backend.cookie, &state) != 0 || state.passed_bytes != 0;
-    // A client inserted held has its first bytes forwarded by relay_held(),
-    // as has one whose bytes were passed while it was held for the first
-    // bytes' write (see release_client). Only a client that sent more than
-    // the router read can have any: TCP_INFO says, and it takes the
-    // socket's lock, under which the program runs, so a verdict that read
-    // the hold before its release has counted its skb by then (a FIN counts
-    // one byte too: looked up for nothing).
+    // A client inserted held has its first bytes forwarded by relay_held().
     client.relaying = client.held;
-    if (!client.held) {
-        tcp_info info{};
-        client.relaying = !read_tcp_info(client.fd.get(), info) ||
-                          (info.tcpi_bytes_received > client.read_first &&
-                           (bpf_map_lookup_elem(state_fd_, &client.cookie, &state) != 0 ||
-                            state.passed_bytes != 0));
-    }
     // A side's receive buffer is set once it turns out to carry bulk data
     // (see set_receive_buffer_once), and before relay_held() clamps its
     // window: a side relayed from the start (a client inserted held, a

@@ -5,10 +5,11 @@
 # The router asks no TCP_INFO of a backend before it inserts it in the
 # sockhash: the kernel refuses a socket that is not ESTABLISHED, and a
 # backend that already closed its side (CLOSE_WAIT) then goes to the
-# splice(2) fallback; one whose connect() still goes on (SYN_SENT) is tried
-# again once it is done. A client that already sent its FIN is still checked
-# before any insertion. And a backend that speaks first may send before the
-# client is in the sockhash: the verdict program passes those bytes and the
+# splice(2) fallback; one whose connect() still goes on gets the first bytes
+# and the insertion once it is writable (EPOLLOUT). A client that already
+# sent its FIN is still checked before any insertion. And a backend that
+# speaks first may send before the client is in the sockhash: the verdict
+# program passes those bytes and the
 # router forwards them before it lets the program redirect again. Which of
 # these paths a backend's first bytes take depends on microseconds, so each
 # case runs several times and every run must give exactly the right bytes.
