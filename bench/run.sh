@@ -31,9 +31,11 @@
 # over >= 5 repetitions, and the load average is recorded around each one.
 #
 # Needs root. Installs what it lacks with scripts/deps.sh --bench.
-# Bounded: about 10 minutes on 2 cores (--quick: about 3). Traffic only goes
-# to addresses inside two network namespaces it creates; the trap removes
-# them, the XDP programs, nginx and every other process it started.
+# Bounded: about 25 minutes on 2 cores, the relay part (in two wake-up
+# regimes, see HALT_POLL) about 15 of them (846-913 s on 2026-12-02);
+# --quick is shorter. Traffic only goes to addresses inside two network
+# namespaces it creates; the trap removes them, the XDP programs, nginx and
+# every other process it started.
 #
 # Environment: BUILD (build directory, default /tmp/portmux-bench-build),
 # OUT_MD (default docs/benchmarks.md), PROG_JSON (reuse an earlier prog.json),
