@@ -46,8 +46,13 @@ def load(work):
 
 def wakes_of(rows):
     """The wake-up regimes (bench/run.sh HALT_POLL) the rows have, the machine's own first."""
-    present = {r.get("wake", "machine") for r in rows}
+    present = {r["wake"] for r in rows}
     return [w for w in ("machine", "polled") if w in present] + sorted(present - {"machine", "polled"})
+
+
+def paths_and_wakes(rows):
+    """(path, wake-up regime) in the order of the tables: each path in each of the rows' regimes."""
+    return [(path, wake) for path in ["lo", "veth"] for wake in wakes_of(rows)]
 
 
 def wake_label(rows, wake):
@@ -474,7 +479,7 @@ def relay_section(rows, old_rows, claims):
         ("new connections/s", "connect", {}, lambda r: r["result"].get("per_s") or None, "{:,.0f}"),
     ]
     wakes = wakes_of(rel)
-    for path, wake in [(p, w) for p in ["lo", "veth"] for w in wakes]:
+    for path, wake in paths_and_wakes(rel):
         prow = [r for r in rel if r["path"] == path and r["wake"] == wake]
         if not prow:
             continue
@@ -530,7 +535,7 @@ def cpu_where_table(rows):
           "relay's own process, `servers` the sink, `kworker` includes sockmap's backlog work):", "",
           "| path | wake-ups | streams | system | " + " | ".join(CPU_PLACES) + " | total |",
           "| --- | --- | ---: | --- |" + " ---: |" * (len(CPU_PLACES) + 1)]
-    for path, wake in [(p, w) for p in ["lo", "veth"] for w in wakes_of(rel)]:
+    for path, wake in paths_and_wakes(rel):
         for streams in (1, 64):
             for sysname in RELAY_SYSTEMS:
                 rs = [r for r in rel if r["path"] == path and r["streams"] == streams and r["system"] == sysname
@@ -561,7 +566,7 @@ def router_copied_table(rows):
           "relayed to the client | copied of those |", "| --- | --- | --- | --- | --- | --- | --- |"]
     tests = [("stream", 1, "1 stream"), ("stream", 64, "64 streams"), ("rr", None, "64 B request/response"),
              ("connect", None, "new connections")]
-    for path, wake in [(p, w) for p in ["lo", "veth"] for w in wakes_of(rel)]:
+    for path, wake in paths_and_wakes(rel):
         for test, streams, label in tests:
             rs = sorted((r for r in rel if r["path"] == path and r["test"] == test and r["wake"] == wake
                          and (streams is None or r.get("streams") == streams)), key=lambda r: r["rep"])
@@ -600,7 +605,7 @@ def sockmap_losses(rows):
     md = ["### Where sockmap loses, and why", ""]
     lines = []
     wakes = wakes_of(rel)
-    for path, wake in [(p, w) for p in ["lo", "veth"] for w in wakes]:
+    for path, wake in paths_and_wakes(rel):
         st = [r for r in rel if r["path"] == path and r["test"] == "stream" and r["result"].get("bytes")
               and r["wake"] == wake]
         regime = f" ({wake} wake-ups)" if len(wakes) > 1 else ""
@@ -672,7 +677,7 @@ def sockmap_targets(rows):
           ("; wake-ups: " + "; ".join(f"`{w}`, {wake_label(rel, w)}" for w in wakes) if len(wakes) > 1 else "") + ":", "",
           "| path | wake-ups | target | ratios per repetition | min–max | met in |",
           "| --- | --- | --- | --- | ---: | ---: |"]
-    for path, wake in [(p, w) for p in ["lo", "veth"] for w in wakes]:
+    for path, wake in paths_and_wakes(rel):
         for name, test, match, fn, ref, ok in targets:
             sub = [r for r in rel if r["path"] == path and r["test"] == test and r["wake"] == wake
                    and all(r.get(k) == v for k, v in match.items())]
@@ -702,7 +707,7 @@ def interleaved_checks(rows):
           "| --- | --- | --- | --- | --- | ---: |"]
     checks = [("rr", "naive", "slice_p50_us", "p50 portmux / naive"),
               ("connect", "nginx", "slice_completed", "connections portmux / nginx")]
-    for path, wake in [(p, w) for p in ["lo", "veth"] for w in wakes_of(rel)]:
+    for path, wake in paths_and_wakes(rel):
         for test, ref, key, label in checks:
             sub = [r for r in rel if r["path"] == path and r["test"] == test and r["wake"] == wake]
             if not sub:

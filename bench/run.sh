@@ -784,10 +784,10 @@ EOF
           relay_rr_interleaved "$path" "$rep" "$mode" "$dst" "$run_in" $order
         done
       done
-      set_wake machine
     done
     rep_record relay "$rep" "$order" "$l0"
   done
+  set_wake machine
   stop_bg
 fi
 
