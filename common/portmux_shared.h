@@ -419,6 +419,9 @@ struct portmux_stream_connections {
 	 * the tail of a side whose FIN came while it was paused. */
 	__u64 splice_bytes_to_backend;
 	__u64 splice_bytes_to_client;
+	/* Of the routed, those that ended after their first exchange, before
+	 * either side needed splicing (the router copied the backend's reply). */
+	__u64 unspliced;
 };
 
 /*

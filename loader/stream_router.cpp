@@ -215,6 +215,12 @@ bool read_tcp_info(int fd, tcp_info& info) {
     return ::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &length) == 0;
 }
 
+// Bytes in FD's receive queue (SIOCINQ), 0 if it cannot be asked.
+int unread_bytes(int fd) {
+    int unread = 0;
+    return ::ioctl(fd, SIOCINQ, &unread) == 0 ? unread : 0;
+}
+
 int socket_error(int fd) {
     int error = 0;
     socklen_t length = sizeof error;
@@ -335,7 +341,7 @@ struct Listener {
     EpollTag tag;
 };
 
-enum class Phase { reading, connecting, writing, spliced, fallback, closed };
+enum class Phase { reading, connecting, writing, first_reply, spliced, fallback, closed };
 
 struct Side {
     UniqueFd fd;
@@ -379,6 +385,7 @@ struct Connection {
     // the client's first bytes (take_first_flight).
     std::vector<std::uint8_t> to_backend;
     bool splice_unsafe = false;  // a partly read skb may head the client's queue
+    bool client_lowat_raised = false;  // SO_RCVLOWAT above 1 (wait_for_first_bytes)
     std::size_t to_backend_written = 0;
     std::vector<std::uint8_t> to_client;       // backend bytes read before splicing
     std::uint64_t spare_cookie = 0;  // the backend socket's cookie, read when it was made ahead
@@ -440,6 +447,7 @@ std::vector<StreamFrontendStats> read_stream_stats(int connections_fd, int bytes
             frontend.accepted = value.accepted;
             frontend.spliced = value.spliced;
             frontend.fallback = value.fallback;
+            frontend.unspliced = value.unspliced;
             std::copy(std::begin(value.refused), std::end(value.refused), frontend.refused);
         } else {
             StreamBackendStats& backend = backends[{key.frontend_port, key.backend_port}];
@@ -526,6 +534,14 @@ private:
     bool take_first_flight(Connection& connection);
     void write_first_bytes(Connection& connection);
     void hand_off(Connection& connection);
+    void await_reply(Connection& connection);
+    void first_reply_event(Connection& connection, bool from_client, std::uint32_t events);
+    // What take_first_reply() did: copied the reply; found nothing yet;
+    // found the backend's FIN and no reply; left the connection to
+    // hand_off() now; aborted it.
+    enum class FirstReply { relayed, pending, none, hand_off, failed };
+    FirstReply take_first_reply(Connection& connection);
+    void side_ended(Connection& connection, Side& from, Side& to);
     bool splice_with_sockmap(Connection& connection);
     bool insert_sockets(Connection& connection);
     bool write_socket_entries(Connection& connection);
@@ -1000,6 +1016,9 @@ void StreamRouter::Impl::handle(const epoll_event& event) {
             write_first_bytes(connection);
         }
         return;
+    case Phase::first_reply:
+        first_reply_event(connection, from_client, event.events);
+        return;
     case Phase::spliced:
         spliced_event(connection, from_client ? connection.client : connection.backend,
                       event.events);
@@ -1202,6 +1221,7 @@ void StreamRouter::Impl::await_first_bytes(Connection& connection) {
 void StreamRouter::Impl::wait_for_first_bytes(Connection& connection) {
     const std::size_t missing = connection.rules->needed - connection.first.size();
     set_int_option(connection.client.fd.get(), SOL_SOCKET, SO_RCVLOWAT, static_cast<int>(missing));
+    connection.client_lowat_raised = true;
     watch(connection.client, connection.client_tag, EPOLLIN | EPOLLRDHUP);
 }
 
@@ -1404,19 +1424,144 @@ void StreamRouter::Impl::write_first_bytes(Connection& connection) {
         connection.to_backend_written += static_cast<std::size_t>(sent);
         backend.user_written += static_cast<std::uint64_t>(sent);
     }
-    watch(backend, connection.backend_tag, 0);
-    hand_off(connection);
+    await_reply(connection);
 }
 
-// --------------------------------------------------------------- splicing
-
-void StreamRouter::Impl::hand_off(Connection& connection) {
+// The backend has the request. Its first reply is copied by the router
+// (take_first_reply); the sockets are spliced only when either side sends
+// more than that: a connection that carries one request and one reply ends
+// without paying for the sockmap (two psocks made and torn down, a kernel
+// worker's wake-up for the redirected reply), which cost more than the two
+// syscalls of the copy (design.md, "Splicing at the second flight").
+// Counted as routed now; spliced, fallback or unspliced by how it goes on.
+void StreamRouter::Impl::await_reply(Connection& connection) {
     disarm(connection, TimerKind::deadline);
     const std::uint16_t frontend = connection.rules->frontend.port;
     const std::uint16_t backend = connection.backend_port;
     ++counters(frontend, backend).routed;
     // The client's first bytes are all written by now: copied by the router.
     counters(frontend, backend).splice_bytes_to_backend += connection.client.read_first;
+    counters_changed(frontend, backend);
+    connection.phase = Phase::first_reply;
+    if (connection.client_lowat_raised) {
+        // Its next byte, whatever the count the first bytes waited for, is
+        // a second flight: readable from 1 byte on.
+        set_int_option(connection.client.fd.get(), SOL_SOCKET, SO_RCVLOWAT, 1);
+        connection.client_lowat_raised = false;
+    }
+    watch(connection.client, connection.client_tag, EPOLLIN | EPOLLRDHUP);
+    watch(connection.backend, connection.backend_tag, EPOLLIN | EPOLLRDHUP);
+}
+
+// Level triggered: every event is something that waits. The backend's
+// first bytes are its reply, copied to the client. A FIN from either side
+// with nothing unread before it is passed on at once (a client that
+// half-closes after its request, a backend that answers and closes), and
+// the connection ends when both have. Anything else, a second flight from
+// either side, hands the connection off: to the sockmap, or to the
+// splice(2) fallback when a side has half-closed by then.
+void StreamRouter::Impl::first_reply_event(Connection& connection, bool from_client,
+                                           std::uint32_t events) {
+    Side& client = connection.client;
+    Side& backend = connection.backend;
+    Side& side = from_client ? client : backend;
+    if ((events & EPOLLERR) != 0 || ((events & EPOLLHUP) != 0 && socket_error(side.fd.get()) != 0)) {
+        abort(connection, &side);
+        return;
+    }
+    if (side.read_closed) {
+        return;  // watched for errors only
+    }
+    const bool ended = (events & (EPOLLRDHUP | EPOLLHUP)) != 0;
+    if (!from_client && backend.read_first == 0 && (events & EPOLLIN) != 0) {
+        switch (take_first_reply(connection)) {
+        case FirstReply::relayed:
+            // A FIN seen with the reply came after all of it: read whole.
+            if (ended) {
+                side_ended(connection, backend, client);
+            }
+            return;
+        case FirstReply::pending:
+            return;
+        case FirstReply::none:
+            side_ended(connection, backend, client);
+            return;
+        case FirstReply::hand_off:
+            hand_off(connection);
+            return;
+        case FirstReply::failed:
+            return;
+        }
+    }
+    if (ended && unread_bytes(side.fd.get()) == 0) {
+        side_ended(connection, side, from_client ? backend : client);
+    } else {
+        hand_off(connection);  // a second flight
+    }
+}
+
+// FROM sent its FIN with every byte before it relayed: TO gets it now, and
+// FROM is watched for errors only. Once both have ended, so has the
+// connection.
+void StreamRouter::Impl::side_ended(Connection& connection, Side& from, Side& to) {
+    from.read_closed = true;
+    (void)::shutdown(to.fd.get(), SHUT_WR);
+    to.write_shut = true;
+    if (to.read_closed) {
+        finish(connection);
+        return;
+    }
+    watch(from, &from == &connection.client ? connection.client_tag : connection.backend_tag,
+          EPOLLRDHUP | EPOLLET);
+}
+
+// The backend's reply, read whole (its receive queue, as for the client's
+// first bytes: a partly read skb would reach the client twice once
+// spliced) and written to the client, whose send buffer (kSendBuffer) takes
+// it at once. hand_off when the read filled the buffer or the write did not
+// take it all (the rest then goes first, in the splice(2) fallback).
+StreamRouter::Impl::FirstReply StreamRouter::Impl::take_first_reply(Connection& connection) {
+    Side& backend = connection.backend;
+    Side& client = connection.client;
+    first_flight_.resize(kFirstFlightBuffer);
+    const ssize_t got = read_copied(backend.fd.get(), first_flight_.data(), first_flight_.size());
+    if (got < 0) {
+        if (errno == EAGAIN || errno == EINTR) {
+            return FirstReply::pending;
+        }
+        abort(connection, &backend);
+        return FirstReply::failed;
+    }
+    if (got == 0) {
+        return FirstReply::none;
+    }
+    const auto length = static_cast<std::size_t>(got);
+    backend.read_first = length;
+    connection.splice_unsafe = connection.splice_unsafe || length == first_flight_.size();
+    const ssize_t sent =
+        ::send(client.fd.get(), first_flight_.data(), length, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (sent < 0 && errno != EAGAIN && errno != EINTR) {
+        abort(connection, &client);
+        return FirstReply::failed;
+    }
+    const std::size_t written = sent > 0 ? static_cast<std::size_t>(sent) : 0;
+    client.user_written += written;
+    counters(connection.rules->frontend.port, connection.backend_port).splice_bytes_to_client +=
+        written;
+    counters_changed(connection.rules->frontend.port, connection.backend_port);
+    if (written < length) {
+        connection.splice_unsafe = true;
+        connection.to_client.assign(first_flight_.begin() + static_cast<std::ptrdiff_t>(written),
+                                    first_flight_.begin() + static_cast<std::ptrdiff_t>(length));
+    }
+    return connection.splice_unsafe ? FirstReply::hand_off : FirstReply::relayed;
+}
+
+// --------------------------------------------------------------- splicing
+
+void StreamRouter::Impl::hand_off(Connection& connection) {
+    const std::uint16_t frontend = connection.rules->frontend.port;
+    const std::uint16_t backend = connection.backend_port;
     const bool spliced =
         use_sockmap_ && !connection.splice_unsafe && splice_with_sockmap(connection);
     for (portmux_stream_connections* count : {&counters(frontend, 0), &counters(frontend, backend)}) {
@@ -1518,6 +1663,11 @@ bool StreamRouter::Impl::insert_sockets(Connection& connection) {
     // frees them and sends the window update. What the client sent that
     // the router has not read: bytes received (TCP_INFO) less those it read.
     client.held = info.tcpi_bytes_received > client.read_first + kForwardFirstAbove;
+    // Likewise a backend whose second flight, behind the reply the router
+    // copied, is a download that has filled its window.
+    tcp_info backend_info{};
+    backend.held = read_tcp_info(backend.fd.get(), backend_info) &&
+                   backend_info.tcpi_bytes_received > backend.read_first + kForwardFirstAbove;
     bool written = write_socket_entries(connection);
     if (!written && !stale_cookies_.empty()) {
         // The maps may be full of closed sockets' entries: delete them, retry.
@@ -1567,6 +1717,7 @@ bool StreamRouter::Impl::write_socket_entries(Connection& connection) {
     portmux_stream_peer peers[2]{};
     peers[0].peer_cookie = client.cookie;
     peers[0].notify_at = backend.notify_at;
+    peers[0].hold = backend.held ? 1 : 0;
     peers[1].peer_cookie = backend.cookie;
     peers[1].notify_at = client.notify_at;
     peers[1].hold = client.held ? 1 : 0;
@@ -1586,14 +1737,16 @@ void StreamRouter::Impl::start_splicing(Connection& connection) {
     set_int_option(backend.fd.get(), SOL_SOCKET, SO_RCVLOWAT, 1);
     // What the backend sent before the client was inserted was passed
     // (SK_PASS) and waits in its socket: relay_held() forwards it, and the
-    // program redirects again once it is all written. The setsockopt above
-    // took the backend's socket lock, so the program has finished with every
-    // skb that arrived before the client was inserted, and passed_bytes is
-    // final. Usually it is 0 (the backend waits for the request): no relay.
+    // program redirects again once it is all written. Once the router holds
+    // the backend's socket lock the program has finished with every skb
+    // that arrived before the client was inserted, and passed_bytes is
+    // final: the setsockopt above may take it (the kernels read do) but
+    // need not, so a peek does. Usually it is 0: no relay.
+    wait_for_verdicts(backend.fd.get());
     portmux_stream_socket state{};
-    backend.relaying =
-        bpf_map_lookup_elem(state_fd_, &backend.cookie, &state) != 0 || state.passed_bytes != 0;
-    // A client inserted held has its first bytes forwarded by relay_held().
+    backend.relaying = backend.held || bpf_map_lookup_elem(state_fd_, &backend.cookie, &state) != 0 ||
+                       state.passed_bytes != 0;
+    // A side inserted held has its first bytes forwarded by relay_held().
     client.relaying = client.held;
     // A side's receive buffer is set once it turns out to carry bulk data
     // (see set_receive_buffer_once), and before relay_held() clamps its
@@ -2076,6 +2229,13 @@ void StreamRouter::Impl::abort(Connection& connection, const Side* failed) {
 // the program can no longer run for them.
 void StreamRouter::Impl::close_connection(Connection& connection, bool reset_client,
                                           bool reset_backend) {
+    if (connection.phase == Phase::first_reply) {
+        // Ended after its first exchange, before either side needed splicing.
+        for (const std::uint16_t backend : {std::uint16_t{0}, connection.backend_port}) {
+            ++counters(connection.rules->frontend.port, backend).unspliced;
+            counters_changed(connection.rules->frontend.port, backend);
+        }
+    }
     flush_counters();  // before the client can see the end
     for (auto [side, reset] : {std::pair{&connection.client, reset_client},
                                std::pair{&connection.backend, reset_backend}}) {

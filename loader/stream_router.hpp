@@ -46,6 +46,7 @@ struct StreamFrontendStats {
     std::uint64_t accepted = 0;
     std::uint64_t spliced = 0;
     std::uint64_t fallback = 0;
+    std::uint64_t unspliced = 0;  // ended after one exchange, never spliced
     std::uint64_t refused[PORTMUX_REFUSAL_REASONS] = {};
     std::vector<StreamBackendStats> backends;  // sorted by port
 };

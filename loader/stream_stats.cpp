@@ -12,7 +12,11 @@ constexpr PrometheusCounter kAccepted{
     "portmux_stream_accepted_connections_total", "TCP connections accepted on a stream frontend."};
 constexpr PrometheusCounter kRouted{
     "portmux_stream_routed_connections_total",
-    "Connections handed to a backend, by how: sockmap or splice (fallback)."};
+    "Connections handed to a backend."};
+constexpr PrometheusCounter kServed{
+    "portmux_stream_served_connections_total",
+    "Routed connections by how they were relayed: spliced (sockmap), fallback (splice(2)), or "
+    "unspliced (ended after one request and reply, which the router copied)."};
 constexpr PrometheusCounter kRefused{
     "portmux_stream_refused_connections_total",
     "Connections closed (RST) without a backend, by reason."};
@@ -40,9 +44,10 @@ std::string stream_stats_table(const std::vector<StreamFrontendStats>& frontends
                                        refusal_name(reason), frontend.refused[reason]);
             }
         }
-        out += fmt::format("  frontend {}/tcp: accepted {}, spliced {}, fallback {}, refused {}{}\n",
-                           frontend.port, frontend.accepted, frontend.spliced, frontend.fallback,
-                           refused_total, refused.empty() ? "" : refused + ")");
+        out += fmt::format(
+            "  frontend {}/tcp: accepted {}, spliced {}, fallback {}, unspliced {}, refused {}{}\n",
+            frontend.port, frontend.accepted, frontend.spliced, frontend.fallback,
+            frontend.unspliced, refused_total, refused.empty() ? "" : refused + ")");
         for (const StreamBackendStats& backend : frontend.backends) {
             out += fmt::format("    backend {:<6} {:>10} connections {:>10} refused {:>16} bytes in "
                                "{:>16} bytes out\n",
@@ -76,6 +81,7 @@ nlohmann::json stream_stats_json(const std::vector<StreamFrontendStats>& fronten
                         {"accepted", frontend.accepted},
                         {"spliced", frontend.spliced},
                         {"fallback", frontend.fallback},
+                        {"unspliced", frontend.unspliced},
                         {"refused", std::move(refused)},
                         {"backends", std::move(backends)}});
     }
@@ -97,6 +103,15 @@ std::string stream_stats_prometheus(const std::vector<StreamFrontendStats>& fron
         for (const StreamBackendStats& backend : frontend.backends) {
             out += fmt::format("{}{{frontend=\"{}\",backend=\"{}\"}} {}\n", kRouted.name,
                                frontend.port, backend.port, backend.routed);
+        }
+    }
+    append_counter_header(out, kServed);
+    for (const StreamFrontendStats& frontend : frontends) {
+        for (const auto& [how, count] : {std::pair{"spliced", frontend.spliced},
+                                         std::pair{"fallback", frontend.fallback},
+                                         std::pair{"unspliced", frontend.unspliced}}) {
+            out += fmt::format("{}{{frontend=\"{}\",how=\"{}\"}} {}\n", kServed.name,
+                               frontend.port, how, count);
         }
     }
     append_counter_header(out, kRefused);

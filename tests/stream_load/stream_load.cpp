@@ -10,8 +10,9 @@
 //   sequential HOST PORT COUNT PREFIX... [--payload BYTES] [--watch-pid PID]
 //              [--samples N] [--time-limit S]
 //       COUNT connections one after another. Connection I sends
-//       PREFIX[I % number of prefixes] then BYTES bytes unique to I,
-//       reads exactly that echo back, half-closes and reads to EOF. With
+//       PREFIX[I % number of prefixes] and reads its echo, then BYTES
+//       bytes unique to I and reads their echo (a second flight: the
+//       router splices the connection), half-closes and reads to EOF. With
 //       --watch-pid it samples PID's open descriptors and VmRSS N times,
 //       evenly spread over the run.
 //   concurrent HOST PORT COUNT PREFIX... [--payload BYTES] [--hold-file F
@@ -473,7 +474,15 @@ int sequential(const ClientOptions& options) {
         if (::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
             error = std::string("connect: ") + std::strerror(errno);
         } else {
-            error = exchange(fd, request_of(options, index), true);
+            // Two rounds: the router copies a connection's first reply
+            // itself and splices it at the client's second flight.
+            const std::vector<std::uint8_t> request = request_of(options, index);
+            const auto split = request.begin() + static_cast<std::ptrdiff_t>(
+                                                     options.prefixes[index % options.prefixes.size()].size());
+            error = exchange(fd, {request.begin(), split}, false);
+            if (error.empty()) {
+                error = exchange(fd, {split, request.end()}, true);
+            }
         }
         ::close(fd);
         if (error.empty()) {
