@@ -553,15 +553,17 @@ def cpu_where_table(rows):
 
 def router_copied_table(rows):
     """Of the bytes portmux's stream router relayed in each trial, the share it copied itself
-    (splice(2) fallback, or a side held under backpressure): its own counters, read before and
-    after every trial (`portmux stats --json`)."""
+    (first bytes and first reply, a side held under backpressure, or the splice(2) fallback): its
+    own counters, read before and after every trial (`portmux stats --json`)."""
     rel = [r for r in rows if r.get("kind") == "relay" and r.get("system") == "portmux" and r.get("router_bytes")]
     if not rel:
         return []
     md = ["portmux's own counters per trial (`portmux stats --json`, `copied_to_backend` / `copied_to_client`, "
           "the same as `portmux_stream_copied_bytes_total`): the bytes its stream router copied through user "
-          "space itself (a side held under backpressure, or the splice(2) fallback), as a share of the bytes it "
-          "relayed in that direction, per repetition:", "",
+          "space itself (the client's first bytes and the backend's first reply, which it always writes "
+          "itself; a side held under backpressure; or the splice(2) fallback), as a share of the bytes it "
+          "relayed in that direction, per repetition. A connection of one request and one reply (the "
+          "connections test) is never spliced, so all of its bytes count here:", "",
           "| path | wake-ups | test | relayed to the backend, per repetition | copied of those, per repetition | "
           "relayed to the client | copied of those |", "| --- | --- | --- | --- | --- | --- | --- |"]
     tests = [("stream", 1, "1 stream"), ("stream", 64, "64 streams"), ("rr", None, "64 B request/response"),
@@ -596,7 +598,8 @@ def copied_text(stream_rows, streams):
     if not shares:
         return ""
     return (f" (its counters: it copied {rng([100 * x for x in shares], '{:.0f}')}% of the bytes through user space "
-            "itself, under backpressure or by its fallback; the rest never reached user space)")
+            "itself: first bytes and first reply, under backpressure or by its fallback; the rest never "
+            "reached user space)")
 
 
 def sockmap_losses(rows):

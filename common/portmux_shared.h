@@ -419,8 +419,9 @@ struct portmux_stream_connections {
 	 * the tail of a side whose FIN came while it was paused. */
 	__u64 splice_bytes_to_backend;
 	__u64 splice_bytes_to_client;
-	/* Of the routed, those that ended after their first exchange, before
-	 * either side needed splicing (the router copied the backend's reply). */
+	/* Of the routed, those that ended in their first exchange (request and
+	 * reply, or a reset), before either side needed splicing: the router
+	 * copied the backend's reply itself. */
 	__u64 unspliced;
 };
 

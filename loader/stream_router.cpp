@@ -215,10 +215,10 @@ bool read_tcp_info(int fd, tcp_info& info) {
     return ::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &length) == 0;
 }
 
-// Bytes in FD's receive queue (SIOCINQ), 0 if it cannot be asked.
+// Bytes in FD's receive queue (SIOCINQ), -1 if it cannot be asked.
 int unread_bytes(int fd) {
     int unread = 0;
-    return ::ioctl(fd, SIOCINQ, &unread) == 0 ? unread : 0;
+    return ::ioctl(fd, SIOCINQ, &unread) == 0 ? unread : -1;
 }
 
 int socket_error(int fd) {
@@ -1454,12 +1454,12 @@ void StreamRouter::Impl::await_reply(Connection& connection) {
 }
 
 // Level triggered: every event is something that waits. The backend's
-// first bytes are its reply, copied to the client. A FIN from either side
-// with nothing unread before it is passed on at once (a client that
-// half-closes after its request, a backend that answers and closes), and
-// the connection ends when both have. Anything else, a second flight from
-// either side, hands the connection off: to the sockmap, or to the
-// splice(2) fallback when a side has half-closed by then.
+// first bytes are its reply, copied to the client. A FIN with nothing
+// unread before it is passed on at once (a backend that answers and
+// closes, a client that half-closes after the reply), and the connection
+// ends when both sides have. Anything else, a second flight from either
+// side, hands the connection off: to the sockmap, or to the splice(2)
+// fallback when a side has half-closed by then.
 void StreamRouter::Impl::first_reply_event(Connection& connection, bool from_client,
                                            std::uint32_t events) {
     Side& client = connection.client;
@@ -1493,10 +1493,14 @@ void StreamRouter::Impl::first_reply_event(Connection& connection, bool from_cli
             return;
         }
     }
-    if (ended && unread_bytes(side.fd.get()) == 0) {
+    // A client that half-closed before any reply (`nc -N`) is relayed as
+    // before this phase existed, by the splice(2) fallback: the router
+    // does not guess that the backend will answer in one flight.
+    const bool before_reply = from_client && backend.read_first == 0 && !backend.read_closed;
+    if (ended && !before_reply && unread_bytes(side.fd.get()) == 0) {
         side_ended(connection, side, from_client ? backend : client);
     } else {
-        hand_off(connection);  // a second flight
+        hand_off(connection);  // a second flight, or that client
     }
 }
 
@@ -2145,7 +2149,8 @@ bool StreamRouter::Impl::pump(Connection& connection, PipeRelay& relay, Side& fr
 void StreamRouter::Impl::pump_fallback(Connection& connection) {
     Side& client = connection.client;
     Side& backend = connection.backend;
-    // Bytes the backend sent before a failed insertion go first.
+    // Bytes of the backend read before the fallback go first: what it sent
+    // before a failed insertion, or the rest of a first reply.
     while (connection.to_client_written < connection.to_client.size()) {
         const ssize_t sent = ::send(client.fd.get(),
                                     connection.to_client.data() + connection.to_client_written,
@@ -2161,6 +2166,9 @@ void StreamRouter::Impl::pump_fallback(Connection& connection) {
         }
         connection.to_client_written += static_cast<std::size_t>(sent);
         client.user_written += static_cast<std::uint64_t>(sent);
+        counters(connection.rules->frontend.port, connection.backend_port).splice_bytes_to_client +=
+            static_cast<std::uint64_t>(sent);
+        counters_changed(connection.rules->frontend.port, connection.backend_port);
     }
     if (!pump(connection, connection.client_to_backend, client, backend)) {
         abort(connection);
@@ -2230,7 +2238,8 @@ void StreamRouter::Impl::abort(Connection& connection, const Side* failed) {
 void StreamRouter::Impl::close_connection(Connection& connection, bool reset_client,
                                           bool reset_backend) {
     if (connection.phase == Phase::first_reply) {
-        // Ended after its first exchange, before either side needed splicing.
+        // Ended in its first exchange (after the reply, or reset), before
+        // either side needed splicing.
         for (const std::uint16_t backend : {std::uint16_t{0}, connection.backend_port}) {
             ++counters(connection.rules->frontend.port, backend).unspliced;
             counters_changed(connection.rules->frontend.port, backend);

@@ -4,10 +4,13 @@
 // listening socket. A client's first bytes are read until the rules can
 // decide (first_bytes.hpp) or first_data_timeout passes; then the router
 // connects to the chosen backend on this host, writes the bytes it read
-// (after a PROXY v2 header when configured) and hands both sockets to the
-// sockhash of sockmap/stream_verdict.bpf.c, which relays every further
-// byte inside the kernel. A client that already half-closed cannot be put
-// in a sockmap and is relayed with splice(2) instead, counted as fallback.
+// (after a PROXY v2 header when configured) and copies the backend's first
+// reply back. At the next bytes from either side it hands both sockets to
+// the sockhash of sockmap/stream_verdict.bpf.c, which relays every further
+// byte inside the kernel; a connection that ends after its first exchange
+// is never spliced (counted as unspliced). A client that already
+// half-closed cannot be put in a sockmap and is relayed with splice(2)
+// instead, counted as fallback.
 //
 // One thread runs the event loop; apply() and stop() may be called from
 // any other thread. docs/design.md ("Stream frontends") explains the

@@ -16,7 +16,7 @@ constexpr PrometheusCounter kRouted{
 constexpr PrometheusCounter kServed{
     "portmux_stream_served_connections_total",
     "Routed connections by how they were relayed: spliced (sockmap), fallback (splice(2)), or "
-    "unspliced (ended after one request and reply, which the router copied)."};
+    "unspliced (ended in the first exchange, whose reply the router copied)."};
 constexpr PrometheusCounter kRefused{
     "portmux_stream_refused_connections_total",
     "Connections closed (RST) without a backend, by reason."};

@@ -796,7 +796,7 @@ mplex_request() {
 }
 
 # stream_stats NS: the stream part of `portmux stats --json` as lines
-# "FRONTEND FIELD VALUE", FIELD one of accepted, spliced, fallback,
+# "FRONTEND FIELD VALUE", FIELD one of accepted, spliced, fallback, unspliced,
 # refused.REASON, backend.PORT.{connections,refused,bytes_to_backend,bytes_to_client,
 # copied_to_backend,copied_to_client,overlaps_trimmed}.
 stream_stats() {
@@ -804,7 +804,7 @@ stream_stats() {
 import json, sys
 for f in json.load(sys.stdin).get("streams", []):
     p = f["port"]
-    for key in ("accepted", "spliced", "fallback"):
+    for key in ("accepted", "spliced", "fallback", "unspliced"):
         print(p, key, f[key])
     for reason, count in f["refused"].items():
         print(p, "refused." + reason, count)

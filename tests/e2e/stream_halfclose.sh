@@ -25,11 +25,11 @@
 # exactly "BYE" and the backend's FIN before their own; 3 clients sending
 # their request and FIN in one segment are served through the fallback
 # (exact echo, then FIN) and counted as fallback; stats count every
-# connection as spliced or fallback and none refused, and the bytes to
-# each backend and back exactly; a connection whose backend SYN was dropped
-# (the router's connect() pending until its retransmission, 1 s) gets
-# exactly its echo and a FIN, spliced; the router is back at its idle
-# descriptors.
+# connection as spliced, fallback or unspliced and none refused, and the
+# bytes to each backend and back exactly; a connection whose backend SYN
+# was dropped (the router's connect() pending until its retransmission,
+# 1 s) gets exactly its echo, then the echo of a second flight that splices
+# it, and a FIN; the router is back at its idle descriptors.
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -86,23 +86,28 @@ start_in_ns "$NS" "$E2E_WORKDIR/late-5004.log" "$E2E_PYTHON" "$PEER" --timeout 1
     late-accept-server 5004 --ready "$LATE_READY"
 wait_until 10 test -e "$LATE_READY" || die "the late-accepting backend never started"
 slow_req="SLOW request to a backend still connecting"
+slow_more=", and a second flight once the echo came"
+# The second part goes once the first reply is there: the router copied
+# that reply and splices the connection at this second flight.
 out=$(ip netns exec "$NS" timeout 30 "$E2E_PYTHON" "$PEER" --timeout 15 send 127.0.0.1 9001 "$slow_req" \
-    --fin-after "${#slow_req}")
-assert_eq "$slow_req eof" "$(json_field "$out" received_head) $(json_field "$out" ended)" \
-    "backend SYN dropped, connect() pending: exact echo, then FIN"
+    --first-reply-file "$E2E_WORKDIR/slow.first" --second "$slow_more" --second-when "$E2E_WORKDIR/slow.first" \
+    --fin-after $((${#slow_req} + ${#slow_more})))
+assert_eq "$slow_req$slow_more eof" "$(json_field "$out" received_head) $(json_field "$out" ended)" \
+    "backend SYN dropped, connect() pending: exact echo of both flights, then FIN"
 assert_eq True "$(json_field "$(head -1 "$E2E_WORKDIR/late-5004.log")" syn_dropped)" \
     "the router's SYN to 5004 was dropped (its connect() was pending)"
 stats=$(stream_stats "$NS")
-assert_eq "1 1 0 ${#slow_req} ${#slow_req}" \
-    "$(stream_stat "$stats" 9001 accepted spliced fallback backend.5004.bytes_to_backend backend.5004.bytes_to_client)" \
-    "9001: the connection spliced, its bytes counted once each way"
+slow_total=$((${#slow_req} + ${#slow_more}))
+assert_eq "1 1 0 $slow_total $slow_total ${#slow_req} ${#slow_req}" \
+    "$(stream_stat "$stats" 9001 accepted spliced fallback backend.5004.bytes_to_backend backend.5004.bytes_to_client backend.5004.copied_to_backend backend.5004.copied_to_client)" \
+    "9001: the connection spliced at its second flight, its bytes counted once each way, the first flight each way copied by the router"
 
 # --------------------------------------------------------------- counters
 stats=$(stream_stats "$NS")
 total=$((2 * RUNS + 3))
-spliced=$(stream_stat "$stats" 9000 spliced) fallback=$(stream_stat "$stats" 9000 fallback)
-assert_eq "$total $total" "$(stream_stat "$stats" 9000 accepted) $((spliced + fallback))" \
-    "all $total accepted and served, spliced or through the fallback ($spliced spliced, $fallback fallback)"
+read -r spliced fallback unspliced <<<"$(stream_stat "$stats" 9000 spliced fallback unspliced)"
+assert_eq "$total $total" "$(stream_stat "$stats" 9000 accepted) $((spliced + fallback + unspliced))" \
+    "all $total accepted and served: $spliced spliced, $fallback through the fallback, $unspliced unspliced"
 ((fallback >= 3)) && pass "the 3 half-closed clients went through the fallback ($fallback in all)" ||
     fail "the 3 half-closed clients went through the fallback: only $fallback did"
 for reason in too_short timeout magic_mismatch unknown_tag backend_refused; do

@@ -14,9 +14,10 @@
 # must leave 9000-9200 to the router.
 #
 # Checks: status lists 8080 and none of the stream frontends, and 8080 still
-# works through XDP; each tag reaches its backend and the connection is
-# spliced (the client half-closes only after its echo came back through the
-# sockmap, and gets the backend's FIN after it); a tag sent 1 byte per
+# works through XDP; each tag reaches its backend, whose echo (its first
+# reply) the router copies back, and the client's FIN after it and the
+# backend's FIN reach the other side: three connections that end unspliced,
+# with the replies counted as copied; a tag sent 1 byte per
 # segment with TCP_NODELAY is routed right; a request and FIN sent at once
 # (`nc -N`) is served through the splice(2) fallback and counted; an unknown
 # tag, a bad magic, a client that sends nothing, a client that ends too
@@ -94,8 +95,18 @@ for entry in aaa:5001 bbb:5002 ccc:5003; do
     req=$(mplex_request "$tag")
     want="$port:$req"
     out=$(client 127.0.0.1 9000 "$req" --fin-after ${#want})
-    assert_eq "$want" "$(json_field "$out" received_head)" "tag $tag routed to $port, echo spliced back"
+    assert_eq "$want" "$(json_field "$out" received_head)" "tag $tag routed to $port, echo copied back"
     assert_eq eof "$(json_field "$out" ended)" "tag $tag: the backend's FIN reached the client"
+done
+stats=$(stream_stats "$NS")
+assert_eq "3 0 0" "$(stream_stat "$stats" 9000 unspliced spliced fallback)" \
+    "one request and one reply each: all three ended unspliced"
+for entry in aaa:5001 bbb:5002 ccc:5003; do
+    tag=${entry%%:*} port=${entry#*:} req=$(mplex_request "${entry%%:*}")
+    reply_length=$((${#port} + 1 + ${#req}))
+    assert_eq "${#req} $reply_length ${#req} $reply_length" \
+        "$(stream_stat "$stats" 9000 backend.$port.bytes_to_backend backend.$port.bytes_to_client backend.$port.copied_to_backend backend.$port.copied_to_client)" \
+        "$tag: request and reply counted once each way, both copied by the router"
 done
 
 req=$(mplex_request bbb)
@@ -111,8 +122,8 @@ assert_eq "5003:$req" "$(json_field "$out" received_head)" \
     "request and FIN in one segment: served"
 assert_eq 1 "$(stream_stat "$(stream_stats "$NS")" 9000 fallback)" \
     "request and FIN in one segment: went through the splice(2) fallback, counted"
-# nc -N sends its FIN a moment after the request: spliced or fallback,
-# whichever the router saw, it is served.
+# nc -N sends its FIN a moment after the request: through the fallback if
+# it came before the reply, unspliced if after; either way it is served.
 reply=$(printf '%s' "$req" | ip netns exec "$NS" timeout 5 nc -N 127.0.0.1 9000 2>&1)
 assert_eq "5003:$req" "$reply" "request then FIN from nc -N served"
 
@@ -207,13 +218,16 @@ assert_eq "$want" "$(json_field "$out" received_head)" "a new connection follows
 
 # --------------------------------------------------------------- counters
 stats=$(stream_stats "$NS")
-# 9000: aaa bbb ccc, per-byte bbb, reload's old aaa and new aaa spliced;
-# request+FIN through the fallback; nc -N either way; zzz, bad magic,
-# silent, short refused.
+# 9000: aaa bbb ccc and the new aaa unspliced; reload's old aaa spliced
+# (its second flight); per-byte bbb spliced if the router read its first
+# 24 bytes before the 25th came, else unspliced; request+FIN through the
+# fallback; nc -N either way; zzz, bad magic, silent, short refused.
 assert_eq 12 "$(stream_stat "$stats" 9000 accepted)" "9000 accepted 12 connections"
-spliced=$(stream_stat "$stats" 9000 spliced) fallback=$(stream_stat "$stats" 9000 fallback)
-assert_eq 8 "$((spliced + fallback))" "9000 served 8: spliced $spliced, fallback $fallback"
-assert_match "nc -N went either way" '^(1 7|2 6)$' "$fallback $spliced"
+read -r spliced fallback unspliced <<<"$(stream_stat "$stats" 9000 spliced fallback unspliced)"
+assert_eq 8 "$((spliced + fallback + unspliced))" \
+    "9000 served 8: spliced $spliced, fallback $fallback, unspliced $unspliced"
+assert_match "old aaa spliced, per-byte bbb and nc -N either way" \
+    '^(1|2) (1|2) (4|5|6)$' "$spliced $fallback $unspliced"
 for reason in unknown_tag magic_mismatch timeout too_short; do
     assert_eq 1 "$(stream_stat "$stats" 9000 "refused.$reason")" "9000 refused 1 as $reason"
 done
@@ -223,8 +237,8 @@ assert_eq 3 "$(stream_stat "$stats" 9000 backend.5002.connections)" "5002 got 3 
 assert_eq 3 "$(stream_stat "$stats" 9000 backend.5003.connections)" "5003 got 3 (ccc, request+FIN, nc -N)"
 assert_eq 1 "$(stream_stat "$stats" 9100 refused.backend_refused)" "9100 refused 1 as backend_refused"
 assert_eq 1 "$(stream_stat "$stats" 9100 backend.5009.refused)" "backend 5009 counted the refusal"
-# Bytes the verdict program relayed to 5001: both aaa requests, first bytes
-# included (the router only peeks at them), and "after-reload".
+# Bytes relayed to 5001: both aaa requests (written by the router) and
+# "after-reload" (by the verdict program).
 req=$(mplex_request aaa)
 assert_eq $((2 * ${#req} + 12)) "$(stream_stat "$stats" 9000 backend.5001.bytes_to_backend)" \
     "bytes to 5001 counted by the verdict program: both aaa requests and after-reload"

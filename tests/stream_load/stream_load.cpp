@@ -592,10 +592,6 @@ int concurrent(const ClientOptions& options) {
                     }
                     connection.sent += n > 0 ? static_cast<std::size_t>(n) : 0;
                 }
-                if (last && connection.sent == connection.request.size() && !connection.fin_sent) {
-                    ::shutdown(connection.fd, SHUT_WR);
-                    connection.fin_sent = true;
-                }
                 epoll_event wanted{};
                 wanted.events = EPOLLIN | (connection.sent < connection.limit ? EPOLLOUT : 0u);
                 wanted.data.u64 = connection.index;
@@ -630,6 +626,13 @@ int concurrent(const ClientOptions& options) {
                     continue;
                 }
                 connection.received += got;
+                // The FIN once the whole echo is back, not with the last
+                // bytes: a client half-closed by the time the router
+                // splices its connection takes the splice(2) fallback.
+                if (last && connection.received == connection.request.size() && !connection.fin_sent) {
+                    ::shutdown(connection.fd, SHUT_WR);
+                    connection.fin_sent = true;
+                }
                 if (!last && connection.received == connection.limit) {
                     settle(connection);  // this round's echo is complete; EOF comes in the last
                 }
