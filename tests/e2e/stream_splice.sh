@@ -247,6 +247,10 @@ assert_match "prometheus: accepted connections per stream frontend" \
     '^portmux_stream_accepted_connections_total\{frontend="9000"\} 12$' "$prom"
 assert_match "prometheus: refusals by reason" \
     'portmux_stream_refused_connections_total\{frontend="9000",reason="unknown_tag"\} 1' "$prom"
+for how in spliced fallback unspliced; do
+    assert_match "prometheus: connections served by how ($how), as in stats" \
+        "^portmux_stream_served_connections_total\\{frontend=\"9000\",how=\"$how\"\\} ${!how}\$" "$prom"
+done
 
 router_idle() { (($(ls "/proc/$ROUTER/fd" | wc -l) == fds_idle)); }
 wait_until 5 router_idle
