@@ -575,6 +575,8 @@ private:
 
     portmux_stream_connections& counters(std::uint16_t frontend, std::uint16_t backend);
     void counters_changed(std::uint16_t frontend, std::uint16_t backend);
+    void count_copied(const Connection& connection, const Side& to, std::uint64_t bytes);
+    void count_served(const Connection& connection, __u64 portmux_stream_connections::*how);
     void flush_counters();
 
     StreamSkeletonPtr skeleton_;
@@ -1131,6 +1133,26 @@ void StreamRouter::Impl::counters_changed(std::uint16_t frontend, std::uint16_t 
     unflushed_.insert({frontend, backend});
 }
 
+// Bytes the router wrote to TO itself, counted as copied to that side.
+void StreamRouter::Impl::count_copied(const Connection& connection, const Side& to,
+                                      std::uint64_t bytes) {
+    portmux_stream_connections& count =
+        counters(connection.rules->frontend.port, connection.backend_port);
+    (&to == &connection.backend ? count.splice_bytes_to_backend : count.splice_bytes_to_client) +=
+        bytes;
+    counters_changed(connection.rules->frontend.port, connection.backend_port);
+}
+
+// How a routed connection was served (spliced, fallback, unspliced):
+// counted for its frontend and its backend.
+void StreamRouter::Impl::count_served(const Connection& connection,
+                                      __u64 portmux_stream_connections::*how) {
+    for (const std::uint16_t backend : {std::uint16_t{0}, connection.backend_port}) {
+        ++(counters(connection.rules->frontend.port, backend).*how);
+        counters_changed(connection.rules->frontend.port, backend);
+    }
+}
+
 // Writes the changed counters to `stream_connections`, all in one syscall:
 // once per loop iteration rather than at every change (a connection changes
 // two routes' counters two or three times as it is accepted and spliced),
@@ -1550,9 +1572,7 @@ StreamRouter::Impl::FirstReply StreamRouter::Impl::take_first_reply(Connection& 
     }
     const std::size_t written = sent > 0 ? static_cast<std::size_t>(sent) : 0;
     client.user_written += written;
-    counters(connection.rules->frontend.port, connection.backend_port).splice_bytes_to_client +=
-        written;
-    counters_changed(connection.rules->frontend.port, connection.backend_port);
+    count_copied(connection, client, written);
     if (written < length) {
         connection.splice_unsafe = true;
         connection.to_client.assign(first_flight_.begin() + static_cast<std::ptrdiff_t>(written),
@@ -1564,15 +1584,10 @@ StreamRouter::Impl::FirstReply StreamRouter::Impl::take_first_reply(Connection& 
 // --------------------------------------------------------------- splicing
 
 void StreamRouter::Impl::hand_off(Connection& connection) {
-    const std::uint16_t frontend = connection.rules->frontend.port;
-    const std::uint16_t backend = connection.backend_port;
     const bool spliced =
         use_sockmap_ && !connection.splice_unsafe && splice_with_sockmap(connection);
-    for (portmux_stream_connections* count : {&counters(frontend, 0), &counters(frontend, backend)}) {
-        ++(spliced ? count->spliced : count->fallback);
-    }
-    counters_changed(frontend, 0);
-    counters_changed(frontend, backend);
+    count_served(connection, spliced ? &portmux_stream_connections::spliced
+                                     : &portmux_stream_connections::fallback);
     if (!spliced) {
         start_fallback(connection);  // counted first: it may end the connection at once
     }
@@ -2009,11 +2024,7 @@ void StreamRouter::Impl::relay_held(Connection& connection, Side& from, Side& to
         }
     }
     if (relayed > 0) {
-        portmux_stream_connections& count =
-            counters(connection.rules->frontend.port, connection.backend_port);
-        (&to == &connection.backend ? count.splice_bytes_to_backend
-                                    : count.splice_bytes_to_client) += relayed;
-        counters_changed(connection.rules->frontend.port, connection.backend_port);
+        count_copied(connection, to, relayed);
     }
     if (changed) {
         (void)write_peer_entry(from, to);
@@ -2114,12 +2125,7 @@ bool StreamRouter::Impl::pump(Connection& connection, PipeRelay& relay, Side& fr
             }
             relay.in_pipe -= static_cast<std::size_t>(moved);
             to.user_written += static_cast<std::uint64_t>(moved);
-            portmux_stream_connections& count =
-                counters(connection.rules->frontend.port, connection.backend_port);
-            (&to == &connection.backend ? count.splice_bytes_to_backend
-                                        : count.splice_bytes_to_client) +=
-                static_cast<std::uint64_t>(moved);
-            counters_changed(connection.rules->frontend.port, connection.backend_port);
+            count_copied(connection, to, static_cast<std::uint64_t>(moved));
             continue;
         }
         if (!relay.source_ended) {
@@ -2166,9 +2172,7 @@ void StreamRouter::Impl::pump_fallback(Connection& connection) {
         }
         connection.to_client_written += static_cast<std::size_t>(sent);
         client.user_written += static_cast<std::uint64_t>(sent);
-        counters(connection.rules->frontend.port, connection.backend_port).splice_bytes_to_client +=
-            static_cast<std::uint64_t>(sent);
-        counters_changed(connection.rules->frontend.port, connection.backend_port);
+        count_copied(connection, client, static_cast<std::uint64_t>(sent));
     }
     if (!pump(connection, connection.client_to_backend, client, backend)) {
         abort(connection);
@@ -2240,10 +2244,7 @@ void StreamRouter::Impl::close_connection(Connection& connection, bool reset_cli
     if (connection.phase == Phase::first_reply) {
         // Ended in its first exchange (after the reply, or reset), before
         // either side needed splicing.
-        for (const std::uint16_t backend : {std::uint16_t{0}, connection.backend_port}) {
-            ++counters(connection.rules->frontend.port, backend).unspliced;
-            counters_changed(connection.rules->frontend.port, backend);
-        }
+        count_served(connection, &portmux_stream_connections::unspliced);
     }
     flush_counters();  // before the client can see the end
     for (auto [side, reset] : {std::pair{&connection.client, reset_client},
