@@ -52,6 +52,9 @@ using Milliseconds = std::chrono::milliseconds;
 
 constexpr int kListenBacklog = 4096;
 constexpr int kMaxEvents = 256;
+// The most clients accepted from one listener in one loop iteration (see
+// accept_clients): the connections already open get their turn between.
+constexpr std::size_t kAcceptBurst = 64;
 // How soon a connection whose side has half-closed is checked again for
 // "every redirected byte is in the peer's send queue": starts small (the
 // verdict program's backlog usually empties within microseconds), grows
@@ -338,6 +341,7 @@ struct Listener {
     std::shared_ptr<const FrontendRules> rules;
     std::uint32_t rr_cursor = 0;
     bool defers_accept = false;  // TCP_DEFER_ACCEPT set: see set_defer_accept()
+    std::uint64_t ready_at_wake = 0;  // the loop iteration it last was ready in (accept_clients)
     EpollTag tag;
 };
 
@@ -520,6 +524,7 @@ private:
     void take_pending_apply();
     void handle(const epoll_event& event);
     void accept_clients(Listener& listener);
+    bool accept_client(Listener& listener);
     enum class FirstRead { some, none, ended, failed, decided };
     void await_first_bytes(Connection& connection);
     void wait_for_first_bytes(Connection& connection);
@@ -613,6 +618,7 @@ private:
 
     // Loop thread only.
     std::map<std::uint16_t, std::unique_ptr<Listener>> listeners_;
+    std::uint64_t wake_count_ = 0;  // loop iterations so far (accept_clients)
     std::unordered_map<std::uint64_t, std::unique_ptr<Connection>> connections_;
     std::vector<std::uint64_t> dead_;
     // Spliced sockets by cookie: which connection, and whether the client.
@@ -894,6 +900,7 @@ void StreamRouter::Impl::loop() {
             }
         }
         const int count = ::epoll_wait(epoll_.get(), events, kMaxEvents, next_timeout(Clock::now()));
+        ++wake_count_;
         if (count < 0 && errno != EINTR) {
             fmt::print(stderr, "portmux: stream router: epoll_wait: {}\n", std::strerror(errno));
             break;
@@ -1181,13 +1188,32 @@ void StreamRouter::Impl::flush_counters() {
 // One connection per wake-up: the listener is level triggered, so with more
 // waiting the next epoll_wait returns at once (with whatever else is ready),
 // and a lone client costs no second accept4 that finds the queue empty.
+// One client per wake-up while they come one at a time: a second accept4
+// would find the queue empty, a syscall per connection for nothing. A
+// listener still ready at the next wake-up has a queue: it is emptied then,
+// up to kAcceptBurst. Otherwise a burst of clients (64 streams opened at
+// once) is accepted one per loop iteration, behind whatever else that
+// iteration does (forwarding held bytes); their handshakes are done and
+// they send until their window closes, unread, and then wait for their
+// persist timer (200 ms, backing off), since nothing reopens the window
+// before the router's first read.
 void StreamRouter::Impl::accept_clients(Listener& listener) {
+    const bool queued = listener.ready_at_wake + 1 == wake_count_;
+    listener.ready_at_wake = wake_count_;
+    const std::size_t burst = queued ? kAcceptBurst : 1;
+    std::size_t accepted = 0;
+    while (accepted < burst && accept_client(listener)) {
+        ++accepted;
+    }
+}
+
+bool StreamRouter::Impl::accept_client(Listener& listener) {
     sockaddr_storage client_address{};
     socklen_t client_length = sizeof client_address;
     UniqueFd client(::accept4(listener.fd.get(), reinterpret_cast<sockaddr*>(&client_address),
                               &client_length, SOCK_NONBLOCK | SOCK_CLOEXEC));
     if (!client) {
-        return;  // EAGAIN, or a client gone before accept, or out of fds
+        return false;  // EAGAIN, or a client gone before accept, or out of fds
     }
     auto connection = std::make_unique<Connection>();
     connection->client_address = client_address;
@@ -1209,6 +1235,7 @@ void StreamRouter::Impl::accept_clients(Listener& listener) {
     } else {
         await_first_bytes(added);
     }
+    return true;
 }
 
 // Most clients send their first bytes right behind the handshake, and a
