@@ -644,7 +644,11 @@ def sockmap_losses(rows):
         "column): the bytes reach the server after everything queued between the two, out of cache when the "
         "queues are deep, while the naive proxy's own write has just put them in cache. On a machine whose cores are busy with other work, the "
         "kworker waits for a CPU like any other task, and one connection's bytes wait with it: where portmux's "
-        "throughput ratio is below its CPU ratio, the stream is bound by those wake-ups, not by the work. The "
+        "throughput ratio is below its CPU ratio, the stream is bound by those wake-ups, not by the work. What the "
+        "router copies with 64 streams is mostly the bytes of clients inserted held: a client with more than 64 KiB "
+        "unread when its sockets are spliced was most likely sent into a closed window, and the kernel sends no "
+        "window update when it frees bytes the program redirected, so such a client would wait for its persist timer "
+        "(200 ms); the router's reads of its held bytes send the update (docs/design.md, \"A burst of clients\"). The "
         "router's backend sockets use reno when the default congestion control is BBR (this machine's), which "
         "paces in the TCP stack; the other relays keep the default and pace their backend sockets. Latency p99 "
         "on this machine is scheduling delay for every system.")
