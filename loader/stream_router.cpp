@@ -1185,18 +1185,15 @@ void StreamRouter::Impl::flush_counters() {
 
 // --------------------------------------------------------- first bytes
 
-// One connection per wake-up: the listener is level triggered, so with more
-// waiting the next epoll_wait returns at once (with whatever else is ready),
-// and a lone client costs no second accept4 that finds the queue empty.
 // One client per wake-up while they come one at a time: a second accept4
-// would find the queue empty, a syscall per connection for nothing. A
-// listener still ready at the next wake-up has a queue: it is emptied then,
-// up to kAcceptBurst. Otherwise a burst of clients (64 streams opened at
-// once) is accepted one per loop iteration, behind whatever else that
-// iteration does (forwarding held bytes); their handshakes are done and
-// they send until their window closes, unread, and then wait for their
-// persist timer (200 ms, backing off), since nothing reopens the window
-// before the router's first read.
+// would find the queue empty, a syscall per connection for nothing. The
+// listener is level triggered, so one still ready at the very next wake-up
+// has a queue: it is emptied then, up to kAcceptBurst. Otherwise a burst of
+// clients (64 streams opened at once) is accepted one per loop iteration,
+// behind whatever else that iteration does (forwarding held bytes); their
+// handshakes are done and they send until their window closes, unread, and
+// then wait for their persist timer (200 ms, backing off), since nothing
+// reopens the window before the router's first read.
 void StreamRouter::Impl::accept_clients(Listener& listener) {
     const bool queued = listener.ready_at_wake + 1 == wake_count_;
     listener.ready_at_wake = wake_count_;
